@@ -1,0 +1,37 @@
+import express from 'express';
+import type { ErrorRequestHandler } from 'express';
+import type { Client, Connection } from '@temporalio/client';
+import type { AppConfig } from '../config/load.js';
+import type { Db } from '../db/pool.js';
+import type { Logger } from '../observability/logger.js';
+import { createHealthRouter } from './routes/health.js';
+
+export interface ApiDeps {
+  config: AppConfig;
+  db: Db;
+  temporal: Client;
+  /** The connection behind `temporal`, for health checks. */
+  temporalConnection: Connection;
+  logger: Logger;
+}
+
+/** Builds the HTTP application; main.ts owns the listening server and the process lifecycle. */
+export function createApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', true);
+  app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found', message: 'No such route' });
+  });
+  // Last line of defence: whatever slipped through is answered as JSON, never as an HTML stack trace.
+  const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
+    const status = typeof error === 'object' && error !== null && 'status' in error && typeof error.status === 'number' ? error.status : 500;
+    if (status >= 500) deps.logger.error({ err: error, path: req.path }, 'request failed');
+    if (res.headersSent) return;
+    res.status(status).json({ error: status >= 500 ? 'internal_error' : 'bad_request', message: status >= 500 ? 'Internal error' : 'Request could not be read' });
+  };
+  app.use(onError);
+  return app;
+}

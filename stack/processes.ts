@@ -1,0 +1,119 @@
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { createConnection } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Polls until `pid` is gone; resolves false if it is still alive after `timeoutMs`. */
+export async function waitForProcessExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isProcessAlive(pid)) return true;
+    await delay(100);
+  }
+  return !isProcessAlive(pid);
+}
+
+let setprivSupportsPdeathsig: boolean | undefined;
+
+/**
+ * Children are started through `setpriv --pdeathsig TERM` when util-linux provides it: the
+ * kernel then stops them even if the launcher itself is killed with SIGKILL, so no
+ * `temporal` or `java` process outlives the stack.
+ */
+function withParentDeathSignal(command: string, args: string[], signal: string): [string, string[]] {
+  if (process.platform !== 'linux') return [command, args];
+  setprivSupportsPdeathsig ??= spawnSync('setpriv', ['--pdeathsig', 'TERM', 'true']).status === 0;
+  return setprivSupportsPdeathsig ? ['setpriv', ['--pdeathsig', signal, command, ...args]] : [command, args];
+}
+
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** `signal` (SIGTERM by default), then SIGKILL after `graceMs`. Resolves when the process is gone. */
+  stop(graceMs: number, signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function spawnManaged(
+  name: string,
+  command: string,
+  args: string[],
+  options: SpawnOptions & { onOutput?: (line: string) => void; parentDeathSignal?: 'TERM' | 'INT' } = {},
+): ManagedProcess {
+  const { onOutput, parentDeathSignal = 'TERM', ...spawnOptions } = options;
+  const [file, finalArgs] = withParentDeathSignal(command, args, parentDeathSignal);
+  const child = spawn(file, finalArgs, {
+    // Own process group: a terminal's Ctrl-C reaches only the launcher, which then stops
+    // everything in order (API, workers, Temporal, PostgreSQL).
+    detached: true,
+    stdio: ['ignore', onOutput ? 'pipe' : 'inherit', onOutput ? 'pipe' : 'inherit'],
+    ...spawnOptions,
+  });
+  if (onOutput) {
+    for (const stream of [child.stdout, child.stderr]) {
+      let buffered = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        buffered += chunk;
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) if (line.trim() !== '') onOutput(line);
+      });
+    }
+  }
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', (error) => resolve(`spawn failed: ${error.message}`));
+  });
+  const stop = async (graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    child.kill(signal);
+    const graceOver = new AbortController();
+    const timer = delay(graceMs, 'timeout' as const, { signal: graceOver.signal }).catch(() => 'exited' as const);
+    const outcome = await Promise.race([exited, timer]);
+    graceOver.abort(); // do not keep the event loop alive for the rest of the grace period
+    if (outcome === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return { name, child, exited, stop };
+}
+
+/** Resolves once a TCP connection to host:port succeeds. */
+export async function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`nothing is listening on ${host}:${port} after ${timeoutMs} ms`);
+    await delay(100);
+  }
+}
+
+/** Polls `check` until it returns true, or throws `message` after `timeoutMs`. */
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, message: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(message);
+    await delay(200);
+  }
+}

@@ -1,0 +1,10 @@
+/** `npm run provision`: builds or fetches Temporal's binaries into the machine-wide cache. */
+import { loadConfigOrExit } from '../config/load.js';
+import { ensureTemporalCli, ensureTestServer, temporalCliVersion } from './provision.js';
+
+const config = loadConfigOrExit();
+const progress = (message: string): void => console.log(message);
+const cli = await ensureTemporalCli({ version: config.devStack.temporal.cliVersion, progress });
+console.log(cli ? `temporal CLI: ${cli} (${temporalCliVersion(cli)})` : 'temporal CLI: unavailable (the SDK download will be tried)');
+const testServer = await ensureTestServer({ version: config.devStack.temporal.testServerVersion, progress });
+console.log(`time-skipping test server: ${testServer.type === 'existing-path' ? testServer.path : 'SDK download'}`);

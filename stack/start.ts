@@ -1,0 +1,120 @@
+/**
+ * `npm start`: PostgreSQL, the Temporal dev server with its Web UI, the worker and the API on
+ * one machine, then the URLs. Ctrl-C or SIGTERM stops everything in order and leaves nothing
+ * running. Each piece can also run alone (npm run api / npm run worker) against an external
+ * Temporal and PostgreSQL.
+ */
+import { loadConfigOrExit, repoRoot } from '../config/load.js';
+import { startEmbeddedPostgres } from '../db/embedded.js';
+import { exitWithError, prepareDatabase } from './lifecycle.js';
+import { spawnManaged, waitUntil } from './processes.js';
+import type { ManagedProcess } from './processes.js';
+import { ensureTemporalCli } from './provision.js';
+import { startDevServer } from './temporal-dev-server.js';
+
+const config = loadConfigOrExit();
+const say = (message: string): void => console.log(`switchboard | ${message}`);
+
+type Stopper = { name: string; stop: () => Promise<void> };
+const stoppers: Stopper[] = [];
+const children: ManagedProcess[] = [];
+let shuttingDown = false;
+
+async function shutdown(code: number, reason: string): Promise<never> {
+  if (shuttingDown) return new Promise<never>(() => undefined);
+  shuttingDown = true;
+  say(`stopping (${reason})`);
+  // Reverse start order: API and workers first (they drain), then Temporal, then PostgreSQL.
+  for (const { name, stop } of stoppers.reverse()) {
+    const started = Date.now();
+    try {
+      await stop();
+      say(`  ${name} stopped (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (error) {
+      say(`  ${name} did not stop cleanly: ${(error as Error).message}`);
+    }
+  }
+  process.exit(code);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => void shutdown(0, signal));
+}
+
+/** Node child processes get an IPC channel: it closes if the launcher dies, and they stop. */
+function startNodeProcess(name: string, entry: string, env: NodeJS.ProcessEnv): ManagedProcess {
+  const child = spawnManaged(name, process.execPath, ['--import', 'tsx', entry], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.push(child);
+  void child.exited.then((code) => {
+    if (!shuttingDown) void shutdown(1, `${name} exited unexpectedly (${code})`);
+  });
+  return child;
+}
+
+async function main(): Promise<void> {
+  say(`config ${config.configPath}`);
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, SWITCHBOARD_CONFIG: config.configPath };
+
+  // PostgreSQL: embedded unless DATABASE_URL points elsewhere.
+  let databaseUrl = config.database.url;
+  if (config.database.embedded) {
+    say(`starting embedded PostgreSQL on port ${config.devStack.postgres.port} (data in ${config.devStack.postgres.dataDir})`);
+    const postgres = await startEmbeddedPostgres(config.devStack.postgres, (line) => say(`  ${line}`));
+    stoppers.push({ name: 'PostgreSQL', stop: () => postgres.stop() });
+    databaseUrl = postgres.url;
+  } else {
+    say('using PostgreSQL from DATABASE_URL');
+  }
+  const applied = await prepareDatabase(databaseUrl);
+  say(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
+  childEnv.DATABASE_URL = databaseUrl;
+
+  // Temporal: the dev server unless TEMPORAL_ADDRESS (or a Temporal profile) points elsewhere.
+  let uiUrl: string | undefined;
+  if (config.temporal.external) {
+    say(`using Temporal at ${config.temporal.address}, namespace ${config.temporal.namespace}`);
+  } else {
+    const settings = config.devStack.temporal;
+    const cli = await ensureTemporalCli({ version: settings.cliVersion, progress: (line) => say(line) });
+    if (!cli) {
+      throw new Error('no Temporal CLI: install Go >= 1.25 (the CLI is then built once) or set TEMPORAL_CLI to a temporal binary');
+    }
+    say(`starting Temporal dev server on ${settings.ip}:${settings.frontendPort} (history in ${settings.dbFilename})`);
+    const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`));
+    children.push(server.process);
+    stoppers.push({ name: 'Temporal dev server', stop: () => server.process.stop(15_000) });
+    void server.process.exited.then((code) => {
+      if (!shuttingDown) void shutdown(1, `the Temporal dev server exited unexpectedly (${code})`);
+    });
+    uiUrl = server.uiUrl;
+    childEnv.TEMPORAL_ADDRESS = server.address;
+    childEnv.TEMPORAL_NAMESPACE = settings.namespace;
+  }
+
+  const worker = startNodeProcess('worker', 'workers/main.ts', childEnv);
+  stoppers.push({ name: 'worker', stop: () => worker.stop(config.shutdownGraceMs + 5_000) });
+  const api = startNodeProcess('api', 'api/main.ts', childEnv);
+  stoppers.push({ name: 'API', stop: () => api.stop(config.shutdownGraceMs + 5_000) });
+
+  const apiUrl = `http://localhost:${config.api.port}`;
+  await waitUntil(async () => (await fetch(`${apiUrl}/readyz`)).ok, 180_000, `the API did not become ready at ${apiUrl}/readyz`);
+
+  say('ready');
+  say(`  API           ${apiUrl}`);
+  say(`  readiness     ${apiUrl}/readyz`);
+  if (uiUrl) say(`  Temporal UI   ${uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
+  say(`  Temporal gRPC ${config.temporal.address} (namespace ${config.temporal.namespace})`);
+  say(`  PostgreSQL    ${databaseUrl.replace(/\/\/([^:/]+):[^@]*@/, '//$1:***@')}`);
+  say('press Ctrl-C to stop');
+}
+
+main().catch((error: unknown) => {
+  if (shuttingDown) return;
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`switchboard: ${message.split('\n')[0]}\n`);
+  void shutdown(1, 'start-up failed').catch(() => exitWithError('start', error));
+});

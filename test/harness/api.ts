@@ -1,0 +1,60 @@
+import { once as onceEvent } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import { createApp } from '../../api/app.js';
+import { loadConfig } from '../../config/load.js';
+import type { AppConfig } from '../../config/load.js';
+import type { Db } from '../../db/pool.js';
+import { createLogger } from '../../observability/logger.js';
+import { uniqueId } from './resources.js';
+
+/** The development configuration with task queues of its own, so tests never share a queue. */
+export function testConfig(overrides: { databaseUrl?: string; namespace?: string; address?: string } = {}): AppConfig {
+  const base = loadConfig({});
+  const suffix = uniqueId('q');
+  return {
+    ...base,
+    database: { url: overrides.databaseUrl ?? base.database.url, embedded: false },
+    temporal: {
+      ...base.temporal,
+      address: overrides.address ?? base.temporal.address,
+      namespace: overrides.namespace ?? base.temporal.namespace,
+      connection: { ...base.temporal.connection, address: overrides.address ?? base.temporal.address },
+      taskQueues: {
+        calls: `calls-${suffix}`,
+        leads: `leads-${suffix}`,
+        messaging: `messaging-${suffix}`,
+      },
+    },
+    shutdownGraceMs: 1_000,
+  };
+}
+
+export interface RunningApi {
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection }): Promise<RunningApi> {
+  const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
+  const app = createApp({
+    config: deps.config,
+    db: deps.db,
+    temporal,
+    temporalConnection: deps.connection,
+    logger: createLogger({ name: 'switchboard-api-test', level: 'silent' }),
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await onceEvent(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,37 @@
+import { createServer } from 'node:net';
+import { randomUUID } from 'node:crypto';
+
+type Teardown = () => Promise<void>;
+const teardowns: Teardown[] = [];
+
+/** Registers cleanup for a run-wide resource; global.ts runs them (newest first) after the last test. */
+export function onRunEnd(teardown: Teardown): void {
+  teardowns.push(teardown);
+}
+
+export async function runTeardowns(): Promise<void> {
+  for (const teardown of teardowns.reverse()) await teardown().catch((error: unknown) => console.error('teardown failed:', error));
+  teardowns.length = 0;
+}
+
+/** Memoizes an async factory: one server of each kind per test run, started on first use. */
+export function once<T>(factory: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => (value ??= factory());
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Ids that never collide between tests, files or runs. */
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}

@@ -1,0 +1,49 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import type { WorkerOptions } from '@temporalio/worker';
+import { loadConfig } from '../../config/load.js';
+import { ensureTemporalCli, ensureTestServer } from '../../stack/provision.js';
+import { dynamicConfigArgs } from '../../stack/temporal-dev-server.js';
+import { searchAttributes } from '../../shared/search-attributes.js';
+import { bundleWorkflows } from '../../workers/create-workers.js';
+import { onRunEnd, once } from './resources.js';
+
+const settings = loadConfig({}).devStack.temporal;
+const progress = (message: string): void => console.log(`  [harness] ${message}`);
+
+let runtimeInstalled = false;
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  // Keep SDK warnings (e.g. failed activities the tests provoke on purpose) out of the test output.
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+}
+
+/** The run's Temporal dev server (the real server, SQLite in memory), with our search attributes. */
+export const getDevServer = once(async (): Promise<TestWorkflowEnvironment> => {
+  installQuietRuntime();
+  const cli = await ensureTemporalCli({ version: settings.cliVersion, progress });
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
+      namespace: settings.namespace,
+      searchAttributes: Object.values(searchAttributes),
+      extraArgs: dynamicConfigArgs(settings.dynamicConfig),
+      log: { format: 'json', level: 'error' },
+    },
+  });
+  onRunEnd(() => env.teardown());
+  return env;
+});
+
+/** The run's time-skipping test server, for flows whose timers span days. */
+export const getTimeSkippingServer = once(async (): Promise<TestWorkflowEnvironment> => {
+  installQuietRuntime();
+  const executable = await ensureTestServer({ version: settings.testServerVersion, progress });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable } });
+  onRunEnd(() => env.teardown());
+  return env;
+});
+
+/** The workflow bundle, built once per run and shared by every test worker. */
+export const getWorkflowBundle = once(async (): Promise<NonNullable<WorkerOptions['workflowBundle']>> => bundleWorkflows());

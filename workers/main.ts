@@ -1,0 +1,61 @@
+/** The worker process: `npm run worker`, or started by `npm start`. Scale out by running more of them. */
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { LogLevel } from '@temporalio/worker';
+import { setTimeout as delay } from 'node:timers/promises';
+import { loadConfigOrExit } from '../config/load.js';
+import { createPool } from '../db/pool.js';
+import { createLogger, scrubText } from '../observability/logger.js';
+import { exitWithError, prepareDatabase } from '../stack/lifecycle.js';
+import { createWorkers } from './create-workers.js';
+
+const config = loadConfigOrExit();
+const logger = createLogger({ name: 'switchboard-worker', level: config.env.LOG_LEVEL });
+
+const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+Runtime.install({
+  logger: new DefaultLogger(sdkLevels[config.env.LOG_LEVEL] ?? 'INFO', (entry) => {
+    const level = entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
+    logger[level]({ ...entry.meta, sdk: true }, scrubText(entry.message));
+  }),
+  // The Runtime shuts the workers down gracefully on these signals.
+  shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
+});
+// Started by the launcher and the launcher went away: stop like on SIGTERM.
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}
+
+async function connectToTemporal(timeoutMs = 60_000): Promise<NativeConnection> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await NativeConnection.connect(config.temporal.connection);
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`Temporal at ${config.temporal.address} is unreachable: ${(error as Error).message}`, { cause: error });
+      await delay(1_000);
+    }
+  }
+}
+
+try {
+  await prepareDatabase(config.database.url);
+} catch (error) {
+  exitWithError('worker', error);
+}
+const db = createPool(config.database.url, { max: 20, applicationName: 'switchboard-worker' });
+let connection: NativeConnection;
+try {
+  connection = await connectToTemporal();
+} catch (error) {
+  exitWithError('worker', error);
+}
+const workers = await createWorkers({ config, connection, db, logger });
+logger.info({ taskQueues: workers.map((worker) => worker.options.taskQueue), namespace: config.temporal.namespace }, 'workers running');
+try {
+  await Promise.all(workers.map((worker) => worker.run()));
+} finally {
+  await Promise.allSettled([db.end(), connection.close()]);
+  logger.info('workers stopped');
+}
+process.exit(0);

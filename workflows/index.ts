@@ -1,0 +1,2 @@
+// The workflow bundle's entry point: every workflow the workers run is re-exported here.
+export { callWorkflow } from './call.js';
