@@ -1,0 +1,27 @@
+// Local stand-ins for the outside systems (see CONTRACTS.md).
+export { startKommoSandbox, phoneKey } from './kommo.js';
+export type {
+  KommoCompany,
+  KommoContact,
+  KommoLead,
+  KommoNote,
+  KommoSandbox,
+  KommoSandboxOptions,
+  KommoState,
+  KommoStoredNote,
+  KommoTask,
+  KommoUnsorted,
+  KommoUser,
+  SeedCompanyInput,
+  SeedContactInput,
+  SeedUserInput,
+} from './kommo.js';
+export { startTicketingSandbox, TICKET_PRIORITIES } from './ticketing.js';
+export type { Ticket, TicketPriority, TicketingSandbox, TicketingSandboxOptions, TicketingState } from './ticketing.js';
+export { startSlackSandbox } from './slack.js';
+export type { SlackMessage, SlackSandbox, SlackSandboxOptions, SlackState } from './slack.js';
+export { startSmtpSandbox } from './smtp.js';
+export type { SmtpMessage, SmtpSandbox, SmtpSandboxOptions, SmtpState } from './smtp.js';
+export { deterministicWav, startRecordingHost } from './recordings.js';
+export type { RecordingHost, RecordingHostOptions, RecordingHostState, RecordingInfo } from './recordings.js';
+export type { Clock, RequestCounts } from './http.js';
