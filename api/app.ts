@@ -4,7 +4,11 @@ import type { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
+import type { HandOff } from './handoff.js';
+import { Rejection } from './rejections.js';
+import { createCallsRouter } from './routes/calls.js';
 import { createHealthRouter } from './routes/health.js';
+import { createWebhookRouter } from './routes/webhooks.js';
 
 export interface ApiDeps {
   config: AppConfig;
@@ -12,6 +16,7 @@ export interface ApiDeps {
   temporal: Client;
   /** The connection behind `temporal`, for health checks. */
   temporalConnection: Connection;
+  handOff: HandOff;
   logger: Logger;
 }
 
@@ -21,15 +26,21 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', true);
   app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
+  app.use(createWebhookRouter(deps));
+  app.use(createCallsRouter(deps));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'No such route' });
   });
   // Last line of defence: whatever slipped through is answered as JSON, never as an HTML stack trace.
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
+    if (res.headersSent) return;
+    if (error instanceof Rejection) {
+      res.status(error.status).json({ error: error.reason, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) });
+      return;
+    }
     const status = typeof error === 'object' && error !== null && 'status' in error && typeof error.status === 'number' ? error.status : 500;
     if (status >= 500) deps.logger.error({ err: error, path: req.path }, 'request failed');
-    if (res.headersSent) return;
     res.status(status).json({ error: status >= 500 ? 'internal_error' : 'bad_request', message: status >= 500 ? 'Internal error' : 'Request could not be read' });
   };
   app.use(onError);

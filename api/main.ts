@@ -5,6 +5,8 @@ import { createPool } from '../db/pool.js';
 import { createLogger } from '../observability/logger.js';
 import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifecycle.js';
 import { createApp } from './app.js';
+import { createHandOff } from './handoff.js';
+import { startInboxRelay } from './inbox-relay.js';
 import { createApiTemporalClient } from './temporal-client.js';
 
 const config = loadConfigOrExit();
@@ -18,7 +20,9 @@ try {
 const db = createPool(config.database.url, { max: 20, applicationName: 'switchboard-api' });
 const { connection, client: temporal } = createApiTemporalClient(config.temporal);
 
-const app = createApp({ config, db, temporal, temporalConnection: connection, logger });
+const handOff = createHandOff({ temporal, connection, db, logger, timeoutMs: config.env.TEMPORAL_HANDOFF_TIMEOUT_MS });
+const relay = startInboxRelay({ db, temporal, connection, logger });
+const app = createApp({ config, db, temporal, temporalConnection: connection, handOff, logger });
 const server = app.listen(config.api.port, config.api.host);
 server.keepAliveTimeout = 65_000;
 try {
@@ -35,5 +39,6 @@ onShutdownSignal(async (reason) => {
   const forceClose = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs).unref();
   await closed;
   clearTimeout(forceClose);
+  await relay.stop();
   await Promise.allSettled([db.end(), connection.close()]);
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callPolicySchema } from '../shared/calls.js';
 
 /** Names Temporal accepts for custom search attribute types. */
 export const searchAttributeTypes = ['Text', 'Keyword', 'Int', 'Double', 'Bool', 'Datetime', 'KeywordList'] as const;
@@ -42,12 +43,69 @@ export const tenantSecretsSchema = z.object({
   operatorToken: nonEmpty,
 });
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+export const kommoConfigSchema = z.object({
+  kind: z.literal('kommo'),
+  baseUrl: httpUrl,
+  token: nonEmpty,
+  /** `source` on call notes and `source_name` on incoming leads. */
+  source: nonEmpty.default('Switchboard'),
+  /** Kommo allows 7 requests per second per account; stay under it. */
+  rateLimitPerSecond: z.number().positive().max(7).default(6),
+  /** Hours until a missed-call call-back task is due. */
+  callbackDueMinutes: z.number().int().positive().default(60),
+  pipelineId: z.number().int().positive().optional(),
+});
+
+export const hubspotConfigSchema = z.object({
+  kind: z.literal('hubspot'),
+  baseUrl: httpUrl.default('https://api.hubapi.com'),
+  token: nonEmpty,
+  rateLimitPerSecond: z.number().positive().default(9),
+});
+
+export const ticketingConfigSchema = z.object({
+  baseUrl: httpUrl,
+  token: nonEmpty,
+  defaultQueue: nonEmpty.default('Support'),
+  /** Issue type (from analytics) → queue. */
+  queueByIssueType: z.record(z.string(), nonEmpty).default({}),
+});
+
+export const slackConfigSchema = z.object({
+  /** Incoming-webhook URLs per channel purpose; a missing one disables that alert. */
+  supportWebhookUrl: httpUrl.optional(),
+  alertsWebhookUrl: httpUrl.optional(),
+  vipWebhookUrl: httpUrl.optional(),
+});
+
+export const emailConfigSchema = z.object({
+  /** smtp://user:pass@host:port or smtps://… */
+  smtpUrl: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }),
+  from: nonEmpty,
+  /** Unhappy callers' apologies are copied here for escalation. */
+  escalationTo: z.email().optional(),
+  resourcesUrl: httpUrl.default('https://example.com/help'),
+});
+
 export const tenantSchema = z.object({
   displayName: nonEmpty,
   /** ISO 3166 region used to read national phone numbers, e.g. US or DE. */
   defaultRegion: z.string().regex(/^[A-Z]{2}$/, 'must be a two-letter ISO 3166 region code such as US'),
   timeZone: timeZoneSchema,
   secrets: tenantSecretsSchema,
+  /** Callers treated as VIP (E.164 or national numbers in the tenant's region). */
+  vipPhones: z.array(nonEmpty).default([]),
+  crm: z.discriminatedUnion('kind', [kommoConfigSchema, hubspotConfigSchema]).optional(),
+  ticketing: ticketingConfigSchema.optional(),
+  slack: slackConfigSchema.optional(),
+  email: emailConfigSchema.optional(),
+  /** Twilio account, for fetching recordings (HTTP Basic with the auth token). */
+  twilio: z.object({ accountSid: nonEmpty }).optional(),
+  /** HTTP Basic credentials for fetching recordings from the PBX. */
+  pbxRecordingAuth: z.object({ user: nonEmpty, pass: nonEmpty }).optional(),
+  calls: callPolicySchema.prefault({}),
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
 
@@ -110,5 +168,13 @@ export const envSchema = z.object({
   PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
+  /** How long a webhook waits for Temporal before its event goes to the PostgreSQL inbox. */
+  TEMPORAL_HANDOFF_TIMEOUT_MS: z.coerce.number().int().positive().default(1_500),
 });
 export type SwitchboardEnv = z.infer<typeof envSchema>;
+
+export type KommoConfig = z.infer<typeof kommoConfigSchema>;
+export type HubspotConfig = z.infer<typeof hubspotConfigSchema>;
+export type TicketingConfig = z.infer<typeof ticketingConfigSchema>;
+export type SlackConfig = z.infer<typeof slackConfigSchema>;
+export type EmailConfig = z.infer<typeof emailConfigSchema>;

@@ -7,6 +7,7 @@ import { createPool } from '../db/pool.js';
 import { createLogger, scrubText } from '../observability/logger.js';
 import { exitWithError, prepareDatabase } from '../stack/lifecycle.js';
 import { createWorkers } from './create-workers.js';
+import { createIntegrations } from './integrations.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ name: 'switchboard-worker', level: config.env.LOG_LEVEL });
@@ -50,11 +51,13 @@ try {
 } catch (error) {
   exitWithError('worker', error);
 }
-const workers = await createWorkers({ config, connection, db, logger });
+const integrations = createIntegrations(config);
+const workers = await createWorkers({ config, connection, db, logger, integrations });
 logger.info({ taskQueues: workers.map((worker) => worker.options.taskQueue), namespace: config.temporal.namespace }, 'workers running');
 try {
   await Promise.all(workers.map((worker) => worker.run()));
 } finally {
+  integrations.close();
   await Promise.allSettled([db.end(), connection.close()]);
   logger.info('workers stopped');
 }

@@ -1,12 +1,369 @@
-import { condition, defineSignal, setHandler } from '@temporalio/workflow';
+/**
+ * One workflow per call, id `call:<tenant>:<provider>:<provider call id>`. Every webhook and the
+ * manager's result form signal it (signalWithStart), in any order and any number of times. It
+ * journals each transition, enriches from the CRM without holding the journal up, logs the call
+ * in the CRM once, and runs the outcome actions (ticket, Slack, e-mail) once each.
+ */
+import {
+  allHandlersFinished,
+  condition,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { createCrmActivities, CrmSyncInput } from '../activities/crm.js';
+import type { createJournalActivities } from '../activities/journal.js';
+import type { createNotificationActivities } from '../activities/notifications.js';
+import type { createRecordingActivities } from '../activities/recordings.js';
+import type { createTicketActivities } from '../activities/tickets.js';
+import { decideOutcome } from '../shared/call-outcomes.js';
+import { applyCallEvent, byOccurrence, closeByTimeout, initialSnapshot, isEnded, isMissedInbound, maskPhone } from '../shared/call-state.js';
+import type { CallEvent, CallPolicy, CallProvider, CallSnapshot } from '../shared/calls.js';
+import { searchAttributes } from '../shared/search-attributes.js';
 
-export const callEventSignal = defineSignal<[unknown]>('callEvent');
+export interface CallWorkflowInput {
+  tenantId: string;
+  provider: CallProvider;
+  providerCallId: string;
+  policy: CallPolicy;
+}
 
-/** Skeleton; the call journaling issue replaces it. */
-export async function callWorkflow(): Promise<void> {
-  let done = false;
-  setHandler(callEventSignal, () => {
-    done = true;
+export interface CallEventBatch {
+  events: CallEvent[];
+}
+
+/** Canonical events from any source: webhooks, the result form, the inbox relay. */
+export const callEventsSignal = defineSignal<[CallEventBatch]>('callEvents');
+/** The call as the workflow knows it right now. */
+export const callStateQuery = defineQuery<CallSnapshot>('callState');
+
+type JournalActivities = ReturnType<typeof createJournalActivities>;
+type CrmActivities = ReturnType<typeof createCrmActivities>;
+type TicketActivities = ReturnType<typeof createTicketActivities>;
+type NotificationActivities = ReturnType<typeof createNotificationActivities>;
+type RecordingActivities = ReturnType<typeof createRecordingActivities>;
+
+const seconds = (value: number): number => value * 1000;
+
+/** Outside systems may be down for hours: keep retrying with backoff, within the policy's limit. */
+function outsideSystemOptions(policy: CallPolicy): ActivityOptions {
+  return {
+    startToCloseTimeout: '60s',
+    scheduleToCloseTimeout: `${policy.crmRetry.giveUpAfterHours}h`,
+    retry: {
+      initialInterval: seconds(policy.crmRetry.initialIntervalSeconds),
+      backoffCoefficient: 2,
+      maximumInterval: seconds(policy.crmRetry.maximumIntervalSeconds),
+      nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'],
+    },
+  };
+}
+
+export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapshot> {
+  const { tenantId, policy } = input;
+  const journal = proxyActivities<JournalActivities>({
+    startToCloseTimeout: '15s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   });
-  await condition(() => done);
+  const crm = proxyActivities<CrmActivities>(outsideSystemOptions(policy));
+  const tickets = proxyActivities<TicketActivities>(outsideSystemOptions(policy));
+  const notifications = proxyActivities<NotificationActivities>(outsideSystemOptions(policy));
+  const recordings = proxyActivities<RecordingActivities>({
+    startToCloseTimeout: '5m',
+    scheduleToCloseTimeout: '6h',
+    retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: ['Rejected'] },
+  });
+
+  let snapshot = initialSnapshot(tenantId, input.provider, input.providerCallId);
+  const arrived: CallEvent[] = [];
+  const unjournaled: CallEvent[] = [];
+  let changed = false;
+  let lastActivityAt = Date.now();
+  let endSeenAt: number | undefined;
+
+  setHandler(callEventsSignal, ({ events }) => {
+    arrived.push(...events);
+    lastActivityAt = Date.now();
+  });
+  setHandler(callStateQuery, () => snapshot);
+
+  // A run started by a late event (or after an operator terminated the last run) continues from the journal.
+  const journaled = await journal.loadCall(tenantId, snapshot.callId);
+  if (journaled) {
+    snapshot = journaled;
+    if (isEnded(snapshot)) endSeenAt = Date.now() - seconds(Math.max(policy.crmSyncDelaySeconds, policy.outcomeWaitSeconds));
+  }
+
+  /** Side tasks run beside the main loop; each starts at most once per run and marks the call changed when it ends. */
+  const started = new Set<string>();
+  let inFlight = 0;
+  const runOnce = (name: string, task: () => Promise<void>): void => {
+    if (started.has(name)) return;
+    started.add(name);
+    inFlight++;
+    void task().finally(() => {
+      inFlight--;
+      changed = true;
+    });
+  };
+
+  const enrich = (): void => {
+    const phone = snapshot.customerPhone;
+    if (!phone || snapshot.enrichmentState !== 'pending') {
+      if (!phone && snapshot.enrichmentState === 'pending' && isEnded(snapshot)) {
+        snapshot.enrichmentState = 'skipped';
+        changed = true;
+      }
+      return;
+    }
+    runOnce('enrich', async () => {
+      try {
+        const outcome = await crm.enrichCall.executeWithOptions({ summary: 'Enrich from CRM' }, [{ tenantId, callId: snapshot.callId, customerPhone: phone }]);
+        snapshot.enrichmentState = outcome.state;
+        snapshot.enrichment = outcome.enrichment;
+      } catch {
+        snapshot.enrichmentState = 'failed';
+      }
+    });
+  };
+
+  const fetchRecording = (): void => {
+    const recording = snapshot.recording;
+    if (!recording || recording.stored || recording.error) return;
+    runOnce(`recording:${recording.sourceUrl}`, async () => {
+      try {
+        const stored = await recordings.fetchRecording.executeWithOptions({ summary: 'Fetch recording' }, [
+          { tenantId, callId: snapshot.callId, provider: snapshot.provider, url: recording.sourceUrl },
+        ]);
+        snapshot.recording = { ...recording, stored: true, sizeBytes: stored.sizeBytes, contentType: stored.contentType };
+      } catch (error) {
+        snapshot.recording = { ...recording, error: (error as Error).message };
+      }
+    });
+  };
+
+  const crmSyncInput = (): CrmSyncInput => ({
+    tenantId,
+    callId: snapshot.callId,
+    direction: snapshot.direction ?? 'inbound',
+    ...(snapshot.customerPhone ? { customerPhone: snapshot.customerPhone } : {}),
+    ...(snapshot.linePhone ? { linePhone: snapshot.linePhone } : {}),
+    startedAt: snapshot.startedAt ?? snapshot.endedAt ?? new Date().toISOString(),
+    durationSeconds: snapshot.durationSeconds ?? 0,
+    disposition: snapshot.disposition ?? 'missed',
+    ...(snapshot.result ? { result: snapshot.result } : {}),
+    hasRecording: snapshot.recording !== undefined,
+    ...(snapshot.enrichment?.assignedRepresentative ? { responsibleUserId: snapshot.enrichment.assignedRepresentative.id } : {}),
+  });
+
+  const syncCrm = (): void => {
+    if (snapshot.crmSyncState !== 'waiting' || endSeenAt === undefined) return;
+    const due = snapshot.result !== undefined || Date.now() >= endSeenAt + seconds(policy.crmSyncDelaySeconds);
+    if (!due) return;
+    snapshot.crmSyncState = 'pending';
+    changed = true;
+    runOnce('crm-sync', async () => {
+      try {
+        const { state, ...links } = await crm.logCallToCrm.executeWithOptions({ summary: 'Log call in CRM' }, [crmSyncInput()]);
+        snapshot.crmSyncState = state;
+        snapshot.crm = { ...snapshot.crm, ...links };
+        const entity = snapshot.crm.entity;
+        if (isMissedInbound(snapshot) && policy.callbackTaskForMissedCalls && entity) {
+          const task = await crm.createCallbackTask.executeWithOptions({ summary: 'Call-back task' }, [{ ...crmSyncInput(), entity }]);
+          if ('taskId' in task) snapshot.crm = { ...snapshot.crm, callbackTaskId: task.taskId };
+        }
+      } catch (error) {
+        snapshot.crmSyncState = 'failed';
+        snapshot.crm = { ...snapshot.crm, error: (error as Error).message };
+      }
+    });
+  };
+
+  const customerLabel = (): string => snapshot.enrichment?.contact?.name ?? maskPhone(snapshot.customerPhone);
+
+  const runOutcomeActions = (): void => {
+    if (endSeenAt === undefined) return;
+    const heard = snapshot.analytics !== undefined || snapshot.result !== undefined;
+    if (!heard && Date.now() < endSeenAt + seconds(policy.outcomeWaitSeconds)) return;
+    const decision = decideOutcome(snapshot, policy);
+
+    if (decision.ticket && !snapshot.actions.ticket) {
+      const draft = decision.ticket;
+      snapshot.actions.ticket = { state: 'pending' };
+      changed = true;
+      runOnce('ticket', async () => {
+        try {
+          const ticket = await tickets.openTicket.executeWithOptions({ summary: 'Open ticket' }, [
+            {
+              tenantId,
+              callId: snapshot.callId,
+              draft,
+              customer: {
+                ...(snapshot.enrichment?.contact?.name ? { name: snapshot.enrichment.contact.name } : {}),
+                ...(snapshot.customerPhone ? { phone: snapshot.customerPhone } : {}),
+              },
+            },
+          ]);
+          snapshot.actions.ticket = ticket.state === 'done' ? { state: 'done', id: ticket.id } : { state: 'skipped', reason: ticket.reason };
+        } catch (error) {
+          snapshot.actions.ticket = { state: 'failed', error: (error as Error).message };
+        }
+      });
+    }
+
+    for (const trigger of decision.slack) {
+      if (snapshot.actions.slack.some((alert) => alert.trigger === trigger)) continue;
+      const alert: CallSnapshot['actions']['slack'][number] = { trigger, state: 'pending' };
+      snapshot.actions.slack.push(alert);
+      changed = true;
+      runOnce(`slack:${trigger}`, async () => {
+        try {
+          const sent = await notifications.sendSlackAlert.executeWithOptions({ summary: `Slack: ${trigger}` }, [
+            {
+              tenantId,
+              callId: snapshot.callId,
+              trigger,
+              customerLabel: customerLabel(),
+              ...(snapshot.analytics?.summary ?? snapshot.summary ? { summary: snapshot.analytics?.summary ?? snapshot.summary } : {}),
+              outcome: snapshot.result?.outcome ?? snapshot.disposition ?? 'unknown',
+            },
+          ]);
+          alert.state = sent.state;
+        } catch (error) {
+          alert.state = 'failed';
+          alert.error = (error as Error).message;
+        }
+      });
+    }
+
+    if (decision.email && !snapshot.actions.email) {
+      const template = decision.email;
+      snapshot.actions.email = { state: 'pending', template };
+      changed = true;
+      runOnce('email', async () => {
+        const email = snapshot.actions.email ?? { state: 'pending', template };
+        try {
+          const sent = await notifications.sendFollowUpEmail.executeWithOptions({ summary: `E-mail: ${template}` }, [
+            {
+              tenantId,
+              callId: snapshot.callId,
+              template,
+              ...(snapshot.enrichment?.contact?.name ? { customerName: snapshot.enrichment.contact.name } : {}),
+              ...(typeof snapshot.variables?.email === 'string' ? { to: snapshot.variables.email } : {}),
+              ...(snapshot.analytics?.summary ? { summary: snapshot.analytics.summary } : {}),
+            },
+          ]);
+          snapshot.actions.email = { ...email, state: sent.state, ...(sent.state === 'skipped' ? { reason: sent.reason } : {}) };
+        } catch (error) {
+          snapshot.actions.email = { ...email, state: 'failed', error: (error as Error).message };
+        }
+      });
+    }
+  };
+
+  let publishedAttributes = '';
+  const publish = (): void => {
+    const values = [snapshot.status, snapshot.direction ?? '', snapshot.enrichmentState, snapshot.crmSyncState];
+    const key = values.join('|');
+    if (key !== publishedAttributes) {
+      publishedAttributes = key;
+      upsertSearchAttributes([
+        { key: searchAttributes.tenant, value: tenantId },
+        { key: searchAttributes.callProvider, value: snapshot.provider },
+        { key: searchAttributes.callStatus, value: snapshot.status },
+        { key: searchAttributes.callDirection, value: snapshot.direction ?? null },
+        { key: searchAttributes.enrichmentState, value: snapshot.enrichmentState },
+        { key: searchAttributes.crmSyncState, value: snapshot.crmSyncState },
+      ]);
+    }
+    setCurrentDetails(
+      [
+        `**${snapshot.status}** · ${snapshot.direction ?? 'direction unknown'} · ${snapshot.disposition ?? 'in progress'}`,
+        `| | |`,
+        `|---|---|`,
+        `| caller | ${maskPhone(snapshot.customerPhone)} |`,
+        `| agent | ${snapshot.agentId ?? '—'} |`,
+        `| duration | ${snapshot.durationSeconds ?? '—'} s |`,
+        `| enrichment | ${snapshot.enrichmentState} |`,
+        `| CRM | ${snapshot.crmSyncState}${snapshot.crm.noteId ? ` (note ${snapshot.crm.noteId})` : ''} |`,
+        `| ticket | ${snapshot.actions.ticket ? `${snapshot.actions.ticket.state}${snapshot.actions.ticket.id ? ` #${snapshot.actions.ticket.id}` : ''}` : '—'} |`,
+        `| events | ${snapshot.eventIds.length} |`,
+      ].join('\n'),
+    );
+  };
+
+  const journalNow = async (): Promise<void> => {
+    snapshot.version++;
+    const events = unjournaled.splice(0, unjournaled.length);
+    await journal.recordCall.executeWithOptions({ summary: `Journal v${snapshot.version} (${snapshot.status})` }, [snapshot, events]);
+    publish();
+  };
+
+  /**
+   * The next moment a timer-driven step becomes due (stale call, CRM sync, outcome decision,
+   * wrap-up), or undefined when only a running side task can move the call on.
+   */
+  const nextDeadline = (): number | undefined => {
+    const now = Date.now();
+    const candidates: number[] = [];
+    if (endSeenAt === undefined) {
+      candidates.push(lastActivityAt + policy.maxCallHours * 3_600_000);
+    } else {
+      candidates.push(lastActivityAt + policy.wrapUpMinutes * 60_000);
+      if (snapshot.crmSyncState === 'waiting') candidates.push(endSeenAt + seconds(policy.crmSyncDelaySeconds));
+      if (snapshot.analytics === undefined && snapshot.result === undefined) candidates.push(endSeenAt + seconds(policy.outcomeWaitSeconds));
+    }
+    const future = candidates.filter((at) => at > now);
+    return future.length > 0 ? Math.min(...future) : undefined;
+  };
+
+  const finished = (): boolean =>
+    isEnded(snapshot) &&
+    inFlight === 0 &&
+    arrived.length === 0 &&
+    snapshot.crmSyncState !== 'waiting' &&
+    snapshot.crmSyncState !== 'pending' &&
+    Date.now() >= lastActivityAt + policy.wrapUpMinutes * 60_000;
+
+  for (;;) {
+    if (arrived.length > 0) {
+      for (const event of byOccurrence(arrived.splice(0, arrived.length))) {
+        if (applyCallEvent(snapshot, event)) {
+          unjournaled.push(event);
+          changed = true;
+        }
+      }
+    }
+    if (!isEnded(snapshot) && Date.now() >= lastActivityAt + policy.maxCallHours * 3_600_000) {
+      closeByTimeout(snapshot, new Date().toISOString());
+      changed = true;
+    }
+    if (isEnded(snapshot)) endSeenAt ??= Date.now();
+
+    enrich();
+    fetchRecording();
+    syncCrm();
+    runOutcomeActions();
+
+    if (changed || unjournaled.length > 0) {
+      changed = false;
+      await journalNow();
+      continue;
+    }
+    if (finished()) break;
+    const deadline = nextDeadline();
+    const woken = () => arrived.length > 0 || changed;
+    if (deadline === undefined) await condition(woken);
+    else await condition(woken, deadline - Date.now());
+  }
+
+  await condition(allHandlersFinished);
+  snapshot.status = 'completed';
+  snapshot.completedAt ??= new Date().toISOString();
+  await journalNow();
+  return snapshot;
 }

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@temporalio/client';
 import type { Connection } from '@temporalio/client';
 import { createApp } from '../../api/app.js';
+import { createHandOff } from '../../api/handoff.js';
+import type { HandOff } from '../../api/handoff.js';
 import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
@@ -37,16 +39,18 @@ export interface RunningApi {
 }
 
 /** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
-export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection }): Promise<RunningApi> {
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number }): Promise<RunningApi> {
   const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
+  const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
   const app = createApp({
     config: deps.config,
     db: deps.db,
     temporal,
     temporalConnection: deps.connection,
-    logger: createLogger({ name: 'switchboard-api-test', level: 'silent' }),
+    handOff: deps.handOff ?? createHandOff({ temporal, connection: deps.connection, db: deps.db, logger, timeoutMs: 5_000 }),
+    logger,
   });
-  const server = app.listen(0, '127.0.0.1');
+  const server = app.listen(deps.port ?? 0, '127.0.0.1');
   await onceEvent(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {

@@ -16,7 +16,7 @@ function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   // Keep SDK warnings (e.g. failed activities the tests provoke on purpose) out of the test output.
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  Runtime.install({ logger: new DefaultLogger(process.env.SWITCHBOARD_TEST_SDK_LOG === 'warn' ? 'WARN' : 'ERROR') });
 }
 
 /** The run's Temporal dev server (the real server, SQLite in memory), with our search attributes. */

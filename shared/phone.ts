@@ -1,0 +1,20 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { CountryCode } from 'libphonenumber-js/max';
+
+/** What phone systems send when the caller id is hidden. */
+const withheld = new Set(['', 'anonymous', 'unknown', 'private', 'restricted', 'unavailable', 'withheld']);
+
+export type PhoneParse = { ok: true; e164: string | undefined } | { ok: false };
+
+/**
+ * Normalizes a phone number to E.164, reading national numbers in the tenant's region.
+ * A withheld caller id is not an error: it yields `undefined`.
+ */
+export function normalizePhone(raw: string | undefined | null, defaultRegion: string): PhoneParse {
+  if (raw === undefined || raw === null || withheld.has(raw.trim().toLowerCase())) return { ok: true, e164: undefined };
+  const text = raw.trim().replace(/^00/, '+');
+  const parsed = parsePhoneNumberFromString(text, defaultRegion as CountryCode);
+  // isPossible (length and shape) rather than isValid: test and newly issued ranges are real calls too.
+  if (!parsed || !parsed.isPossible()) return { ok: false };
+  return { ok: true, e164: parsed.number };
+}

@@ -1,0 +1,66 @@
+/** Builds each tenant's outside-system adapters once, from configuration. */
+import { createKommoAdapter } from '../adapters/crm/kommo.js';
+import type { CrmAdapter } from '../adapters/crm/types.js';
+import { createMailer } from '../adapters/mailer.js';
+import type { Mailer } from '../adapters/mailer.js';
+import { createTicketingAdapter } from '../adapters/ticketing.js';
+import type { TicketingAdapter } from '../adapters/ticketing.js';
+import { normalizePhone } from '../shared/phone.js';
+import type { AppConfig } from '../config/load.js';
+import type { EmailConfig, SlackConfig, TenantConfig } from '../config/schema.js';
+
+export interface Integrations {
+  tenant(tenantId: string): TenantConfig;
+  crm(tenantId: string): CrmAdapter | undefined;
+  ticketing(tenantId: string): TicketingAdapter | undefined;
+  slack(tenantId: string): SlackConfig | undefined;
+  email(tenantId: string): { config: EmailConfig; mailer: Mailer } | undefined;
+  isVipPhone(tenantId: string, phone: string): boolean;
+  close(): void;
+}
+
+function memo<T>(build: (tenantId: string) => T): (tenantId: string) => T {
+  const cache = new Map<string, T>();
+  return (tenantId) => {
+    if (!cache.has(tenantId)) cache.set(tenantId, build(tenantId));
+    return cache.get(tenantId) as T;
+  };
+}
+
+export function createIntegrations(config: AppConfig): Integrations {
+  const tenant = (tenantId: string): TenantConfig => {
+    const found = config.tenants[tenantId];
+    if (!found) throw new Error(`unknown tenant ${tenantId}`);
+    return found;
+  };
+  const mailers: Mailer[] = [];
+  const vipSets = memo((tenantId) => {
+    const settings = tenant(tenantId);
+    return new Set(settings.vipPhones.flatMap((raw) => {
+      const parsed = normalizePhone(raw, settings.defaultRegion);
+      return parsed.ok && parsed.e164 ? [parsed.e164] : [];
+    }));
+  });
+  return {
+    tenant,
+    crm: memo((tenantId) => {
+      const crm = tenant(tenantId).crm;
+      if (crm?.kind === 'kommo') return createKommoAdapter(crm);
+      return undefined;
+    }),
+    ticketing: memo((tenantId) => {
+      const ticketing = tenant(tenantId).ticketing;
+      return ticketing ? createTicketingAdapter(ticketing) : undefined;
+    }),
+    slack: (tenantId) => tenant(tenantId).slack,
+    email: memo((tenantId) => {
+      const email = tenant(tenantId).email;
+      if (!email) return undefined;
+      const mailer = createMailer(email);
+      mailers.push(mailer);
+      return { config: email, mailer };
+    }),
+    isVipPhone: (tenantId, phone) => vipSets(tenantId).has(phone),
+    close: () => mailers.forEach((mailer) => mailer.close()),
+  };
+}
