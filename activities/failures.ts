@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { OutsideSystemError } from '../adapters/http.js';
+import { EffectBusyError } from '../db/effects.js';
 import { scrubText } from '../observability/logger.js';
 
 /** Failure types the workflows' retry policies and the journal refer to. */
@@ -24,6 +25,7 @@ const typeOf: Record<OutsideSystemError['kind'], string> = {
  * (after Retry-After when given); refusals are permanent. Messages never carry phone numbers.
  */
 export function toActivityFailure(error: unknown): never {
+  if (error instanceof EffectBusyError) throw ApplicationFailure.retryable(error.message, 'EffectBusy');
   if (error instanceof OutsideSystemError) {
     const message = scrubText(error.message);
     if (error.retryable) {

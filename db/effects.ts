@@ -1,20 +1,17 @@
 /**
  * Exactly-once effects on outside systems that have no idempotency keys of their own (Kommo,
  * helpdesks, WhatsApp). Protocol per effect key:
- *   1. reserve the key (committed) before touching the outside system;
- *   2. under a session advisory lock (released if the process dies), re-read the row: done → return
- *      the stored result; attempted before with an unknown outcome → ask the outside system
- *      whether the effect exists (`lookup`) and adopt it instead of sending again;
- *   3. count the attempt (committed), perform, store the result.
- * A crash at any point leaves either no effect, or an effect the next attempt finds.
+ *   1. the key's row exists (inserted once, unique per tenant and key);
+ *   2. an attempt claims it for a lease and counts itself (one UPDATE, committed before any
+ *      outside call); a key that is done returns the stored result; a key another live attempt
+ *      holds is "busy" and retried later;
+ *   3. if an earlier attempt claimed it and never finished, the outcome is unknown: ask the
+ *      outside system (`lookup`) and adopt what it has instead of sending again;
+ *   4. perform, store the result, release.
+ * No database connection is held during the outside call, and a crash at any point leaves
+ * either no effect or one the next attempt finds.
  */
 import type { Db } from './pool.js';
-
-export interface EffectRow<T> {
-  state: 'pending' | 'done' | 'skipped' | 'failed';
-  attempts: number;
-  result: T | null;
-}
 
 export interface OnceOptions<T> {
   tenantId: string;
@@ -23,6 +20,8 @@ export interface OnceOptions<T> {
   /** Finds the effect of an earlier attempt whose outcome is unknown; undefined = not there. */
   lookup?: () => Promise<T | undefined>;
   perform: () => Promise<T>;
+  /** How long an attempt may hold the key; longer than any single attempt can take. */
+  leaseSeconds?: number;
 }
 
 export interface OnceOutcome<T> {
@@ -31,7 +30,13 @@ export interface OnceOutcome<T> {
   via: 'performed' | 'already_done' | 'recovered';
 }
 
-const lockKey = (tenantId: string, key: string): string => `effect|${tenantId}|${key}`;
+/** Another attempt holds this effect right now; retry later (Temporal's retry policy does). */
+export class EffectBusyError extends Error {
+  override readonly name = 'EffectBusyError';
+  constructor(readonly key: string) {
+    super(`another attempt is performing ${key}`);
+  }
+}
 
 export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<OnceOutcome<T>> {
   const { tenantId, key, kind } = options;
@@ -40,59 +45,47 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
      ON CONFLICT (tenant_id, effect_key) DO NOTHING`,
     [tenantId, key, kind],
   );
-  const client = await db.connect();
-  let locked = false;
-  try {
-    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lockKey(tenantId, key)]);
-    locked = true;
-    const current = await client.query<EffectRow<T>>(
-      'SELECT state, attempts, result FROM external_effects WHERE tenant_id = $1 AND effect_key = $2',
-      [tenantId, key],
-    );
+  const claimed = await db.query<{ attempts: number }>(
+    `UPDATE external_effects
+        SET claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1, updated_at = now()
+      WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+      RETURNING attempts`,
+    [tenantId, key, options.leaseSeconds ?? 120],
+  );
+  const claim = claimed.rows[0];
+  if (!claim) {
+    const current = await db.query<{ state: string; result: T }>('SELECT state, result FROM external_effects WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key]);
     const row = current.rows[0];
-    if (row && (row.state === 'done' || row.state === 'skipped') && row.result !== null) {
-      return { result: row.result, via: 'already_done' };
-    }
-    if (row && row.attempts > 0 && options.lookup) {
+    if (row && (row.state === 'done' || row.state === 'skipped')) return { result: row.result, via: 'already_done' };
+    throw new EffectBusyError(key);
+  }
+  try {
+    if (claim.attempts > 1 && options.lookup) {
       const found = await options.lookup();
       if (found !== undefined) {
-        await markDone(client, tenantId, key, found);
+        await markDone(db, tenantId, key, found);
         return { result: found, via: 'recovered' };
       }
     }
-    await client.query(
-      `UPDATE external_effects SET attempts = attempts + 1, updated_at = now() WHERE tenant_id = $1 AND effect_key = $2`,
-      [tenantId, key],
-    );
-    try {
-      const result = await options.perform();
-      await markDone(client, tenantId, key, result);
-      return { result, via: 'performed' };
-    } catch (error) {
-      await client.query(
-        `UPDATE external_effects SET last_error = $3, updated_at = now() WHERE tenant_id = $1 AND effect_key = $2`,
-        [tenantId, key, String((error as Error).message ?? error).slice(0, 500)],
-      );
-      throw error;
-    }
-  } finally {
-    if (locked) await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockKey(tenantId, key)]).catch(() => undefined);
-    client.release();
+    const result = await options.perform();
+    await markDone(db, tenantId, key, result);
+    return { result, via: 'performed' };
+  } catch (error) {
+    await db
+      .query(`UPDATE external_effects SET claimed_until = NULL, last_error = $3, updated_at = now() WHERE tenant_id = $1 AND effect_key = $2`, [
+        tenantId,
+        key,
+        String((error as Error).message ?? error).slice(0, 500),
+      ])
+      .catch(() => undefined);
+    throw error;
   }
 }
 
-async function markDone(client: { query: Db['query'] }, tenantId: string, key: string, result: unknown): Promise<void> {
-  await client.query(
-    `UPDATE external_effects SET state = 'done', result = $3, last_error = NULL, updated_at = now() WHERE tenant_id = $1 AND effect_key = $2`,
-    [tenantId, key, JSON.stringify(result ?? null)],
-  );
-}
-
-/** Records that an effect will deliberately not happen (e.g. no e-mail address), with why. */
-export async function markSkipped(db: Db, tenantId: string, key: string, kind: string, reason: string): Promise<void> {
+async function markDone(db: Db, tenantId: string, key: string, result: unknown): Promise<void> {
   await db.query(
-    `INSERT INTO external_effects (tenant_id, effect_key, kind, state, result) VALUES ($1, $2, $3, 'skipped', $4)
-     ON CONFLICT (tenant_id, effect_key) DO NOTHING`,
-    [tenantId, key, kind, JSON.stringify({ skipped: reason })],
+    `UPDATE external_effects SET state = 'done', result = $3, claimed_until = NULL, last_error = NULL, updated_at = now()
+      WHERE tenant_id = $1 AND effect_key = $2`,
+    [tenantId, key, JSON.stringify(result ?? {})],
   );
 }

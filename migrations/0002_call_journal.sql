@@ -74,14 +74,16 @@ CREATE TABLE call_recordings (
 );
 
 -- The exactly-once ledger for effects on outside systems (CRM notes, tickets, alerts, e-mail,
--- WhatsApp sends). A key is reserved before the outside call and marked done after it; a key
--- left pending by a crash is resolved by looking the effect up before anything is re-sent.
+-- WhatsApp sends). A key is claimed before the outside call and marked done after it; a key an
+-- earlier attempt claimed but never finished is resolved by looking the effect up first.
 CREATE TABLE external_effects (
   tenant_id   text        NOT NULL,
   effect_key  text        NOT NULL,
   kind        text        NOT NULL,
   state       text        NOT NULL CHECK (state IN ('pending', 'done', 'skipped', 'failed')),
   attempts    integer     NOT NULL DEFAULT 0,
+  -- An attempt holds the key until then; a crashed attempt's claim simply runs out.
+  claimed_until timestamptz,
   result      jsonb,
   last_error  text,
   created_at  timestamptz NOT NULL DEFAULT now(),

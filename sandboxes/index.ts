@@ -25,3 +25,22 @@ export type { SmtpMessage, SmtpSandbox, SmtpSandboxOptions, SmtpState } from './
 export { deterministicWav, startRecordingHost } from './recordings.js';
 export type { RecordingHost, RecordingHostOptions, RecordingHostState, RecordingInfo } from './recordings.js';
 export type { Clock, RequestCounts } from './http.js';
+export { GRAPH_VERSION, startWhatsAppSandbox, templateParameterCount } from './whatsapp.js';
+export type {
+  WhatsAppClock,
+  WhatsAppDelivery,
+  WhatsAppDeliveryStatus,
+  WhatsAppInboundInput,
+  WhatsAppInboundMessage,
+  WhatsAppSandbox,
+  WhatsAppSandboxOptions,
+  WhatsAppState,
+  WhatsAppStatus,
+  WhatsAppStatusError,
+  WhatsAppStatusName,
+  WhatsAppStoredMessage,
+  WhatsAppTemplateCategory,
+  WhatsAppTemplateInput,
+  WhatsAppWebhookPayload,
+  WhatsAppWebhookValue,
+} from './whatsapp.js';

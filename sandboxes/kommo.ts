@@ -531,7 +531,8 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
           phone: meta.string('phone', true),
           called_at: meta.int('called_at', true, 0),
           duration: meta.int('duration', true, 0),
-          link: meta.string('link', true),
+          // Present but empty is how a call without a recording is sent.
+          link: typeof rawMetadata.link === 'string' ? rawMetadata.link : meta.string('link', true),
           service_code: meta.string('service_code', true),
           is_call_event_needed: meta.bool('is_call_event_needed', true),
         };

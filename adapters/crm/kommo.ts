@@ -64,11 +64,21 @@ const isDuplicateError = (error: unknown): boolean =>
 
 export function createKommoAdapter(config: KommoConfig): CrmAdapter {
   const base = config.baseUrl.replace(/\/$/, '');
-  // Kommo answers 429 past 7 requests per second and blocks clients that keep pushing.
-  const throttle = pThrottle({ limit: Math.max(1, Math.floor(config.rateLimitPerSecond)), interval: 1_000 });
-  const send = throttle(<T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> =>
+  // Kommo answers 429 past 7 requests in any rolling second and blocks clients that keep pushing:
+  // a strict (sliding-window) throttle keeps us under it.
+  const perSecond = Math.max(1, Math.floor(config.rateLimitPerSecond));
+  const throttle = pThrottle({ limit: perSecond, interval: 1_000, strict: true });
+  const throttled = throttle(<T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> =>
     requestJson<T>({ ...request, system: 'Kommo', url: `${base}${request.path}`, headers: { authorization: `Bearer ${config.token}` } }),
-  ) as <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }) => Promise<JsonResponse<T>>;
+  );
+  // Past ~15 s of queued requests, hand the wait back to Temporal's retry instead of holding an activity.
+  const maxQueued = perSecond * 15;
+  const send = <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> => {
+    if (throttled.queueSize >= maxQueued) {
+      return Promise.reject(new OutsideSystemError('Kommo', 'rate_limited', 'local request queue is full', 429, Math.ceil((throttled.queueSize / perSecond) * 1000)));
+    }
+    return throttled(request) as Promise<JsonResponse<T>>;
+  };
   const userNames = new Map<number, { id: number; name?: string; email?: string }>();
 
   const notesOf = async (entity: CrmEntity): Promise<KommoNote[]> => {
