@@ -11,17 +11,12 @@ import { onRunEnd, once } from './resources.js';
 const settings = loadConfig({}).devStack.temporal;
 const progress = (message: string): void => console.log(`  [harness] ${message}`);
 
-let runtimeInstalled = false;
-function installQuietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  // Keep SDK warnings (e.g. failed activities the tests provoke on purpose) out of the test output.
-  Runtime.install({ logger: new DefaultLogger(process.env.SWITCHBOARD_TEST_SDK_LOG === 'warn' ? 'WARN' : 'ERROR') });
-}
+// Keep SDK warnings (e.g. failed activities the tests provoke on purpose) out of the test output;
+// SWITCHBOARD_TEST_SDK_LOG=warn shows them when debugging. Installed once, before any worker exists.
+Runtime.install({ logger: new DefaultLogger(process.env.SWITCHBOARD_TEST_SDK_LOG === 'warn' ? 'WARN' : 'ERROR') });
 
 /** The run's Temporal dev server (the real server, SQLite in memory), with our search attributes. */
 export const getDevServer = once(async (): Promise<TestWorkflowEnvironment> => {
-  installQuietRuntime();
   const cli = await ensureTemporalCli({ version: settings.cliVersion, progress });
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
@@ -38,7 +33,6 @@ export const getDevServer = once(async (): Promise<TestWorkflowEnvironment> => {
 
 /** The run's time-skipping test server, for flows whose timers span days. */
 export const getTimeSkippingServer = once(async (): Promise<TestWorkflowEnvironment> => {
-  installQuietRuntime();
   const executable = await ensureTestServer({ version: settings.testServerVersion, progress });
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable } });
   onRunEnd(() => env.teardown());
