@@ -6,7 +6,7 @@ import type { NativeConnectionOptions } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configFileSchema, envSchema } from './schema.js';
-import type { ConfigFile, DevTemporalConfig, EmbeddedPostgresConfig, SwitchboardEnv, TenantConfig } from './schema.js';
+import type { ConfigFile, DemoConfig, DevTemporalConfig, EmbeddedPostgresConfig, SwitchboardEnv, TenantConfig } from './schema.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const defaultConfigPath = path.join(repoRoot, 'temporal-dev.yaml');
@@ -37,6 +37,7 @@ export interface AppConfig {
   };
   api: { host: string; port: number; publicUrl: string };
   tenants: Record<string, TenantConfig>;
+  demo: DemoConfig;
   /** The development stack's settings (dev server, embedded PostgreSQL). */
   devStack: { temporal: DevTemporalConfig; postgres: EmbeddedPostgresConfig };
   shutdownGraceMs: number;
@@ -138,6 +139,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const configPath = path.resolve(parsedEnv.data.SWITCHBOARD_CONFIG ?? defaultConfigPath);
   const file = readConfigFile(configPath, env);
+  if (file.demo.enabled && !file.tenants[file.demo.tenant]) {
+    throw new ConfigError(`invalid configuration: ${path.basename(configPath)}: demo.tenant: no tenant "${file.demo.tenant}" is configured`);
+  }
   const baseDir = path.dirname(configPath);
   const temporal = file.temporal;
   const api = {
@@ -162,6 +166,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       publicUrl: parsedEnv.data.PUBLIC_URL ?? file.api.publicUrl ?? `http://localhost:${api.port}`,
     },
     tenants: file.tenants,
+    demo: {
+      ...file.demo,
+      enabled: parsedEnv.data.SWITCHBOARD_DEMO === undefined ? file.demo.enabled : ['1', 'true'].includes(parsedEnv.data.SWITCHBOARD_DEMO),
+    },
     devStack: {
       temporal: { ...temporal, dbFilename: path.resolve(baseDir, temporal.dbFilename) },
       postgres: { ...file.postgres.embedded, dataDir: path.resolve(baseDir, file.postgres.embedded.dataDir) },

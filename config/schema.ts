@@ -142,6 +142,19 @@ export const embeddedPostgresSchema = z.object({
 });
 export type EmbeddedPostgresConfig = z.infer<typeof embeddedPostgresSchema>;
 
+/**
+ * Demo mode (npm start): sandbox servers stand in for the demo tenant's outside systems, at the
+ * URLs its configuration names, and a PBX simulator sends it calls.
+ */
+export const demoSchema = z.object({
+  enabled: z.boolean().default(false),
+  tenant: tenantIdSchema.default('demo'),
+  callsPerMinute: z.number().positive().default(6),
+  recordingsPort: port.default(7306),
+  smtpInspectionPort: port.default(7305),
+});
+export type DemoConfig = z.infer<typeof demoSchema>;
+
 /** The YAML file (temporal-dev.yaml in development). */
 export const configFileSchema = z.object({
   temporal: devTemporalSchema.prefault({}),
@@ -153,6 +166,7 @@ export const configFileSchema = z.object({
       publicUrl: z.url().optional(),
     })
     .prefault({}),
+  demo: demoSchema.prefault({}),
   tenants: z
     .record(tenantIdSchema, tenantSchema)
     .refine((tenants) => Object.keys(tenants).length > 0, 'at least one tenant must be configured'),
@@ -170,6 +184,8 @@ export const envSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
   /** How long a webhook waits for Temporal before its event goes to the PostgreSQL inbox. */
   TEMPORAL_HANDOFF_TIMEOUT_MS: z.coerce.number().int().positive().default(1_500),
+  /** Overrides `demo.enabled` in the config file. */
+  SWITCHBOARD_DEMO: z.enum(['0', '1', 'true', 'false']).optional(),
 });
 export type SwitchboardEnv = z.infer<typeof envSchema>;
 

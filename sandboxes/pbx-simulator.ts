@@ -163,6 +163,8 @@ export interface SimulatorOptions {
   callsPerMinute: number;
   seed?: number;
   recordingBaseUrl?: string;
+  /** Publishes a recording before the PBX announces it (the demo's recording host). */
+  onRecording?: (path: string, seconds: number) => void;
   signal?: AbortSignal;
   onError?: (error: unknown) => void;
 }
@@ -186,7 +188,7 @@ export async function runPbxSimulator(options: SimulatorOptions): Promise<void> 
   while (!options.signal?.aborted) {
     sequence++;
     const ringSeconds = 2 + Math.floor(next() * 25);
-    const talkSeconds = 20 + Math.floor(next() * 240);
+    const talkSeconds = 20 + Math.floor(next() * 160);
     const plan: CallPlan = {
       callId: `sim-${Date.now().toString(36)}-${sequence}`,
       direction: next() < 0.8 ? 'inbound' : 'outbound',
@@ -198,9 +200,13 @@ export async function runPbxSimulator(options: SimulatorOptions): Promise<void> 
       ringSeconds,
       talkSeconds,
     };
-    if (options.recordingBaseUrl && plan.outcome === 'answered') plan.recordingUrl = `${options.recordingBaseUrl}/recordings/${plan.callId}.wav`;
-    // Real time is compressed tenfold so a demo shows whole calls within a minute.
-    const timeline = pbxEvents(plan).map((event) => ({ event, at: (Date.parse(String(event.timestamp)) - plan.startedAt.getTime()) / 10 }));
+    if (options.recordingBaseUrl && plan.outcome === 'answered') {
+      const path = `/recordings/${plan.callId}.wav`;
+      options.onRecording?.(path, talkSeconds);
+      plan.recordingUrl = `${options.recordingBaseUrl}${path}`;
+    }
+    // Events go out when they happen (calls last as long as they claim), a few of them late.
+    const timeline = pbxEvents(plan).map((event) => ({ event, at: Date.parse(String(event.timestamp)) - plan.startedAt.getTime() }));
     const call = (async () => {
       const started = Date.now();
       for (const { event, at } of timeline) {

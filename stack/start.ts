@@ -95,6 +95,10 @@ async function main(): Promise<void> {
     childEnv.TEMPORAL_NAMESPACE = settings.namespace;
   }
 
+  if (config.demo.enabled) {
+    const demo = startNodeProcess('demo', 'sandboxes/main.ts', childEnv);
+    stoppers.push({ name: 'demo sandboxes and simulator', stop: () => demo.stop(5_000) });
+  }
   const worker = startNodeProcess('worker', 'workers/main.ts', childEnv);
   stoppers.push({ name: 'worker', stop: () => worker.stop(config.shutdownGraceMs + 5_000) });
   const api = startNodeProcess('api', 'api/main.ts', childEnv);
@@ -109,6 +113,7 @@ async function main(): Promise<void> {
   if (uiUrl) say(`  Temporal UI   ${uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
   say(`  Temporal gRPC ${config.temporal.address} (namespace ${config.temporal.namespace})`);
   say(`  PostgreSQL    ${databaseUrl.replace(/\/\/([^:/]+):[^@]*@/, '//$1:***@')}`);
+  if (config.demo.enabled) say(`  demo          simulated calls to tenant "${config.demo.tenant}" (operator token in temporal-dev.yaml); SWITCHBOARD_DEMO=0 turns it off`);
   say('press Ctrl-C to stop');
 }
 

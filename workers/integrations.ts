@@ -10,13 +10,13 @@ import type { AppConfig } from '../config/load.js';
 import type { EmailConfig, SlackConfig, TenantConfig } from '../config/schema.js';
 
 export interface Integrations {
-  tenant(tenantId: string): TenantConfig;
-  crm(tenantId: string): CrmAdapter | undefined;
-  ticketing(tenantId: string): TicketingAdapter | undefined;
-  slack(tenantId: string): SlackConfig | undefined;
-  email(tenantId: string): { config: EmailConfig; mailer: Mailer } | undefined;
-  isVipPhone(tenantId: string, phone: string): boolean;
-  close(): void;
+  tenant: (tenantId: string) => TenantConfig;
+  crm: (tenantId: string) => CrmAdapter | undefined;
+  ticketing: (tenantId: string) => TicketingAdapter | undefined;
+  slack: (tenantId: string) => SlackConfig | undefined;
+  email: (tenantId: string) => { config: EmailConfig; mailer: Mailer } | undefined;
+  isVipPhone: (tenantId: string, phone: string) => boolean;
+  close: () => void;
 }
 
 function memo<T>(build: (tenantId: string) => T): (tenantId: string) => T {

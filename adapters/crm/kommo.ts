@@ -68,8 +68,8 @@ export function createKommoAdapter(config: KommoConfig): CrmAdapter {
   // a strict (sliding-window) throttle keeps us under it.
   const perSecond = Math.max(1, Math.floor(config.rateLimitPerSecond));
   const throttle = pThrottle({ limit: perSecond, interval: 1_000, strict: true });
-  const throttled = throttle(<T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> =>
-    requestJson<T>({ ...request, system: 'Kommo', url: `${base}${request.path}`, headers: { authorization: `Bearer ${config.token}` } }),
+  const throttled = throttle((request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<unknown>> =>
+    requestJson<unknown>({ ...request, system: 'Kommo', url: `${base}${request.path}`, headers: { authorization: `Bearer ${config.token}` } }),
   );
   // Past ~15 s of queued requests, hand the wait back to Temporal's retry instead of holding an activity.
   const maxQueued = perSecond * 15;
@@ -77,7 +77,8 @@ export function createKommoAdapter(config: KommoConfig): CrmAdapter {
     if (throttled.queueSize >= maxQueued) {
       return Promise.reject(new OutsideSystemError('Kommo', 'rate_limited', 'local request queue is full', 429, Math.ceil((throttled.queueSize / perSecond) * 1000)));
     }
-    return throttled(request) as Promise<JsonResponse<T>>;
+    // The caller names the body type it expects from this path.
+    return throttled(request).then((response) => response as JsonResponse<T>);
   };
   const userNames = new Map<number, { id: number; name?: string; email?: string }>();
 
