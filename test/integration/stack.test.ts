@@ -34,14 +34,26 @@ interface StackUnderTest {
 
 async function prepareStack(): Promise<StackUnderTest> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-stack-'));
-  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort] = await Promise.all(
-    Array.from({ length: 6 }, () => freePort()),
+  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort, kommoPort, ticketingPort, slackPort, smtpPort, smtpHttpPort, recordingsPort] = await Promise.all(
+    Array.from({ length: 12 }, () => freePort()),
   );
   const namespace = 'switchboard';
   const doc = parse(readFileSync(defaultConfigPath, 'utf8')) as ConfigFile;
   Object.assign(doc.temporal, { frontendPort, httpPort, uiPort, metricsPort, namespace, dbFilename: path.join(dir, 'temporal.sqlite') });
   Object.assign(doc.postgres.embedded, { port: pgPort, dataDir: path.join(dir, 'postgres') });
   Object.assign(doc.api, { port: apiPort, host: '127.0.0.1' });
+  // Demo mode on, with its sandboxes moved to free ports: the stack test also shows calls flowing.
+  Object.assign(doc.demo, { enabled: true, callsPerMinute: 120, recordingsPort, smtpInspectionPort: smtpHttpPort });
+  const demo = doc.tenants.demo;
+  assert.ok(demo?.crm && demo.ticketing && demo.email);
+  demo.crm.baseUrl = `http://127.0.0.1:${kommoPort}`;
+  demo.ticketing.baseUrl = `http://127.0.0.1:${ticketingPort}`;
+  demo.slack = {
+    supportWebhookUrl: `http://127.0.0.1:${slackPort}/services/T/B/support`,
+    alertsWebhookUrl: `http://127.0.0.1:${slackPort}/services/T/B/alerts`,
+    vipWebhookUrl: `http://127.0.0.1:${slackPort}/services/T/B/vip`,
+  };
+  demo.email.smtpUrl = `smtp://127.0.0.1:${smtpPort}`;
   const configPath = path.join(dir, 'switchboard.yaml');
   await writeFile(configPath, stringify(doc));
   return { dir, configPath, apiPort: apiPort!, frontendPort: frontendPort!, uiPort: uiPort!, pgPort: pgPort!, namespace };
@@ -95,6 +107,20 @@ async function expectNoStackProcesses(stack: StackUnderTest): Promise<void> {
   });
 }
 
+async function waitForDemoCalls(stack: StackUnderTest): Promise<Array<{ callId: string }>> {
+  let calls: Array<{ callId: string }> = [];
+  await waitUntil(
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${stack.apiPort}/api/demo/calls`, { headers: { authorization: 'Bearer demo-operator-token' } });
+      calls = ((await response.json()) as { calls: Array<{ callId: string }> }).calls;
+      return calls.length > 0;
+    },
+    60_000,
+    'no simulated call reached the journal',
+  );
+  return calls;
+}
+
 describe('npm start: the whole stack on one command', function () {
   this.timeout(600_000);
   let stack: StackUnderTest;
@@ -144,6 +170,11 @@ describe('npm start: the whole stack on one command', function () {
     }
   });
 
+  it('in demo mode, simulated calls flow into the journal', async () => {
+    const calls = await waitForDemoCalls(stack);
+    assert.ok(calls.some((call) => call.callId.startsWith('pbx:sim-')));
+  });
+
   it('keeps workflows and PostgreSQL data across a stop and a start, and SIGTERM leaves nothing running', async () => {
     assert.ok(running);
     const connection = await Connection.connect({ address: `127.0.0.1:${stack.frontendPort}` });
@@ -184,7 +215,7 @@ describe('npm start: the whole stack on one command', function () {
   it('leaves no orphan even when the launcher itself is killed with SIGKILL', async () => {
     running = launch(stack);
     await waitForReady(stack, running);
-    assert.ok(stackProcesses(stack).length >= 4, 'postgres, temporal, worker and API are running');
+    assert.ok(stackProcesses(stack).length >= 5, 'postgres, temporal, worker, API and the demo process are running');
     running.child.kill('SIGKILL');
     await running.exited;
     await expectNoStackProcesses(stack);
