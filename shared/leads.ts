@@ -1,0 +1,226 @@
+/**
+ * Leads: the canonical lead event every source (CRM webhooks, WhatsApp, calls, the legacy import)
+ * maps onto, the per-tenant messaging policy, and the lead's state. Shared by the API and the lead
+ * workflow, so free of Node built-ins and I/O.
+ */
+import { z } from 'zod';
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+
+const isTimeZone = (zone: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+};
+export const leadTimeZoneSchema = z.string().min(1).max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
+
+export const meetingSchema = z.object({
+  id: z.string().min(1).max(200),
+  startsAt: isoTimestamp,
+  endsAt: isoTimestamp.optional(),
+});
+export type Meeting = z.infer<typeof meetingSchema>;
+
+export const leadProfileSchema = z.object({
+  name: z.string().max(200).optional(),
+  phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number').optional(),
+  email: z.email().optional(),
+  timeZone: leadTimeZoneSchema.optional(),
+  language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional(),
+});
+export type LeadProfile = z.infer<typeof leadProfileSchema>;
+
+export const leadStages = ['new', 'contacted', 'engaged', 'booked', 'attended', 'no_show', 'won', 'lost', 'opted_out', 'dormant'] as const;
+export const leadStageSchema = z.enum(leadStages);
+export type LeadStage = z.infer<typeof leadStageSchema>;
+
+export const flowNames = ['welcome', 'follow_up', 'booking_confirmation', 'reminder', 'no_show', 'reschedule', 'cancellation', 'post_meeting', 'rewarm', 'missed_call'] as const;
+export const flowNameSchema = z.enum(flowNames);
+export type FlowName = z.infer<typeof flowNameSchema>;
+
+/** Legacy stage names and the many spellings they come in ("No Show", "no_show", "NO-SHOW", …). */
+export function normalizeLegacyStatus(raw: string): LeadStage | undefined {
+  const key = raw.trim().toLowerCase().replace(/[\s_-]+/g, '');
+  const aliases: Record<string, LeadStage> = {
+    new: 'new', fresh: 'new', open: 'new', created: 'new',
+    contacted: 'contacted', welcomed: 'contacted', followup: 'contacted', followingup: 'contacted', messaged: 'contacted',
+    engaged: 'engaged', replied: 'engaged', responded: 'engaged', interested: 'engaged', qualified: 'engaged',
+    booked: 'booked', scheduled: 'booked', meetingbooked: 'booked', appointmentset: 'booked', demobooked: 'booked',
+    attended: 'attended', showed: 'attended', showedup: 'attended', met: 'attended', meetingdone: 'attended',
+    noshow: 'no_show', noshowed: 'no_show', missed: 'no_show', didnotattend: 'no_show', dna: 'no_show',
+    won: 'won', closedwon: 'won', customer: 'won', converted: 'won',
+    lost: 'lost', closedlost: 'lost', dead: 'lost', disqualified: 'lost',
+    optedout: 'opted_out', optout: 'opted_out', unsubscribed: 'opted_out', stop: 'opted_out', donotcontact: 'opted_out', dnc: 'opted_out',
+    dormant: 'dormant', cold: 'dormant', stale: 'dormant',
+  };
+  return aliases[key];
+}
+
+const leadEventBase = {
+  /** Stable id of this occurrence: duplicates carry the same id. */
+  eventId: z.string().min(1).max(300),
+  occurredAt: isoTimestamp,
+};
+
+/** Everything that can happen to a lead, from any source. */
+export const leadEventSchema = z.discriminatedUnion('type', [
+  z.object({ ...leadEventBase, type: z.literal('lead.created'), profile: leadProfileSchema }),
+  z.object({ ...leadEventBase, type: z.literal('lead.updated'), profile: leadProfileSchema }),
+  z.object({ ...leadEventBase, type: z.literal('meeting.booked'), meeting: meetingSchema }),
+  z.object({ ...leadEventBase, type: z.literal('meeting.rescheduled'), meeting: meetingSchema }),
+  z.object({ ...leadEventBase, type: z.literal('meeting.canceled'), meetingId: z.string().min(1).max(200) }),
+  z.object({ ...leadEventBase, type: z.literal('meeting.attended'), meetingId: z.string().min(1).max(200) }),
+  z.object({ ...leadEventBase, type: z.literal('meeting.no_show'), meetingId: z.string().min(1).max(200) }),
+  z.object({ ...leadEventBase, type: z.literal('lead.status_changed'), status: z.enum(['won', 'lost']) }),
+  z.object({ ...leadEventBase, type: z.literal('lead.opted_out'), reason: z.string().max(200).optional() }),
+  z.object({ ...leadEventBase, type: z.literal('whatsapp.reply'), messageId: z.string().min(1), text: z.string().max(4_096) }),
+  z.object({
+    ...leadEventBase,
+    type: z.literal('whatsapp.failed'),
+    messageId: z.string().min(1),
+    effectKey: z.string().min(1),
+    errorCode: z.number().int(),
+    errorTitle: z.string().max(500).optional(),
+  }),
+  z.object({ ...leadEventBase, type: z.literal('call.missed'), callId: z.string().min(1) }),
+  z.object({ ...leadEventBase, type: z.literal('call.completed'), callId: z.string().min(1) }),
+  z.object({
+    ...leadEventBase,
+    type: z.literal('lead.imported'),
+    profile: leadProfileSchema,
+    stage: leadStageSchema,
+    /** Steps the legacy system already sent: never sent again. */
+    completedSteps: z.array(z.string().min(1).max(200)).max(200),
+    meeting: meetingSchema.optional(),
+    lastContactAt: isoTimestamp.optional(),
+  }),
+]);
+export type LeadEvent = z.infer<typeof leadEventSchema>;
+export type LeadEventType = LeadEvent['type'];
+
+export const messageTemplateSchema = z.object({
+  name: z.string().min(1),
+  language: z.string().min(2).default('en'),
+  category: z.enum(['MARKETING', 'UTILITY', 'AUTHENTICATION']).default('UTILITY'),
+  /** Body parameters, filled from the lead: {{name}}, {{meeting_time}}, {{company}}, {{booking_url}}. */
+  params: z.array(z.string()).default([]),
+});
+export type MessageTemplate = z.infer<typeof messageTemplateSchema>;
+
+const flowMessageSchema = z.object({
+  /** Sent as free text inside the 24 h window. */
+  text: z.string().min(1),
+  /** Sent outside the window (WhatsApp only allows approved templates there). */
+  template: messageTemplateSchema,
+});
+export type FlowMessage = z.infer<typeof flowMessageSchema>;
+
+const message = (text: string, name: string, params: string[], category: 'MARKETING' | 'UTILITY' = 'UTILITY') =>
+  flowMessageSchema.prefault({ text, template: { name, params, category } });
+
+/** Per-tenant timings, windows, caps and messages of the lead flows, with sensible defaults. */
+export const leadPolicySchema = z.object({
+  sendWindow: z
+    .object({
+      /** ISO weekdays on which messages may be sent (1 = Monday … 7 = Sunday). */
+      days: z.array(z.number().int().min(1).max(7)).min(1).default([1, 2, 3, 4, 5]),
+      /** Local time the window opens and closes; outside it are quiet hours. */
+      start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('09:00'),
+      end: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('19:00'),
+    })
+    .prefault({}),
+  followUpDays: z.array(z.number().positive()).default([1, 3, 7]),
+  reminderHoursBefore: z.array(z.number().positive()).default([24, 1]),
+  noShow: z
+    .object({
+      graceMinutes: z.number().nonnegative().default(30),
+      attemptDays: z.array(z.number().nonnegative()).default([0, 1, 3]),
+    })
+    .prefault({}),
+  postMeetingFollowUpHours: z.array(z.number().positive()).default([24]),
+  rewarm: z
+    .object({
+      idleDays: z.number().positive().default(14),
+      maxAttempts: z.number().int().nonnegative().default(2),
+    })
+    .prefault({}),
+  /** Minimum spacing between two messages to one person (WhatsApp's pair limit is ~6 s). */
+  recipientSpacingSeconds: z.number().nonnegative().default(6),
+  /** After this many events the workflow continues as new, keeping its history small. */
+  continueAsNewAfterEvents: z.number().int().min(50).default(2_000),
+  bookingUrl: z.url().default('https://example.com/book'),
+  messages: z
+    .object({
+      welcome: message('Hi {{name}}, thanks for your interest in {{company}}! Reply here any time.', 'welcome', ['name', 'company'], 'MARKETING'),
+      follow_up: message('Hi {{name}}, just checking in. Would you like to book a call? {{booking_url}}', 'follow_up', ['name', 'booking_url'], 'MARKETING'),
+      booking_confirmation: message('Thanks {{name}}, your meeting is booked for {{meeting_time}}.', 'booking_confirmation', ['name', 'meeting_time']),
+      reminder: message('Reminder: your meeting with {{company}} is at {{meeting_time}}.', 'meeting_reminder', ['company', 'meeting_time']),
+      reschedule: message('Your meeting has moved to {{meeting_time}}. See you then!', 'meeting_rescheduled', ['meeting_time']),
+      cancellation: message('Your meeting was canceled. Book a new time here: {{booking_url}}', 'meeting_canceled', ['booking_url']),
+      no_show: message('Sorry we missed you, {{name}}. Pick a new time here: {{booking_url}}', 'no_show_rebook', ['name', 'booking_url']),
+      post_meeting: message('Thanks for meeting with {{company}}, {{name}}. Any questions?', 'post_meeting', ['company', 'name'], 'MARKETING'),
+      rewarm: message('Hi {{name}}, still interested? We have news: {{booking_url}}', 'rewarm', ['name', 'booking_url'], 'MARKETING'),
+      missed_call: message('Sorry we missed your call, {{name}}. When is a good time to call you back?', 'missed_call', ['name']),
+    })
+    .prefault({}),
+});
+export type LeadPolicy = z.infer<typeof leadPolicySchema>;
+
+export function leadWorkflowId(tenantId: string, leadId: string): string {
+  return `lead:${tenantId}:${leadId}`;
+}
+
+/** A message the workflow has armed: when, why, and under which idempotency key. */
+export interface PlannedStep {
+  /** `<flow>:<step>[:<meeting id>]`: with the lead, the ledger's idempotency key. */
+  key: string;
+  flow: FlowName;
+  step: string;
+  meetingId?: string;
+  /** The rule's raw target instant, e.g. meeting start − 24 h (kept so a time-zone change can re-plan). */
+  baseAt: number;
+  /** The instant it will be sent: `baseAt` moved into the send window. Computed once, kept in state. */
+  dueAt: number;
+  /** Never send after this (a reminder after the meeting has started is pointless). */
+  notAfter?: number;
+  cause: string;
+  /** Set when a free-text send failed outside the 24 h window: send the template instead. */
+  forceTemplate?: boolean;
+  attempt: number;
+}
+
+export interface LeadState {
+  tenantId: string;
+  leadId: string;
+  workflowId: string;
+  version: number;
+  stage: LeadStage;
+  profile: LeadProfile;
+  /** The lead's own time zone, else the tenant's. */
+  timeZone: string;
+  paused: boolean;
+  optedOut: boolean;
+  meeting?: Meeting & { status: 'booked' | 'attended' | 'no_show' | 'canceled' };
+  lastInboundAt?: number;
+  lastSentAt?: number;
+  lastActivityAt: number;
+  /** Keys of steps already sent (or adopted from the legacy system): never sent twice. */
+  doneSteps: string[];
+  planned: PlannedStep[];
+  rewarmAttempts: number;
+  /** Event ids already applied (bounded; carried across continue-as-new). */
+  seenEventIds: string[];
+}
+
+export interface TimelineEntry {
+  entryKey: string;
+  at: string;
+  kind: 'event' | 'scheduled' | 'sent' | 'skipped' | 'failed' | 'delivered' | 'read' | 'replied' | 'operator' | 'stage';
+  flow?: FlowName;
+  step?: string;
+  cause: string;
+  detail?: Record<string, unknown>;
+}
