@@ -25,7 +25,9 @@ const typeOf: Record<OutsideSystemError['kind'], string> = {
  * (after Retry-After when given); refusals are permanent. Messages never carry phone numbers.
  */
 export function toActivityFailure(error: unknown): never {
-  if (error instanceof EffectBusyError) throw ApplicationFailure.retryable(error.message, 'EffectBusy');
+  if (error instanceof EffectBusyError) {
+    throw ApplicationFailure.create({ message: error.message, type: 'EffectBusy', nonRetryable: false, ...(error.retryAfterMs ? { nextRetryDelay: Math.ceil(error.retryAfterMs) } : {}) });
+  }
   if (error instanceof OutsideSystemError) {
     const message = scrubText(error.message);
     if (error.retryable) {

@@ -8,6 +8,8 @@ import type { HandOff } from './handoff.js';
 import { Rejection } from './rejections.js';
 import { createCallsRouter } from './routes/calls.js';
 import { createHealthRouter } from './routes/health.js';
+import { createLeadWebhookRouter } from './routes/lead-webhooks.js';
+import { createLeadsRouter } from './routes/leads.js';
 import { createWebhookRouter } from './routes/webhooks.js';
 
 export interface ApiDeps {
@@ -26,8 +28,11 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', true);
   app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
+  // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
+  app.use(createLeadWebhookRouter(deps));
   app.use(createWebhookRouter(deps));
   app.use(createCallsRouter(deps));
+  app.use(createLeadsRouter(deps));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'No such route' });

@@ -21,7 +21,8 @@ export type RejectionReason =
   | 'missing_token'
   | 'invalid_token'
   | 'forbidden_tenant'
-  | 'not_configured';
+  | 'not_configured'
+  | 'unknown_recipient';
 
 export const rejectionStatus: Record<RejectionReason, number> = {
   unknown_tenant: 404,
@@ -42,6 +43,8 @@ export const rejectionStatus: Record<RejectionReason, number> = {
   invalid_token: 401,
   forbidden_tenant: 403,
   not_configured: 409,
+  // Stored for inspection, yet answered 200: the sender did nothing wrong.
+  unknown_recipient: 200,
 };
 
 export class Rejection extends Error {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { callPolicySchema } from '../shared/calls.js';
+import { leadPolicySchema } from '../shared/leads.js';
 
 /** Names Temporal accepts for custom search attribute types. */
 export const searchAttributeTypes = ['Text', 'Keyword', 'Int', 'Double', 'Bool', 'Datetime', 'KeywordList'] as const;
@@ -89,6 +90,17 @@ export const emailConfigSchema = z.object({
   resourcesUrl: httpUrl.default('https://example.com/help'),
 });
 
+export const whatsappConfigSchema = z.object({
+  baseUrl: httpUrl.default('https://graph.facebook.com'),
+  apiVersion: z.string().regex(/^v\d+\.\d+$/).default('v21.0'),
+  phoneNumberId: nonEmpty,
+  wabaId: nonEmpty,
+  /** System-user access token for the Cloud API. */
+  token: nonEmpty,
+  /** Echoed by Meta's webhook verification handshake (GET hub.verify_token). */
+  verifyToken: nonEmpty.optional(),
+});
+
 export const tenantSchema = z.object({
   displayName: nonEmpty,
   /** ISO 3166 region used to read national phone numbers, e.g. US or DE. */
@@ -106,6 +118,9 @@ export const tenantSchema = z.object({
   /** HTTP Basic credentials for fetching recordings from the PBX. */
   pbxRecordingAuth: z.object({ user: nonEmpty, pass: nonEmpty }).optional(),
   calls: callPolicySchema.prefault({}),
+  /** WhatsApp Business Cloud API number used for lead messaging (the app secret is in `secrets`). */
+  whatsapp: whatsappConfigSchema.optional(),
+  leads: leadPolicySchema.prefault({}),
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
 
@@ -194,3 +209,5 @@ export type HubspotConfig = z.infer<typeof hubspotConfigSchema>;
 export type TicketingConfig = z.infer<typeof ticketingConfigSchema>;
 export type SlackConfig = z.infer<typeof slackConfigSchema>;
 export type EmailConfig = z.infer<typeof emailConfigSchema>;
+
+export type WhatsAppConfig = z.infer<typeof whatsappConfigSchema>;

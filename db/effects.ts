@@ -22,6 +22,14 @@ export interface OnceOptions<T> {
   perform: () => Promise<T>;
   /** How long an attempt may hold the key; longer than any single attempt can take. */
   leaseSeconds?: number;
+  /**
+   * For systems that report effects later (WhatsApp status webhooks): when an earlier attempt's
+   * outcome is unknown and `lookup` finds nothing yet, wait this long after that attempt before
+   * concluding it never happened.
+   */
+  unknownOutcomeGraceSeconds?: number;
+  /** Errors that prove the outside system did not act (it answered with a refusal). */
+  definiteFailure?: (error: unknown) => boolean;
 }
 
 export interface OnceOutcome<T> {
@@ -30,11 +38,15 @@ export interface OnceOutcome<T> {
   via: 'performed' | 'already_done' | 'recovered';
 }
 
-/** Another attempt holds this effect right now; retry later (Temporal's retry policy does). */
+/** Another attempt holds this effect, or an earlier one's outcome is not known yet; retry later. */
 export class EffectBusyError extends Error {
   override readonly name = 'EffectBusyError';
-  constructor(readonly key: string) {
-    super(`another attempt is performing ${key}`);
+  constructor(
+    readonly key: string,
+    readonly retryAfterMs?: number,
+    message = `another attempt is performing ${key}`,
+  ) {
+    super(message);
   }
 }
 
@@ -45,11 +57,11 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
      ON CONFLICT (tenant_id, effect_key) DO NOTHING`,
     [tenantId, key, kind],
   );
-  const claimed = await db.query<{ attempts: number }>(
+  const claimed = await db.query<{ attempts: number; attempted_at: Date | null }>(
     `UPDATE external_effects
         SET claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1, updated_at = now()
       WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-      RETURNING attempts`,
+      RETURNING attempts, attempted_at`,
     [tenantId, key, options.leaseSeconds ?? 120],
   );
   const claim = claimed.rows[0];
@@ -59,6 +71,16 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
     if (row && (row.state === 'done' || row.state === 'skipped')) return { result: row.result, via: 'already_done' };
     throw new EffectBusyError(key);
   }
+  /** Gives the key back; `performed: false` means this attempt provably did not act. */
+  const release = async (error: unknown, performed: boolean): Promise<void> => {
+    await db
+      .query(
+        `UPDATE external_effects SET claimed_until = NULL, attempts = attempts - $4, last_error = $3, updated_at = now()
+          WHERE tenant_id = $1 AND effect_key = $2`,
+        [tenantId, key, String((error as Error).message ?? error).slice(0, 500), performed ? 0 : 1],
+      )
+      .catch(() => undefined);
+  };
   try {
     if (claim.attempts > 1 && options.lookup) {
       const found = await options.lookup();
@@ -66,18 +88,25 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
         await markDone(db, tenantId, key, found);
         return { result: found, via: 'recovered' };
       }
+      const graceMs = (options.unknownOutcomeGraceSeconds ?? 0) * 1000;
+      const sinceLastAttempt = claim.attempted_at ? Date.now() - claim.attempted_at.getTime() : Number.POSITIVE_INFINITY;
+      if (sinceLastAttempt < graceMs) {
+        const pending = new EffectBusyError(key, graceMs - sinceLastAttempt, `the outcome of an earlier attempt at ${key} is not known yet`);
+        await release(pending, false);
+        throw pending;
+      }
     }
+    await db.query('UPDATE external_effects SET attempted_at = now() WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key]);
+  } catch (error) {
+    if (!(error instanceof EffectBusyError)) await release(error, false);
+    throw error;
+  }
+  try {
     const result = await options.perform();
     await markDone(db, tenantId, key, result);
     return { result, via: 'performed' };
   } catch (error) {
-    await db
-      .query(`UPDATE external_effects SET claimed_until = NULL, last_error = $3, updated_at = now() WHERE tenant_id = $1 AND effect_key = $2`, [
-        tenantId,
-        key,
-        String((error as Error).message ?? error).slice(0, 500),
-      ])
-      .catch(() => undefined);
+    await release(error, !(options.definiteFailure?.(error) ?? false));
     throw error;
   }
 }

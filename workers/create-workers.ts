@@ -3,6 +3,8 @@ import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { createCrmActivities } from '../activities/crm.js';
 import { createJournalActivities } from '../activities/journal.js';
+import { createLeadActivities } from '../activities/leads.js';
+import { createMessagingActivities } from '../activities/messaging.js';
 import { createNotificationActivities } from '../activities/notifications.js';
 import { createRecordingActivities } from '../activities/recordings.js';
 import { createTicketActivities } from '../activities/tickets.js';
@@ -29,11 +31,12 @@ export interface WorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-/** Every activity, wired to its dependencies. */
+/** The call and lead activities (the WhatsApp sends run on their own, rate-limited queue). */
 export function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integrations'>) {
   const { db, integrations } = deps;
   return {
     ...createJournalActivities({ db }),
+    ...createLeadActivities({ db }),
     ...createCrmActivities({
       db,
       crm: integrations.crm,
@@ -52,17 +55,23 @@ export function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integ
   };
 }
 
-/** Creates one Worker per task queue. */
+/**
+ * One Worker per task queue: calls, leads, and messaging. The messaging queue carries only the
+ * WhatsApp sends, with the server-side rate limit every worker polling it must share.
+ */
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config } = deps;
   const workflowBundle = deps.workflowBundle ?? (await bundleWorkflows());
-  const callsWorker = await Worker.create({
-    connection: deps.connection,
-    namespace: config.temporal.namespace,
-    shutdownGraceTime: config.shutdownGraceMs,
-    workflowBundle,
-    taskQueue: config.temporal.taskQueues.calls,
-    activities: createActivities(deps),
-  });
-  return [callsWorker];
+  const common = { connection: deps.connection, namespace: config.temporal.namespace, shutdownGraceTime: config.shutdownGraceMs };
+  const activities = createActivities(deps);
+  return Promise.all([
+    Worker.create({ ...common, workflowBundle, taskQueue: config.temporal.taskQueues.calls, activities }),
+    Worker.create({ ...common, workflowBundle, taskQueue: config.temporal.taskQueues.leads, activities }),
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueues.messaging,
+      activities: createMessagingActivities({ db: deps.db, whatsapp: deps.integrations.whatsapp }),
+      maxTaskQueueActivitiesPerSecond: config.temporal.messagingRatePerSecond,
+    }),
+  ]);
 }

@@ -4,6 +4,8 @@ import type { CrmAdapter } from '../adapters/crm/types.js';
 import { createMailer } from '../adapters/mailer.js';
 import type { Mailer } from '../adapters/mailer.js';
 import { createTicketingAdapter } from '../adapters/ticketing.js';
+import { createWhatsAppAdapter } from '../adapters/whatsapp.js';
+import type { WhatsAppAdapter } from '../adapters/whatsapp.js';
 import type { TicketingAdapter } from '../adapters/ticketing.js';
 import { normalizePhone } from '../shared/phone.js';
 import type { AppConfig } from '../config/load.js';
@@ -15,6 +17,7 @@ export interface Integrations {
   ticketing: (tenantId: string) => TicketingAdapter | undefined;
   slack: (tenantId: string) => SlackConfig | undefined;
   email: (tenantId: string) => { config: EmailConfig; mailer: Mailer } | undefined;
+  whatsapp: (tenantId: string) => WhatsAppAdapter | undefined;
   isVipPhone: (tenantId: string, phone: string) => boolean;
   close: () => void;
 }
@@ -59,6 +62,10 @@ export function createIntegrations(config: AppConfig): Integrations {
       const mailer = createMailer(email);
       mailers.push(mailer);
       return { config: email, mailer };
+    }),
+    whatsapp: memo((tenantId) => {
+      const whatsapp = tenant(tenantId).whatsapp;
+      return whatsapp ? createWhatsAppAdapter(whatsapp) : undefined;
     }),
     isVipPhone: (tenantId, phone) => vipSets(tenantId).has(phone),
     close: () => mailers.forEach((mailer) => mailer.close()),

@@ -1,0 +1,37 @@
+import type { AppConfig } from '../config/load.js';
+import type { LeadEvent } from '../shared/leads.js';
+import { leadWorkflowId } from '../shared/leads.js';
+import type { LeadEventBatch, LeadWorkflowInput } from '../workflows/lead.js';
+import type { WorkflowDelivery } from './handoff.js';
+
+/** The signalWithStart that routes a lead's events to its workflow, whoever sends them. */
+export function leadDelivery(config: AppConfig, tenantId: string, leadId: string, events: LeadEvent[]): WorkflowDelivery {
+  const tenant = config.tenants[tenantId];
+  if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
+  const input: LeadWorkflowInput = {
+    tenantId,
+    leadId,
+    policy: tenant.leads,
+    defaultTimeZone: tenant.timeZone,
+    company: tenant.displayName,
+    messagingTaskQueue: config.temporal.taskQueues.messaging,
+  };
+  const batch: LeadEventBatch = { events };
+  return {
+    tenantId,
+    workflowType: 'leadWorkflow',
+    workflowId: leadWorkflowId(tenantId, leadId),
+    taskQueue: config.temporal.taskQueues.leads,
+    args: [input],
+    signalName: 'leadEvents',
+    signalArgs: [batch],
+    searchAttributes: { tenant: tenantId, leadStage: 'new' },
+    staticSummary: `Lead ${leadId} · ${tenant.displayName}`,
+    staticDetails: [
+      `**Lead** \`${leadId}\``,
+      `- tenant: ${tenantId} (${tenant.displayName})`,
+      `- timeline: \`GET /api/${tenantId}/leads/${encodeURIComponent(leadId)}/timeline\``,
+      '- query `leadState`; updates `pause`, `resume`, `skipStep`, `sendNow`, `changeTimeZone`, `cancelFlow`, `markBooked`',
+    ].join('\n'),
+  };
+}

@@ -1,0 +1,68 @@
+/** WhatsApp Cloud API webhooks: delivery statuses and inbound messages, signed with X-Hub-Signature-256. */
+import { z } from 'zod';
+import { verifyMetaSignature } from '../../security/signatures.js';
+import { Rejection } from '../rejections.js';
+import type { ProviderRequest } from './types.js';
+import { header, readJson, validate } from './types.js';
+
+const statusSchema = z.object({
+  id: z.string().min(1),
+  status: z.enum(['sent', 'delivered', 'read', 'failed', 'deleted', 'warning']),
+  timestamp: z.string().regex(/^\d+$/),
+  recipient_id: z.string().optional(),
+  biz_opaque_callback_data: z.string().max(512).optional(),
+  errors: z.array(z.object({ code: z.number().int(), title: z.string().optional(), message: z.string().optional() })).optional(),
+});
+
+const inboundSchema = z.object({
+  from: z.string().regex(/^\d{6,15}$/, 'must be the sender\'s number in digits'),
+  id: z.string().min(1),
+  timestamp: z.string().regex(/^\d+$/),
+  type: z.string(),
+  text: z.object({ body: z.string().max(4_096) }).optional(),
+  button: z.object({ text: z.string().max(1_000) }).optional(),
+  interactive: z.unknown().optional(),
+});
+
+export const whatsappWebhookSchema = z.object({
+  object: z.literal('whatsapp_business_account'),
+  entry: z
+    .array(
+      z.object({
+        id: z.string(),
+        changes: z.array(
+          z.object({
+            field: z.string(),
+            value: z.object({
+              messaging_product: z.literal('whatsapp').optional(),
+              metadata: z.object({ phone_number_id: z.string() }).partial().optional(),
+              statuses: z.array(statusSchema).optional(),
+              messages: z.array(inboundSchema).optional(),
+            }),
+          }),
+        ),
+      }),
+    )
+    .min(1),
+});
+
+export type WhatsAppStatusPayload = z.infer<typeof statusSchema>;
+export type WhatsAppInboundPayload = z.infer<typeof inboundSchema>;
+
+export function authenticateWhatsApp(request: ProviderRequest): void {
+  const appSecret = request.tenant.secrets.whatsappAppSecret;
+  if (!appSecret) throw new Rejection('not_configured', 'this tenant has no WhatsApp app secret configured');
+  const check = verifyMetaSignature({ appSecret, signature: header(request.headers, 'x-hub-signature-256'), rawBody: request.rawBody });
+  if (!check.ok) throw new Rejection(check.reason, 'the request signature could not be verified');
+}
+
+export function parseWhatsAppWebhook(request: ProviderRequest): { statuses: WhatsAppStatusPayload[]; messages: WhatsAppInboundPayload[] } {
+  const body = validate(whatsappWebhookSchema, readJson(request));
+  const values = body.entry.flatMap((entry) => entry.changes.filter((change) => change.field === 'messages').map((change) => change.value));
+  return { statuses: values.flatMap((value) => value.statuses ?? []), messages: values.flatMap((value) => value.messages ?? []) };
+}
+
+/** The text of an inbound message, whatever its kind. */
+export function inboundText(message: WhatsAppInboundPayload): string {
+  return message.text?.body ?? message.button?.text ?? `[${message.type}]`;
+}

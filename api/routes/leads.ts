@@ -1,0 +1,115 @@
+/**
+ * Operator routes for leads: the current flow state, the full timeline, and interventions. The
+ * interventions are Temporal updates with validators, the same ones the Web UI can send.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { Router } from 'express';
+import type { Request, Response } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
+import type { AppConfig } from '../../config/load.js';
+import { leadTimeline, loadLead } from '../../db/leads.js';
+import type { Db } from '../../db/pool.js';
+import type { Logger } from '../../observability/logger.js';
+import { leadView } from '../../shared/lead-plan.js';
+import type { LeadView } from '../../shared/lead-plan.js';
+import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
+import { requireOperator } from '../auth.js';
+import { Rejection, fieldErrors } from '../rejections.js';
+
+export interface LeadsRouterDeps {
+  config: AppConfig;
+  db: Db;
+  logger: Logger;
+  temporal: Client;
+  temporalConnection: Connection;
+}
+
+const operatorFields = { operator: z.string().max(200).optional(), reason: z.string().max(500).optional() };
+
+export const leadActionSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('pause'), ...operatorFields }),
+  z.object({ action: z.literal('resume'), ...operatorFields }),
+  z.object({ action: z.literal('skip_step'), step: z.string().min(1).max(300), ...operatorFields }),
+  z.object({ action: z.literal('send_now'), step: z.string().min(1).max(300), ...operatorFields }),
+  z.object({ action: z.literal('change_time_zone'), timeZone: leadTimeZoneSchema, ...operatorFields }),
+  z.object({ action: z.literal('cancel_flow'), flow: z.enum(flowNames), ...operatorFields }),
+  z.object({ action: z.literal('mark_booked'), meeting: meetingSchema, ...operatorFields }),
+]);
+export type LeadAction = z.infer<typeof leadActionSchema>;
+
+/** API action → the workflow's update name and argument. */
+function toUpdate(action: LeadAction): { name: string; arg: Record<string, unknown> } {
+  const { action: kind, ...arg } = action;
+  const names: Record<LeadAction['action'], string> = {
+    pause: 'pause',
+    resume: 'resume',
+    skip_step: 'skipStep',
+    send_now: 'sendNow',
+    change_time_zone: 'changeTimeZone',
+    cancel_flow: 'cancelFlow',
+    mark_booked: 'markBooked',
+  };
+  return { name: names[kind], arg };
+}
+
+function send(res: Response, rejection: Rejection): void {
+  res.status(rejection.status).json({ error: rejection.reason, message: rejection.message, ...(rejection.details !== undefined ? { details: rejection.details } : {}) });
+}
+
+export function createLeadsRouter(deps: LeadsRouterDeps): Router {
+  const { config, db, temporal } = deps;
+  const router = Router();
+  const operator = requireOperator(config);
+
+  /** The running workflow's view, else the journaled one (the flow has ended), else nothing. */
+  const currentView = async (tenantId: string, leadId: string): Promise<LeadView | undefined> => {
+    try {
+      return await deps.temporalConnection.withDeadline(Date.now() + 3_000, () =>
+        temporal.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query<LeadView>('leadState'),
+      );
+    } catch {
+      const journaled = await loadLead(db, tenantId, leadId);
+      return journaled ? leadView(journaled) : undefined;
+    }
+  };
+
+  router.get('/api/:tenant/leads/:leadId', operator, async (req: Request<{ tenant: string; leadId: string }>, res) => {
+    const view = await currentView(req.params.tenant, req.params.leadId);
+    if (!view) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
+    res.json({ lead: view, workflowId: leadWorkflowId(req.params.tenant, req.params.leadId) });
+  });
+
+  router.get('/api/:tenant/leads/:leadId/timeline', operator, async (req: Request<{ tenant: string; leadId: string }>, res) => {
+    const entries = await leadTimeline(db, req.params.tenant, req.params.leadId);
+    if (entries.length === 0 && !(await loadLead(db, req.params.tenant, req.params.leadId))) {
+      return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
+    }
+    res.json({ leadId: req.params.leadId, timeline: entries });
+  });
+
+  router.post('/api/:tenant/leads/:leadId/actions', operator, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
+    const parsed = leadActionSchema.safeParse(req.body);
+    if (!parsed.success) return send(res, new Rejection('invalid_payload', 'not a lead action', { fields: fieldErrors(parsed.error.issues) }));
+    const { name, arg } = toUpdate(parsed.data);
+    // A retried request with the same Idempotency-Key gets the first attempt's outcome.
+    const updateId = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : randomUUID();
+    try {
+      const view = await deps.temporalConnection.withDeadline(Date.now() + 10_000, () =>
+        temporal.workflow.getHandle(leadWorkflowId(req.params.tenant, req.params.leadId)).executeUpdate<LeadView, [Record<string, unknown>]>(name, { args: [arg], updateId }),
+      );
+      res.json({ lead: view, updateId });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return void res.status(404).json({ error: 'lead_not_found', message: 'No running flow for this lead' });
+      if (error instanceof WorkflowUpdateFailedError) {
+        return void res.status(422).json({ error: 'action_rejected', message: error.cause?.message ?? error.message });
+      }
+      deps.logger.warn({ err: error, action: name }, 'lead action could not be delivered');
+      res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'Temporal did not answer; retry with the same Idempotency-Key.' });
+    }
+  });
+
+  return router;
+}

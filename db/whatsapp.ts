@@ -1,0 +1,68 @@
+/** WhatsApp messages we sent and the status webhooks about them. */
+import type { Db } from './pool.js';
+
+export async function recordAcceptedMessage(
+  db: Db,
+  message: { tenantId: string; wamid: string; effectKey: string; leadId: string; kind: 'text' | 'template'; templateName?: string },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, status)
+     VALUES ($1, $2, $3, $4, $5, $6, 'accepted') ON CONFLICT (tenant_id, wamid) DO NOTHING`,
+    [message.tenantId, message.wamid, message.effectKey, message.leadId, message.kind, message.templateName ?? null],
+  );
+}
+
+/** A message sent under this effect key, if WhatsApp accepted one (known from our send or from its status webhook). */
+export async function messageForEffect(db: Db, tenantId: string, effectKey: string): Promise<{ wamid: string; kind: 'text' | 'template' } | undefined> {
+  const result = await db.query<{ wamid: string; kind: 'text' | 'template' }>(
+    'SELECT wamid, kind FROM whatsapp_messages WHERE tenant_id = $1 AND effect_key = $2 ORDER BY accepted_at LIMIT 1',
+    [tenantId, effectKey],
+  );
+  return result.rows[0];
+}
+
+const statusRank: Record<string, number> = { accepted: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+
+export interface StatusUpdate {
+  tenantId: string;
+  wamid: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed';
+  occurredAt: string;
+  effectKey?: string;
+  recipient?: string;
+  errorCode?: number;
+  errorTitle?: string;
+  payload: unknown;
+}
+
+/**
+ * Records one status (at least once, any order). Returns false for a duplicate. The message row
+ * only moves forward (sent → delivered → read; failed wins), whatever order statuses arrive in.
+ */
+export async function recordStatus(db: Db, update: StatusUpdate): Promise<{ fresh: boolean; leadId?: string; effectKey?: string }> {
+  const inserted = await db.query(
+    `INSERT INTO whatsapp_status_events (tenant_id, wamid, status, occurred_at, effect_key, error_code, payload)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+    [update.tenantId, update.wamid, update.status, update.occurredAt, update.effectKey ?? null, update.errorCode ?? null, JSON.stringify(update.payload)],
+  );
+  // A status for a send whose answer we never got (the worker died): the webhook tells us it went out.
+  if (update.effectKey) {
+    const leadId = /^wa:([^:]+):/.exec(update.effectKey)?.[1] ?? null;
+    await db.query(
+      `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, status) VALUES ($1, $2, $3, $4, 'unknown', 'accepted')
+       ON CONFLICT (tenant_id, wamid) DO NOTHING`,
+      [update.tenantId, update.wamid, update.effectKey, leadId],
+    );
+  }
+  const row = await db.query<{ lead_id: string | null; effect_key: string; status: string }>(
+    `UPDATE whatsapp_messages SET
+       status = CASE WHEN $3 = 'failed' OR $4 > (CASE status WHEN 'accepted' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END)
+                THEN $3 ELSE status END,
+       error_code = COALESCE($5, error_code), error_title = COALESCE($6, error_title), updated_at = now()
+     WHERE tenant_id = $1 AND wamid = $2
+     RETURNING lead_id, effect_key, status`,
+    [update.tenantId, update.wamid, update.status, statusRank[update.status], update.errorCode ?? null, update.errorTitle ?? null],
+  );
+  const message = row.rows[0];
+  return { fresh: (inserted.rowCount ?? 0) > 0, ...(message?.lead_id ? { leadId: message.lead_id } : {}), ...(message ? { effectKey: message.effect_key } : {}) };
+}

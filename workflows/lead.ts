@@ -1,0 +1,341 @@
+/**
+ * One workflow per lead, id `lead:<tenant>:<CRM lead id>`, for its whole life: welcome, follow-ups,
+ * booking confirmation, reminders, no-show recovery, rescheduling, post-meeting follow-up and
+ * rewarming over WhatsApp. CRM events, replies, delivery failures and calls arrive as signals;
+ * operators steer it with updates (from our API or the Temporal Web UI). Every send time is
+ * computed once and kept in state; every send has an idempotency key.
+ */
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createLeadActivities } from '../activities/leads.js';
+import type { createMessagingActivities } from '../activities/messaging.js';
+import {
+  Changes,
+  afterSent,
+  applyLeadEvent,
+  cancel,
+  dueStep,
+  fill,
+  initialLeadState,
+  isClosed,
+  messageValues,
+  leadView,
+  nextWakeAt,
+  replanTimeZone,
+  runNoShowCheck,
+  sendDecision,
+} from '../shared/lead-plan.js';
+import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../shared/leads.js';
+import type { LeadView } from '../shared/lead-plan.js';
+import type { FlowName, LeadEvent, LeadPolicy, LeadState, Meeting, PlannedStep, TimelineEntry } from '../shared/leads.js';
+import { searchAttributes } from '../shared/search-attributes.js';
+
+export interface LeadWorkflowInput {
+  tenantId: string;
+  leadId: string;
+  policy: LeadPolicy;
+  /** The tenant's zone, for leads that have none of their own. */
+  defaultTimeZone: string;
+  company: string;
+  /** The rate-limited queue the WhatsApp sends run on. */
+  messagingTaskQueue: string;
+  /** Carried across continue-as-new. */
+  carried?: { state: LeadState; pending: LeadEvent[] };
+}
+
+export interface LeadEventBatch {
+  events: LeadEvent[];
+}
+
+export interface OperatorInput {
+  /** Who did it, for the timeline. */
+  operator?: string;
+  reason?: string;
+}
+
+type StepAction = OperatorInput & { step: string };
+type TimeZoneAction = OperatorInput & { timeZone: string };
+type FlowAction = OperatorInput & { flow: FlowName };
+type BookingAction = OperatorInput & { meeting: Meeting };
+
+export const leadEventsSignal = defineSignal<[LeadEventBatch]>('leadEvents');
+export const leadStateQuery = defineQuery<LeadView>('leadState');
+export const pauseUpdate = defineUpdate<LeadView, [OperatorInput]>('pause');
+export const resumeUpdate = defineUpdate<LeadView, [OperatorInput]>('resume');
+export const skipStepUpdate = defineUpdate<LeadView, [StepAction]>('skipStep');
+export const sendNowUpdate = defineUpdate<LeadView, [StepAction]>('sendNow');
+export const changeTimeZoneUpdate = defineUpdate<LeadView, [TimeZoneAction]>('changeTimeZone');
+export const cancelFlowUpdate = defineUpdate<LeadView, [FlowAction]>('cancelFlow');
+export const markBookedUpdate = defineUpdate<LeadView, [BookingAction]>('markBooked');
+
+type LeadActivities = ReturnType<typeof createLeadActivities>;
+type MessagingActivities = ReturnType<typeof createMessagingActivities>;
+
+export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> {
+  const { tenantId, leadId, policy } = input;
+  const leads = proxyActivities<LeadActivities>({
+    startToCloseTimeout: '15s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  });
+  const messaging = proxyActivities<MessagingActivities>({
+    taskQueue: input.messagingTaskQueue,
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '2h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
+  });
+
+  const pending: LeadEvent[] = [...(input.carried?.pending ?? [])];
+  let timeline: TimelineEntry[] = [];
+  let dirty = false;
+  const record = (changes: Changes): void => {
+    timeline.push(...changes.timeline);
+    if (changes.changed) dirty = true;
+  };
+
+  let state: LeadState = input.carried?.state ?? initialLeadState(tenantId, leadId, leadWorkflowId(tenantId, leadId), input.defaultTimeZone, Date.now());
+  let loaded = input.carried !== undefined;
+
+  setHandler(leadEventsSignal, ({ events }) => {
+    pending.push(...events);
+  });
+  setHandler(leadStateQuery, () => leadView(state));
+
+  /** Operator actions: validated before they are accepted (a rejected update leaves no trace in history). */
+  const operatorCause = (name: string, action: OperatorInput): string =>
+    `operator ${name}${action.operator ? ` by ${action.operator}` : ''}${action.reason ? `: ${action.reason}` : ''}`;
+  const operatorNote = (name: string, action: OperatorInput, detail: Record<string, unknown> = {}): Changes => {
+    const changes = new Changes(Date.now());
+    changes.note({ entryKey: `operator:${name}:${workflowInfo().historyLength}:${Date.now()}`, kind: 'operator', cause: operatorCause(name, action), detail });
+    return changes;
+  };
+  const findStep = (key: string): PlannedStep | undefined => state.planned.find((step) => step.key === key);
+  const requireLoaded = (): void => {
+    if (!loaded) throw new Error('the lead is still loading; try again in a moment');
+  };
+
+  setHandler(
+    pauseUpdate,
+    (action) => {
+      state.paused = true;
+      record(operatorNote('pause', action));
+      return leadView(state);
+    },
+    { validator: (_action: OperatorInput) => requireLoaded() },
+  );
+  setHandler(
+    resumeUpdate,
+    (action) => {
+      state.paused = false;
+      record(operatorNote('resume', action));
+      return leadView(state);
+    },
+    { validator: (_action: OperatorInput) => requireLoaded() },
+  );
+  setHandler(
+    skipStepUpdate,
+    (action: StepAction) => {
+      const changes = operatorNote('skip', action, { step: action.step });
+      cancel(state, (step) => step.key === action.step, operatorCause('skip', action), changes, `operator-skip:${Date.now()}`);
+      record(changes);
+      return leadView(state);
+    },
+    {
+      validator: (action: StepAction) => {
+        requireLoaded();
+        if (!findStep(action.step)) throw new Error(`no planned step "${action.step}"; planned: ${state.planned.map((step) => step.key).join(', ') || 'none'}`);
+      },
+    },
+  );
+  setHandler(
+    sendNowUpdate,
+    (action: StepAction) => {
+      const step = findStep(action.step);
+      if (step) step.dueAt = Date.now();
+      state.planned.sort((a, b) => a.dueAt - b.dueAt || a.key.localeCompare(b.key));
+      record(operatorNote('send-now', action, { step: action.step }));
+      return leadView(state);
+    },
+    {
+      validator: (action: StepAction) => {
+        requireLoaded();
+        const step = findStep(action.step);
+        if (!step) throw new Error(`no planned step "${action.step}"`);
+        if (step.flow === 'no_show' && step.step === 'check') throw new Error('the no-show check is not a message');
+        if (state.optedOut) throw new Error('the lead opted out');
+      },
+    },
+  );
+  setHandler(
+    changeTimeZoneUpdate,
+    (action: TimeZoneAction) => {
+      const changes = new Changes(Date.now());
+      replanTimeZone(state, policy, action.timeZone, Date.now(), changes, operatorCause('time zone change', action));
+      state.profile = { ...state.profile, timeZone: action.timeZone };
+      record(changes);
+      return leadView(state);
+    },
+    {
+      validator: (action: TimeZoneAction) => {
+        requireLoaded();
+        if (!leadTimeZoneSchema.safeParse(action.timeZone).success) throw new Error(`"${action.timeZone}" is not an IANA time zone`);
+      },
+    },
+  );
+  setHandler(
+    cancelFlowUpdate,
+    (action: FlowAction) => {
+      const changes = operatorNote('cancel-flow', action, { flow: action.flow });
+      cancel(state, (step) => step.flow === action.flow, operatorCause('cancel flow', action), changes, `operator-cancel:${Date.now()}`);
+      record(changes);
+      return leadView(state);
+    },
+    {
+      validator: (action: FlowAction) => {
+        requireLoaded();
+        if (!(flowNames as readonly string[]).includes(action.flow)) throw new Error(`unknown flow "${action.flow}"; flows: ${flowNames.join(', ')}`);
+      },
+    },
+  );
+  setHandler(
+    markBookedUpdate,
+    (action: BookingAction) => {
+      const changes = operatorNote('mark-booked', action, { meetingId: action.meeting.id });
+      applyLeadEvent(state, { eventId: `operator-booked:${action.meeting.id}@${action.meeting.startsAt}`, type: 'meeting.booked', occurredAt: new Date().toISOString(), meeting: action.meeting }, policy, Date.now(), changes);
+      record(changes);
+      return leadView(state);
+    },
+    {
+      validator: (action: BookingAction) => {
+        requireLoaded();
+        const parsed = meetingSchema.safeParse(action.meeting);
+        if (!parsed.success) throw new Error(`invalid meeting: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+        if (Date.parse(action.meeting.startsAt) <= Date.now()) throw new Error('the meeting must start in the future');
+      },
+    },
+  );
+
+  if (!input.carried) {
+    // A run started after an earlier one ended (late event, operator terminate) continues from the journal.
+    const journaled = await leads.loadLead(tenantId, leadId);
+    if (journaled) state = journaled;
+    loaded = true;
+  }
+
+  let publishedAttributes = '';
+  const publish = (): void => {
+    const next = nextWakeAt(state);
+    const key = `${state.stage}|${next ?? ''}`;
+    if (key !== publishedAttributes) {
+      publishedAttributes = key;
+      upsertSearchAttributes([
+        { key: searchAttributes.tenant, value: tenantId },
+        { key: searchAttributes.leadStage, value: state.stage },
+        { key: searchAttributes.nextActionAt, value: next === undefined ? null : new Date(next) },
+      ]);
+    }
+    const upcoming = state.planned.slice(0, 5).map((step) => `| ${step.key} | ${new Date(step.dueAt).toISOString()} | ${step.cause} |`);
+    setCurrentDetails(
+      [
+        `**${state.stage}**${state.paused ? ' · ⏸ paused' : ''}${state.optedOut ? ' · opted out' : ''} · zone ${state.timeZone}`,
+        state.meeting ? `meeting ${state.meeting.id} at ${state.meeting.startsAt} (${state.meeting.status})` : 'no meeting',
+        '',
+        '| next step | when (UTC) | why |',
+        '|---|---|---|',
+        ...(upcoming.length > 0 ? upcoming : ['| — | — | — |']),
+        '',
+        `sent: ${state.doneSteps.length} step(s)`,
+      ].join('\n'),
+    );
+  };
+
+  const journal = async (): Promise<void> => {
+    state.version++;
+    const entries = timeline;
+    timeline = [];
+    dirty = false;
+    await leads.recordLead(state, entries);
+    publish();
+  };
+
+  const messageFor = (step: PlannedStep, asTemplate: boolean) => {
+    const flowMessage = policy.messages[step.flow];
+    const values = messageValues(state, policy, input.company);
+    return asTemplate
+      ? { type: 'template' as const, template: { name: flowMessage.template.name, language: state.profile.language ?? flowMessage.template.language, params: flowMessage.template.params.map((name) => values[name] ?? '') } }
+      : { type: 'text' as const, text: fill(flowMessage.text, values) };
+  };
+
+  /** Executes the step that is due now, if any. Returns a time to wait until, when spacing asks for it. */
+  const runDueStep = async (): Promise<number | undefined> => {
+    const step = dueStep(state, Date.now());
+    if (!step) return undefined;
+    const changes = new Changes(Date.now());
+    if (step.flow === 'no_show' && step.step === 'check') {
+      runNoShowCheck(state, step, policy, Date.now(), changes);
+      record(changes);
+      return undefined;
+    }
+    const decision = sendDecision(state, step, policy, Date.now());
+    if (decision.action === 'wait') return decision.until;
+    if (decision.action === 'skip') {
+      cancel(state, (planned) => planned.key === step.key, decision.reason, changes, 'skipped-at-send');
+      record(changes);
+      return undefined;
+    }
+    const phone = state.profile.phone ?? '';
+    try {
+      const sent = await messaging.sendWhatsApp.executeWithOptions({ summary: `WhatsApp ${step.key}${decision.asTemplate ? ' (template)' : ''}` }, [
+        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message: messageFor(step, decision.asTemplate) },
+      ]);
+      if (sent.status === 'skipped') {
+        cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send');
+      } else {
+        changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind } });
+        afterSent(state, step, policy, Date.now(), changes);
+      }
+    } catch (error) {
+      state.planned = state.planned.filter((planned) => planned.key !== step.key);
+      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: (error as Error).message } });
+    }
+    record(changes);
+    return undefined;
+  };
+
+  publish();
+  for (;;) {
+    if (pending.length > 0) {
+      const changes = new Changes(Date.now());
+      const batch = pending.splice(0, pending.length).sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
+      for (const event of batch) applyLeadEvent(state, event, policy, Date.now(), changes);
+      record(changes);
+    }
+    const waitUntil = await runDueStep();
+    if (dirty || timeline.length > 0) await journal();
+
+    const done = (isClosed(state) || state.stage === 'dormant') && state.planned.length === 0 && pending.length === 0;
+    if (done) break;
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > policy.continueAsNewAfterEvents) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof leadWorkflow>({ ...input, carried: { state, pending: pending.splice(0, pending.length) } });
+    }
+    if (dueStep(state, Date.now()) && waitUntil === undefined) continue;
+    const wake = waitUntil ?? nextWakeAt(state);
+    const woken = (): boolean => pending.length > 0 || dirty;
+    if (wake === undefined) await condition(woken);
+    else if (wake > Date.now()) await condition(woken, wake - Date.now());
+  }
+  await condition(allHandlersFinished);
+  if (dirty || timeline.length > 0) await journal();
+  return leadView(state);
+}
