@@ -59,6 +59,8 @@ interface ArmSpec {
   keySuffix?: string;
   forceTemplate?: boolean;
   attempt?: number;
+  /** A reminder whose moment has already passed is skipped as too close, not sent late. */
+  skipIfPast?: boolean;
 }
 
 export function stepKey(flow: FlowName, step: string, meetingId?: string): string {
@@ -74,7 +76,7 @@ export function arm(state: LeadState, policy: LeadPolicy, spec: ArmSpec, now: nu
   const key = stepKey(spec.flow, spec.step, spec.meetingId) + (spec.keySuffix ?? '');
   if (state.doneSteps.includes(key) || state.planned.some((step) => step.key === key)) return;
   const earliest = Math.max(spec.baseAt, now);
-  if (spec.notAfter !== undefined && earliest >= spec.notAfter) {
+  if ((spec.notAfter !== undefined && earliest >= spec.notAfter) || (spec.skipIfPast && spec.baseAt < now - 60_000)) {
     changes.note({ entryKey: `skipped:${key}`, kind: 'skipped', flow: spec.flow, step: spec.step, cause: `too close: ${spec.cause}`, detail: { reason: 'too_close' } });
     return;
   }
@@ -136,7 +138,7 @@ function armMeetingSteps(state: LeadState, policy: LeadPolicy, meeting: Meeting,
   // Reminder keys name the meeting time, so a reschedule arms fresh ones.
   const version = `${meeting.id}@${meeting.startsAt}`;
   for (const hours of policy.reminderHoursBefore) {
-    arm(state, policy, { flow: 'reminder', step: `${hours}h`, meetingId: version, baseAt: startsAt - hours * hour, notAfter: startsAt, cause: `${hours} h before the meeting (${cause})` }, now, changes);
+    arm(state, policy, { flow: 'reminder', step: `${hours}h`, meetingId: version, baseAt: startsAt - hours * hour, notAfter: startsAt, skipIfPast: true, cause: `${hours} h before the meeting (${cause})` }, now, changes);
   }
   state.planned = state.planned.filter((step) => !(step.flow === 'no_show' && step.step === 'check'));
   state.planned.push({ key: stepKey('no_show', 'check', version), flow: 'no_show', step: 'check', meetingId: version, baseAt: meetingEnd(meeting), dueAt: meetingEnd(meeting) + policy.noShow.graceMinutes * 60_000, cause: 'meeting ended: was it attended?', attempt: 1 });

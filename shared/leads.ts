@@ -136,7 +136,8 @@ export const leadPolicySchema = z.object({
   reminderHoursBefore: z.array(z.number().positive()).default([24, 1]),
   noShow: z
     .object({
-      graceMinutes: z.number().nonnegative().default(30),
+      /** How long after a meeting ends its attendance may still be recorded before it counts as a no-show. */
+      graceMinutes: z.number().nonnegative().default(60),
       attemptDays: z.array(z.number().nonnegative()).default([0, 1, 3]),
     })
     .prefault({}),
@@ -147,6 +148,11 @@ export const leadPolicySchema = z.object({
       maxAttempts: z.number().int().nonnegative().default(2),
     })
     .prefault({}),
+  /**
+   * CRM webhooks arrive out of order: events are held until none has arrived for this long (at
+   * most three times this long), then applied in the order they happened.
+   */
+  reorderWindowSeconds: z.number().nonnegative().default(10),
   /** Minimum spacing between two messages to one person (WhatsApp's pair limit is ~6 s). */
   recipientSpacingSeconds: z.number().nonnegative().default(6),
   /** After this many events the workflow continues as new, keeping its history small. */

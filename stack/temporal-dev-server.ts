@@ -44,6 +44,14 @@ export function dynamicConfigArgs(values: DevTemporalConfig['dynamicConfig']): s
   return Object.entries(values).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]);
 }
 
+/** Registers search attributes without listing first (Temporal's Java test server cannot list them). */
+export async function addSearchAttributes(connection: Connection, namespace: string, wanted: Record<string, SearchAttributeTypeName>): Promise<void> {
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(Object.entries(wanted).map(([name, type]) => [name, indexedValueTypes[type]])),
+  });
+}
+
 /** Adds the configured custom search attributes that the namespace does not have yet. */
 export async function ensureSearchAttributes(
   connection: Connection,

@@ -51,11 +51,17 @@ export interface LeadWorkflowInput {
   /** The rate-limited queue the WhatsApp sends run on. */
   messagingTaskQueue: string;
   /** Carried across continue-as-new. */
-  carried?: { state: LeadState; pending: LeadEvent[] };
+  carried?: { state: LeadState; pending: PendingEvent[] };
 }
 
 export interface LeadEventBatch {
   events: LeadEvent[];
+}
+
+/** An event waiting in the reorder buffer, with the (workflow) time it arrived. */
+export interface PendingEvent {
+  event: LeadEvent;
+  arrivedAt: number;
 }
 
 export interface OperatorInput {
@@ -95,7 +101,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
   });
 
-  const pending: LeadEvent[] = [...(input.carried?.pending ?? [])];
+  const pending: PendingEvent[] = [...(input.carried?.pending ?? [])];
+  const reorderWindowMs = policy.reorderWindowSeconds * 1000;
   let timeline: TimelineEntry[] = [];
   let dirty = false;
   const record = (changes: Changes): void => {
@@ -107,8 +114,15 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   let loaded = input.carried !== undefined;
 
   setHandler(leadEventsSignal, ({ events }) => {
-    pending.push(...events);
+    const arrivedAt = Date.now();
+    pending.push(...events.map((event) => ({ event, arrivedAt })));
   });
+  /** When the buffered events may be applied: the burst has been quiet for the window, or the oldest waited 3 windows. */
+  const bufferReleaseAt = (): number | undefined => {
+    if (pending.length === 0) return undefined;
+    const arrivals = pending.map((item) => item.arrivedAt);
+    return Math.min(Math.max(...arrivals) + reorderWindowMs, Math.min(...arrivals) + 3 * reorderWindowMs);
+  };
   setHandler(leadStateQuery, () => leadView(state));
 
   /** Operator actions: validated before they are accepted (a rejected update leaves no trace in history). */
@@ -314,9 +328,13 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
 
   publish();
   for (;;) {
-    if (pending.length > 0) {
+    const releaseAt = bufferReleaseAt();
+    if (releaseAt !== undefined && Date.now() >= releaseAt) {
       const changes = new Changes(Date.now());
-      const batch = pending.splice(0, pending.length).sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
+      const batch = pending
+        .splice(0, pending.length)
+        .map((item) => item.event)
+        .sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
       for (const event of batch) applyLeadEvent(state, event, policy, Date.now(), changes);
       record(changes);
     }
@@ -330,8 +348,10 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       await continueAsNew<typeof leadWorkflow>({ ...input, carried: { state, pending: pending.splice(0, pending.length) } });
     }
     if (dueStep(state, Date.now()) && waitUntil === undefined) continue;
-    const wake = waitUntil ?? nextWakeAt(state);
-    const woken = (): boolean => pending.length > 0 || dirty;
+    const wakes = [waitUntil ?? nextWakeAt(state), bufferReleaseAt()].filter((at): at is number => at !== undefined);
+    const wake = wakes.length > 0 ? Math.min(...wakes) : undefined;
+    const arrivals = pending.length;
+    const woken = (): boolean => pending.length !== arrivals || dirty;
     if (wake === undefined) await condition(woken);
     else if (wake > Date.now()) await condition(woken, wake - Date.now());
   }

@@ -3,7 +3,7 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
 import { loadConfig } from '../../config/load.js';
 import { ensureTemporalCli, ensureTestServer } from '../../stack/provision.js';
-import { dynamicConfigArgs } from '../../stack/temporal-dev-server.js';
+import { addSearchAttributes, dynamicConfigArgs } from '../../stack/temporal-dev-server.js';
 import { searchAttributes } from '../../shared/search-attributes.js';
 import { bundleWorkflows } from '../../workers/create-workers.js';
 import { onRunEnd, once } from './resources.js';
@@ -36,6 +36,7 @@ export const getTimeSkippingServer = once(async (): Promise<TestWorkflowEnvironm
   const executable = await ensureTestServer({ version: settings.testServerVersion, progress });
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable } });
   onRunEnd(() => env.teardown());
+  await addSearchAttributes(env.connection, env.client.options.namespace, settings.searchAttributes);
   return env;
 });
 

@@ -1,0 +1,197 @@
+/**
+ * A lead-messaging deployment for tests: the real API over HTTP, real workers (calls, leads and the
+ * rate-limited messaging queue), a database of its own and the WhatsApp sandbox, on the run's
+ * time-skipping server (days pass in seconds) or its dev server.
+ */
+import { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type { AppConfig } from '../../config/load.js';
+import { tenantSchema } from '../../config/schema.js';
+import type { TenantConfig } from '../../config/schema.js';
+import type { Db } from '../../db/pool.js';
+import { createLogger } from '../../observability/logger.js';
+import { metaSignature } from '../../security/signatures.js';
+import { signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
+import { startWhatsAppSandbox } from '../../sandboxes/whatsapp.js';
+import type { WhatsAppSandbox, WhatsAppStoredMessage } from '../../sandboxes/whatsapp.js';
+import type { LeadView } from '../../shared/lead-plan.js';
+import { leadPolicySchema, leadWorkflowId } from '../../shared/leads.js';
+import type { LeadPolicy, TimelineEntry } from '../../shared/leads.js';
+import { waitUntil } from '../../stack/processes.js';
+import { createWorkers } from '../../workers/create-workers.js';
+import { createIntegrations } from '../../workers/integrations.js';
+import { startApi, testConfig } from './api.js';
+import type { RunningApi } from './api.js';
+import { createTestDatabase } from './postgres.js';
+import { freePort, uniqueId } from './resources.js';
+import { getDevServer, getTimeSkippingServer, getWorkflowBundle } from './temporal.js';
+
+export interface LeadWorld {
+  env: TestWorkflowEnvironment;
+  tenantId: string;
+  tenant: TenantConfig;
+  config: AppConfig;
+  db: Db;
+  api: RunningApi;
+  client: Client;
+  whatsapp: WhatsAppSandbox;
+  /** POSTs a signed CRM event to /webhooks/{tenant}/crm. */
+  crm(body: Record<string, unknown>): Promise<Response>;
+  /** The lead texts us on WhatsApp. */
+  reply(phone: string, text: string): Promise<void>;
+  /** An inbound-message webhook straight to our API, signed as Meta signs it (the sandbox never saw it). */
+  inboundWebhook(phone: string, text: string): Promise<void>;
+  /** Messages the sandbox accepted for this number, in order, as "template:<name>" or "text:<flow key>". */
+  sentTo(phone: string): WhatsAppStoredMessage[];
+  view(leadId: string): Promise<LeadView>;
+  timeline(leadId: string): Promise<TimelineEntry[]>;
+  now(): Promise<number>;
+  /** Lets `ms` of (skipped) time pass, then waits until the lead has nothing due or running. */
+  advance(leadId: string, ms: number): Promise<void>;
+  /** Waits until nothing is due, no activity runs and every webhook was delivered. */
+  idle(leadId: string): Promise<void>;
+  operator(leadId: string, action: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
+  stopWorkers(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function sandboxTemplates(policy: LeadPolicy) {
+  return Object.values(policy.messages).map((message) => ({
+    name: message.template.name,
+    language: message.template.language,
+    category: message.template.category,
+    body: `${message.template.name} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`.trim(),
+  }));
+}
+
+export async function startLeadWorld(options: { policy?: Record<string, unknown>; timeSkipping?: boolean; sandbox?: Partial<Parameters<typeof startWhatsAppSandbox>[0]> } = {}): Promise<LeadWorld> {
+  const env = options.timeSkipping === false ? await getDevServer() : await getTimeSkippingServer();
+  const { url, db } = await createTestDatabase('leads');
+  const tenantId = uniqueId('l').toLowerCase();
+  const apiPort = await freePort();
+  const policy = leadPolicySchema.parse(options.policy ?? {});
+  const whatsapp = await startWhatsAppSandbox({
+    token: 'wa-test-token',
+    appSecret: 'wa-app-secret',
+    phoneNumberId: 'PN1',
+    wabaId: 'WABA1',
+    templates: sandboxTemplates(policy),
+    webhookUrl: `http://127.0.0.1:${apiPort}/webhooks/${tenantId}/whatsapp`,
+    marketingPerUserPerDay: 10,
+    ...(options.timeSkipping === false ? {} : { clock: () => env.currentTimeMs() }),
+    ...options.sandbox,
+  });
+  const tenant = tenantSchema.parse({
+    displayName: 'Acme',
+    defaultRegion: 'US',
+    timeZone: 'America/New_York',
+    secrets: { webhookSigningSecret: 'lead-webhook-secret', whatsappAppSecret: 'wa-app-secret', operatorToken: `operator-${tenantId}` },
+    whatsapp: { baseUrl: whatsapp.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-test-token', verifyToken: 'verify-me' },
+    leads: options.policy ?? {},
+  });
+  const namespace = env.client.options.namespace;
+  const base = testConfig({ databaseUrl: url, namespace });
+  const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
+
+  const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
+  const integrations = createIntegrations(config);
+  const workers: Worker[] = await createWorkers({ config, connection: env.nativeConnection, db, logger, integrations, workflowBundle: await getWorkflowBundle() });
+  const running = workers.map((worker) => worker.run());
+  const api = await startApi({ config, db, connection: env.connection, port: apiPort });
+  const client = new Client({ connection: env.connection, namespace });
+
+  const view = (leadId: string): Promise<LeadView> => client.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query<LeadView>('leadState');
+  const idle = async (leadId: string): Promise<void> => {
+    await waitUntil(
+      async () => {
+        await whatsapp.settle();
+        const handle = client.workflow.getHandle(leadWorkflowId(tenantId, leadId));
+        const described = await handle.describe();
+        if (described.status.name !== 'RUNNING') return true;
+        if ((described.raw.pendingActivities ?? []).length > 0) return false;
+        const current = await view(leadId);
+        const now = await env.currentTimeMs();
+        const nextDue = current.nextActionAt ? Date.parse(current.nextActionAt) : Number.POSITIVE_INFINITY;
+        return nextDue > now && (described.raw.pendingWorkflowTask === null || described.raw.pendingWorkflowTask === undefined);
+      },
+      60_000,
+      `lead ${leadId} did not settle`,
+    );
+  };
+  let stopped = false;
+  const stopWorkers = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+    await Promise.allSettled(running);
+  };
+
+  return {
+    env,
+    tenantId,
+    tenant,
+    config,
+    db,
+    api,
+    client,
+    whatsapp,
+    async crm(body) {
+      // Signed with the wall clock, as a CRM would: replay protection checks real time.
+      const request = signedJsonRequest('lead-webhook-secret', body);
+      return fetch(`${api.baseUrl}/webhooks/${tenantId}/crm`, { method: 'POST', headers: request.headers, body: request.body });
+    },
+    async reply(phone, text) {
+      await whatsapp.inbound({ from: phone.replace(/^\+/, ''), text });
+      await whatsapp.settle();
+    },
+    async inboundWebhook(phone, text) {
+      const body = JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [{ id: 'WABA1', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { phone_number_id: 'PN1' }, messages: [{ from: phone.replace(/^\+/, ''), id: `wamid.direct-${uniqueId('in')}`, timestamp: String(Math.floor((await env.currentTimeMs()) / 1000)), type: 'text', text: { body: text } }] } }] }],
+      });
+      const response = await fetch(`${api.baseUrl}/webhooks/${tenantId}/whatsapp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hub-signature-256': metaSignature('wa-app-secret', body) },
+        body,
+      });
+      if (response.status !== 200) throw new Error(`inbound webhook answered ${response.status}: ${await response.text()}`);
+    },
+    sentTo(phone) {
+      const digits = phone.replace(/^\+/, '');
+      return whatsapp.state().messages.filter((message) => message.to === digits);
+    },
+    view,
+    async timeline(leadId) {
+      const response = await fetch(`${api.baseUrl}/api/${tenantId}/leads/${encodeURIComponent(leadId)}/timeline`, {
+        headers: { authorization: `Bearer ${tenant.secrets.operatorToken}` },
+      });
+      return ((await response.json()) as { timeline: TimelineEntry[] }).timeline;
+    },
+    now: () => env.currentTimeMs(),
+    async advance(leadId, ms) {
+      await env.sleep(ms);
+      await idle(leadId);
+    },
+    idle,
+    operator(leadId, action, headers = {}) {
+      return fetch(`${api.baseUrl}/api/${tenantId}/leads/${encodeURIComponent(leadId)}/actions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tenant.secrets.operatorToken}`, ...headers },
+        body: JSON.stringify(action),
+      });
+    },
+    stopWorkers,
+    async stop() {
+      await api.close();
+      await stopWorkers();
+      integrations.close();
+      await whatsapp.stop();
+    },
+  };
+}
+
+/** A message as the journey tables write it: `template:<name>` or `text`. */
+export function signature(message: WhatsAppStoredMessage): string {
+  return message.type === 'template' ? `template:${message.template?.name ?? '?'}` : 'text';
+}

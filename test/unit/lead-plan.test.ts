@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { Changes, afterSent, applyLeadEvent, dueStep, initialLeadState, isOptOutText, runNoShowCheck, sendDecision } from '../../shared/lead-plan.js';
+import { leadPolicySchema, normalizeLegacyStatus } from '../../shared/leads.js';
+import type { LeadEvent, LeadState } from '../../shared/leads.js';
+
+const policy = leadPolicySchema.parse({});
+const hour = 3_600_000;
+const day = 24 * hour;
+// Monday 23 Nov 2026, 10:00 in New York.
+const monday10 = Date.parse('2026-11-23T15:00:00Z');
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function lead(now = monday10): LeadState {
+  return initialLeadState('demo', 'L1', 'lead:demo:L1', 'America/New_York', now);
+}
+
+type EventInput = LeadEvent extends infer E ? (E extends LeadEvent ? Omit<E, 'eventId' | 'occurredAt'> & { eventId?: string } : never) : never;
+
+function apply(state: LeadState, event: EventInput, now: number): Changes {
+  const changes = new Changes(now);
+  applyLeadEvent(state, { eventId: event.eventId ?? `${event.type}-${now}`, occurredAt: iso(now), ...event } as LeadEvent, policy, now, changes);
+  return changes;
+}
+
+const keys = (state: LeadState): string[] => state.planned.map((step) => step.key);
+
+describe('lead planner', () => {
+  it('welcomes a new lead at once inside business hours, then plans follow-ups from the moment it was sent', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { name: 'Ann', phone: '+14155550100' } }, monday10);
+    const welcome = dueStep(state, monday10);
+    assert.equal(welcome?.key, 'welcome:message');
+    afterSent(state, welcome, policy, monday10, new Changes(monday10));
+    assert.equal(state.stage, 'contacted');
+    assert.deepEqual(keys(state).filter((key) => key.startsWith('follow_up')), ['follow_up:1', 'follow_up:2', 'follow_up:3']);
+    assert.deepEqual(state.planned.filter((step) => step.flow === 'follow_up').map((step) => iso(step.dueAt)), [iso(monday10 + day), iso(monday10 + 3 * day), iso(monday10 + 7 * day)]);
+  });
+
+  it('moves a send that falls in quiet hours or on a weekend to the next opening in the lead\'s zone', () => {
+    const saturdayNight = Date.parse('2026-11-22T03:00:00Z'); // Saturday 22:00 in New York
+    const state = lead(saturdayNight);
+    const changes = apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, saturdayNight);
+    assert.equal(iso(state.planned.find((step) => step.flow === 'welcome')?.dueAt ?? 0), '2026-11-23T14:00:00.000Z'); // Monday 09:00
+    const scheduled = changes.timeline.find((entry) => entry.kind === 'scheduled' && entry.flow === 'welcome');
+    assert.equal(scheduled?.detail?.reason, 'send_window');
+  });
+
+  it('stops following up when the lead replies, and says why in the timeline', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    const changes = apply(state, { type: 'whatsapp.reply', messageId: 'w1', text: 'Tell me more' }, monday10 + 2 * hour);
+    assert.ok(!keys(state).some((key) => key.startsWith('follow_up')));
+    assert.equal(state.stage, 'engaged');
+    const skipped = changes.timeline.filter((entry) => entry.kind === 'skipped' && entry.flow === 'follow_up').map((entry) => entry.step);
+    assert.deepEqual(skipped.sort(), ['1', '2', '3']);
+    assert.ok(changes.timeline.filter((entry) => entry.kind === 'skipped').every((entry) => entry.cause.startsWith('lead replied')));
+  });
+
+  it('books: confirmation now, reminders at T-24h and T-1h, and skips a reminder that is already too close', () => {
+    const state = lead();
+    const startsAt = monday10 + 5 * hour; // today 15:00: T-24h has passed
+    const changes = apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10);
+    assert.deepEqual(keys(state).filter((key) => !key.startsWith('rewarm')), ['booking_confirmation:message:m1', `reminder:1h:m1@${iso(startsAt)}`, `no_show:check:m1@${iso(startsAt)}`]);
+    const tooClose = changes.timeline.find((entry) => entry.kind === 'skipped' && entry.flow === 'reminder');
+    assert.equal(tooClose?.step, '24h');
+    assert.match(tooClose?.cause ?? '', /^too close/);
+  });
+
+  it('rescheduling cancels pending reminders and arms new ones for the new time', () => {
+    const state = lead();
+    const first = monday10 + 3 * day;
+    apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(first) } }, monday10);
+    const second = monday10 + 4 * day;
+    apply(state, { type: 'meeting.rescheduled', meeting: { id: 'm1', startsAt: iso(second) } }, monday10 + hour);
+    const reminders = keys(state).filter((key) => key.startsWith('reminder'));
+    assert.deepEqual(reminders.sort(), [`reminder:1h:m1@${iso(second)}`, `reminder:24h:m1@${iso(second)}`]);
+    assert.ok(keys(state).includes(`reschedule:message:m1@${iso(second)}`));
+  });
+
+  it('treats a meeting that ended without attendance as a no-show and offers a rebooking a capped number of times', () => {
+    const state = lead();
+    const startsAt = monday10 + 2 * day;
+    apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt), endsAt: iso(startsAt + hour) } }, monday10);
+    const check = state.planned.find((step) => step.step === 'check');
+    assert.equal(iso(check?.dueAt ?? 0), iso(startsAt + hour + 30 * 60_000));
+    const changes = new Changes(startsAt + 2 * hour);
+    runNoShowCheck(state, check ?? assert.fail(), policy, startsAt + 2 * hour, changes);
+    assert.equal(state.stage, 'no_show');
+    assert.deepEqual(keys(state).filter((key) => key.startsWith('no_show')), ['no_show:rebook-1:m1', 'no_show:rebook-2:m1', 'no_show:rebook-3:m1']);
+  });
+
+  it('an attended meeting plans the post-meeting follow-up and never a no-show', () => {
+    const state = lead();
+    const startsAt = monday10 + day;
+    apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10);
+    apply(state, { type: 'meeting.attended', meetingId: 'm1' }, startsAt + hour);
+    assert.equal(state.stage, 'attended');
+    assert.ok(!keys(state).some((key) => key.startsWith('no_show') || key.startsWith('reminder')));
+    assert.ok(keys(state).includes('post_meeting:1:m1'));
+  });
+
+  it('opting out (event or a STOP reply) cancels everything and suppresses further sends', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    apply(state, { type: 'whatsapp.reply', messageId: 'w2', text: ' STOP ' }, monday10 + hour);
+    assert.equal(state.stage, 'opted_out');
+    assert.deepEqual(state.planned, []);
+    apply(state, { type: 'meeting.booked', meeting: { id: 'm9', startsAt: iso(monday10 + 2 * day) } }, monday10 + 2 * hour);
+    assert.deepEqual(state.planned, [], 'nothing is armed for an opted-out lead');
+    assert.equal(isOptOutText('please stop calling me at night'), false);
+  });
+
+  it('sends free text inside the 24 h window and a template outside it', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    const welcome = dueStep(state, monday10) ?? assert.fail();
+    assert.deepEqual(sendDecision(state, welcome, policy, monday10), { action: 'send', asTemplate: true });
+    state.lastInboundAt = monday10 - hour;
+    assert.deepEqual(sendDecision(state, welcome, policy, monday10), { action: 'send', asTemplate: false });
+    assert.deepEqual(sendDecision(state, welcome, policy, monday10 - hour + day), { action: 'send', asTemplate: true }, 'within the last 5 minutes of the window: template');
+  });
+
+  it('keeps 6 s between two messages to one person', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    state.lastSentAt = monday10 - 2_000;
+    assert.deepEqual(sendDecision(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10), { action: 'wait', until: monday10 + 4_000 });
+  });
+
+  it('re-sends a free text refused outside the window (131047) as the template, once', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    apply(state, { type: 'whatsapp.failed', messageId: 'w3', effectKey: 'wa:L1:welcome:message', errorCode: 131047 }, monday10 + 60_000);
+    const resend = state.planned.find((step) => step.key === 'welcome:message#template');
+    assert.ok(resend?.forceTemplate);
+    apply(state, { type: 'whatsapp.failed', messageId: 'w4', effectKey: 'wa:L1:welcome:message#template', errorCode: 131047 }, monday10 + 120_000);
+    assert.equal(state.planned.filter((step) => step.key.startsWith('welcome')).length, 1, 'no endless resends');
+  });
+
+  it('ignores a duplicated event', () => {
+    const state = lead();
+    const event = { eventId: 'crm:1', type: 'lead.created' as const, profile: { phone: '+14155550100' } };
+    apply(state, event, monday10);
+    const changes = apply(state, event, monday10 + 1_000);
+    assert.equal(changes.timeline.length, 0);
+    assert.equal(state.planned.filter((step) => step.flow === 'welcome').length, 1);
+  });
+
+  it('normalizes messy legacy status spellings', () => {
+    for (const raw of ['No Show', 'no_show', 'noshow', 'NO-SHOW', ' No-Show ', 'DNA']) assert.equal(normalizeLegacyStatus(raw), 'no_show', raw);
+    assert.equal(normalizeLegacyStatus('Closed Won'), 'won');
+    assert.equal(normalizeLegacyStatus('Meeting Booked'), 'booked');
+    assert.equal(normalizeLegacyStatus('opt-out'), 'opted_out');
+    assert.equal(normalizeLegacyStatus('banana'), undefined);
+  });
+
+  it('adopts an imported lead at its stage without re-sending what the legacy system sent', () => {
+    const state = lead();
+    const lastContact = monday10 - 2 * day;
+    apply(state, { type: 'lead.imported', profile: { phone: '+14155550100' }, stage: 'contacted', completedSteps: ['welcome:message', 'follow_up:1'], lastContactAt: iso(lastContact) }, monday10);
+    assert.equal(state.stage, 'contacted');
+    assert.ok(!keys(state).includes('welcome:message'));
+    assert.ok(!keys(state).includes('follow_up:1'));
+    assert.deepEqual(keys(state).filter((key) => key.startsWith('follow_up')), ['follow_up:2', 'follow_up:3']);
+  });
+});
