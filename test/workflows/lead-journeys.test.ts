@@ -20,9 +20,9 @@ interface JourneyContext {
   /** Monday 10:00 in New York, the journey's start. */
   start: number;
   /** POSTs a CRM event for this lead. */
-  crm(event: string, extra?: Record<string, unknown>): Promise<void>;
+  crm: (event: string, extra?: Record<string, unknown>) => Promise<void>;
   /** Skips to `start + offset`, then waits for the lead to settle. */
-  at(offset: number): Promise<void>;
+  at: (offset: number) => Promise<void>;
 }
 
 interface Journey {
@@ -31,7 +31,7 @@ interface Journey {
   run(context: JourneyContext): Promise<void>;
   /** The exact messages the lead receives, in order. */
   expect: string[];
-  check?(context: JourneyContext): Promise<void>;
+  check?(context: JourneyContext): Promise<void> | void;
 }
 
 /** The next Monday 10:00 in New York at or after `now` (the time-skipping clock starts at "now"). */
@@ -153,7 +153,7 @@ const journeys: Journey[] = [
       await at(4 * day);
     },
     expect: ['template:welcome', 'template:follow_up', 'template:follow_up'],
-    async check({ world, phone, start }) {
+    check({ world, phone, start }) {
       void start;
       for (const message of world.sentTo(phone)) {
         const local = localParts(Date.parse(message.acceptedAt), 'Asia/Tokyo');
@@ -178,7 +178,7 @@ const journeys: Journey[] = [
       await at(2 * day + 4 * hour + 30 * minute);
     },
     expect: ['template:welcome', 'text', 'template:meeting_reminder', 'template:meeting_reminder'],
-    async check({ world, phone }) {
+    check({ world, phone }) {
       const confirmation = world.sentTo(phone)[1];
       assert.match(confirmation?.text ?? '', /^Thanks Sam, your meeting is booked for Wed \d+ \w+, 15:00\.$/);
     },
@@ -222,7 +222,7 @@ describe('lead journeys (time-skipping, real durations)', function () {
         leadId,
         phone,
         start,
-        async crm(event, extra = {}) {
+        crm: async (event, extra = {}) => {
           sequence++;
           const body = {
             event_id: `${leadId}-${sequence}`,
@@ -235,7 +235,7 @@ describe('lead journeys (time-skipping, real durations)', function () {
           const response = await world.crm(body);
           assert.equal(response.status, 202, await response.text());
         },
-        async at(offset) {
+        at: async (offset) => {
           const now = await world.now();
           if (start + offset > now) await world.env.sleep(start + offset - now);
           await world.idle(leadId);
