@@ -18,7 +18,7 @@ type EventInput = LeadEvent extends infer E ? (E extends LeadEvent ? Omit<E, 'ev
 
 function apply(state: LeadState, event: EventInput, now: number): Changes {
   const changes = new Changes(now);
-  applyLeadEvent(state, { eventId: event.eventId ?? `${event.type}-${now}`, occurredAt: iso(now), ...event } as LeadEvent, policy, now, changes);
+  applyLeadEvent(state, { eventId: event.eventId ?? `${event.type}-${now}`, occurredAt: iso(now), ...event }, policy, now, changes);
   return changes;
 }
 
