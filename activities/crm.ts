@@ -5,6 +5,7 @@ import type { Db } from '../db/pool.js';
 import { recordingLink } from '../security/signatures.js';
 import type { CallDirection, CallEnrichment, CallResult, CrmEntity, CrmLinks, CrmSyncState, Disposition, EnrichmentState } from '../shared/calls.js';
 import { callOutside } from './failures.js';
+import { effectLeaseSeconds } from './lease.js';
 
 export interface CrmDeps {
   db: Db;
@@ -106,6 +107,7 @@ export function createCrmActivities(deps: CrmDeps) {
           tenantId: input.tenantId,
           key: `crm:call:${input.callId}`,
           kind: 'crm_call',
+          leaseSeconds: effectLeaseSeconds(),
           lookup: async () => {
             const found = await crm.findLoggedCall(call, chosenEntity);
             return found ? { state: 'synced', noteId: found.noteId, entity: chosenEntity ?? found.entity } : undefined;
@@ -122,6 +124,7 @@ export function createCrmActivities(deps: CrmDeps) {
                 tenantId: input.tenantId,
                 key: `crm:incoming-lead:${input.callId}`,
                 kind: 'crm_incoming_lead',
+                leaseSeconds: effectLeaseSeconds(),
                 lookup: () => crm.findIncomingLead(call),
                 perform: () => crm.createIncomingLead(call),
               });
@@ -152,6 +155,7 @@ export function createCrmActivities(deps: CrmDeps) {
           tenantId: input.tenantId,
           key: `crm:callback:${input.callId}`,
           kind: 'crm_callback_task',
+          leaseSeconds: effectLeaseSeconds(),
           lookup: () => crm.findCallbackTask(call, input.entity),
           perform: () => crm.createCallbackTask(call, input.entity, dueAt),
         }),

@@ -5,6 +5,7 @@ import { isSuppressed } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
 import { messageForEffect, recordAcceptedMessage } from '../db/whatsapp.js';
 import { callOutside } from './failures.js';
+import { effectLeaseSeconds } from './lease.js';
 
 export interface SendWhatsAppInput {
   tenantId: string;
@@ -35,6 +36,7 @@ export function createMessagingActivities(deps: { db: Db; whatsapp: (tenantId: s
           tenantId: input.tenantId,
           key: input.effectKey,
           kind: 'whatsapp',
+          leaseSeconds: effectLeaseSeconds(),
           lookup: () => messageForEffect(deps.db, input.tenantId, input.effectKey),
           perform: async () => {
             const { wamid } = await whatsapp.send(input.to, input.message, input.effectKey);

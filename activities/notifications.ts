@@ -6,6 +6,7 @@ import { performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
 import type { EmailTemplate, SlackTrigger } from '../shared/call-outcomes.js';
 import { callOutside } from './failures.js';
+import { effectLeaseSeconds } from './lease.js';
 
 export interface SlackAlertInput {
   tenantId: string;
@@ -86,6 +87,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
           tenantId: input.tenantId,
           key: `slack:${input.callId}:${input.trigger}`,
           kind: 'slack_alert',
+          leaseSeconds: effectLeaseSeconds(),
           perform: async () => {
             await postToSlack(url, { text: slackText(input) });
             return { posted: true };
@@ -109,6 +111,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
           tenantId: input.tenantId,
           key: `email:${input.callId}`,
           kind: 'follow_up_email',
+          leaseSeconds: effectLeaseSeconds(),
           perform: () =>
             email.mailer.send({
               messageId,

@@ -3,6 +3,7 @@ import { performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
 import type { TicketDraft } from '../shared/call-outcomes.js';
 import { callOutside } from './failures.js';
+import { effectLeaseSeconds } from './lease.js';
 
 export interface OpenTicketInput {
   tenantId: string;
@@ -25,6 +26,7 @@ export function createTicketActivities(deps: { db: Db; ticketing: (tenantId: str
           tenantId: input.tenantId,
           key: `ticket:${input.callId}`,
           kind: 'ticket',
+          leaseSeconds: effectLeaseSeconds(),
           lookup: () => ticketing.findTicket(externalId),
           perform: () =>
             ticketing.createTicket({

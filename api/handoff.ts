@@ -3,6 +3,7 @@
  * unreachable or too slow the event goes to the PostgreSQL inbox instead, and the caller still
  * gets its acknowledgement; the inbox relay forwards it, in order, once Temporal answers again.
  */
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Client, Connection } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Db } from '../db/pool.js';
@@ -36,6 +37,17 @@ function typedAttributes(values: WorkflowDelivery['searchAttributes']): SearchAt
 }
 
 export async function signalWithStart(temporal: Client, delivery: WorkflowDelivery): Promise<string> {
+  try {
+    return await signalWithStartOnce(temporal, delivery);
+  } catch (error) {
+    // Two first events for one workflow at the same instant can race to start it (Temporal's test
+    // server reports it); the loser only has to signal the run the winner started.
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return signalWithStartOnce(temporal, delivery);
+    throw error;
+  }
+}
+
+async function signalWithStartOnce(temporal: Client, delivery: WorkflowDelivery): Promise<string> {
   const handle = await temporal.workflow.signalWithStart(delivery.workflowType, {
     workflowId: delivery.workflowId,
     taskQueue: delivery.taskQueue,

@@ -62,6 +62,11 @@ export interface WhatsAppSandboxOptions {
   shuffleStatuses?: boolean;
   seed?: number;
   clock?: WhatsAppClock;
+  /**
+   * Holds the answer to each accepted send this long, while the message is already accepted and its
+   * statuses are on their way: for tests of a client that dies waiting for the answer.
+   */
+  responseDelayMs?: number;
 }
 
 export type WhatsAppStatusName = 'sent' | 'delivered' | 'read' | 'failed';
@@ -556,6 +561,7 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     });
     const ordered = options.shuffleStatuses ? shuffled(statuses, random) : statuses;
     enqueue(ordered.map((s) => envelope({ statuses: [s] })));
+    if (options.responseDelayMs) await new Promise((resolve) => setTimeout(resolve, options.responseDelayMs).unref());
     res.json({ messaging_product: 'whatsapp', contacts: [{ input: send.to, wa_id: send.waId }], messages: [{ id }] });
   }
 

@@ -164,6 +164,8 @@ export interface CrmLinks {
   incomingLeadUid?: string;
   noteId?: number;
   callbackTaskId?: number;
+  /** The lead workflow the call was reported to. */
+  leadId?: string;
   skippedReason?: string;
   error?: string;
 }

@@ -63,6 +63,11 @@ interface ArmSpec {
   skipIfPast?: boolean;
 }
 
+/** Due time first; ties in the order the steps were planned. */
+export function sortPlanned(state: LeadState): void {
+  state.planned.sort((a, b) => a.dueAt - b.dueAt || (a.sequence ?? 0) - (b.sequence ?? 0) || a.key.localeCompare(b.key));
+}
+
 export function stepKey(flow: FlowName, step: string, meetingId?: string): string {
   return meetingId ? `${flow}:${step}:${meetingId}` : `${flow}:${step}`;
 }
@@ -101,9 +106,10 @@ export function arm(state: LeadState, policy: LeadPolicy, spec: ArmSpec, now: nu
     cause: spec.cause,
     ...(spec.forceTemplate ? { forceTemplate: true } : {}),
     attempt: spec.attempt ?? 1,
+    sequence: (state.armed = (state.armed ?? 0) + 1),
   };
   state.planned.push(planned);
-  state.planned.sort((a, b) => a.dueAt - b.dueAt || a.key.localeCompare(b.key));
+  sortPlanned(state);
   changes.note({
     entryKey: `scheduled:${key}`,
     kind: 'scheduled',
@@ -142,7 +148,7 @@ function armMeetingSteps(state: LeadState, policy: LeadPolicy, meeting: Meeting,
   }
   state.planned = state.planned.filter((step) => !(step.flow === 'no_show' && step.step === 'check'));
   state.planned.push({ key: stepKey('no_show', 'check', version), flow: 'no_show', step: 'check', meetingId: version, baseAt: meetingEnd(meeting), dueAt: meetingEnd(meeting) + policy.noShow.graceMinutes * 60_000, cause: 'meeting ended: was it attended?', attempt: 1 });
-  state.planned.sort((a, b) => a.dueAt - b.dueAt || a.key.localeCompare(b.key));
+  sortPlanned(state);
 }
 
 const meetingFlows = (step: PlannedStep): boolean => step.flow === 'reminder' || (step.flow === 'no_show' && step.step === 'check');
@@ -362,7 +368,7 @@ export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: s
     const dueAt = nextAllowed(Math.max(step.baseAt, now), timeZone, policy.sendWindow);
     state.planned.push({ ...step, dueAt });
   }
-  state.planned.sort((a, b) => a.dueAt - b.dueAt || a.key.localeCompare(b.key));
+  sortPlanned(state);
   changes.note({ entryKey: `timezone:${timeZone}:${state.version}`, kind: 'operator', cause, detail: { from: previous, to: timeZone } });
 }
 
@@ -400,8 +406,9 @@ export function afterSent(state: LeadState, step: PlannedStep, policy: LeadPolic
   state.planned = state.planned.filter((planned) => planned.key !== step.key);
   if (!state.doneSteps.includes(step.key)) state.doneSteps.push(step.key);
   state.lastSentAt = sentAt;
-  if (step.flow === 'welcome') {
-    if (state.stage === 'new') setStage(state, 'contacted', 'welcome sent', changes);
+  if (step.flow === 'welcome' && (state.stage === 'new' || state.stage === 'contacted')) {
+    // Follow-ups chase leads that have not engaged yet; a booked or replying lead gets none.
+    setStage(state, 'contacted', 'welcome sent', changes);
     policy.followUpDays.forEach((days, index) =>
       arm(state, policy, { flow: 'follow_up', step: String(index + 1), baseAt: sentAt + days * day, cause: `follow-up ${index + 1}: ${days} day(s) after the welcome` }, sentAt, changes),
     );
@@ -450,6 +457,9 @@ export interface LeadView {
   lastInboundAt?: string;
   lastSentAt?: string;
   nextActionAt?: string;
+  /** Events waiting in the reorder buffer (running workflow only), and when they will be applied. */
+  bufferedEvents?: number;
+  bufferReleaseAt?: string;
 }
 
 

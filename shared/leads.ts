@@ -46,7 +46,7 @@ export function normalizeLegacyStatus(raw: string): LeadStage | undefined {
   const key = raw.trim().toLowerCase().replace(/[\s_-]+/g, '');
   const aliases: Record<string, LeadStage> = {
     new: 'new', fresh: 'new', open: 'new', created: 'new',
-    contacted: 'contacted', welcomed: 'contacted', followup: 'contacted', followingup: 'contacted', messaged: 'contacted',
+    contacted: 'contacted', welcomed: 'contacted', followup: 'contacted', followedup: 'contacted', followingup: 'contacted', messaged: 'contacted', nurturing: 'contacted',
     engaged: 'engaged', replied: 'engaged', responded: 'engaged', interested: 'engaged', qualified: 'engaged',
     booked: 'booked', scheduled: 'booked', meetingbooked: 'booked', appointmentset: 'booked', demobooked: 'booked',
     attended: 'attended', showed: 'attended', showedup: 'attended', met: 'attended', meetingdone: 'attended',
@@ -153,6 +153,8 @@ export const leadPolicySchema = z.object({
    * most three times this long), then applied in the order they happened.
    */
   reorderWindowSeconds: z.number().nonnegative().default(10),
+  /** How long one send attempt may take before Temporal retries it (on another worker if this one died). */
+  sendTimeoutSeconds: z.number().int().min(1).default(30),
   /** Minimum spacing between two messages to one person (WhatsApp's pair limit is ~6 s). */
   recipientSpacingSeconds: z.number().nonnegative().default(6),
   /** After this many events the workflow continues as new, keeping its history small. */
@@ -193,6 +195,8 @@ export interface PlannedStep {
   /** Never send after this (a reminder after the meeting has started is pointless). */
   notAfter?: number;
   cause: string;
+  /** Arming order: steps due at the same instant go out in the order they were planned. */
+  sequence?: number;
   /** Set when a free-text send failed outside the 24 h window: send the template instead. */
   forceTemplate?: boolean;
   attempt: number;
@@ -217,6 +221,8 @@ export interface LeadState {
   doneSteps: string[];
   planned: PlannedStep[];
   rewarmAttempts: number;
+  /** Counter behind PlannedStep.sequence. */
+  armed?: number;
   /** Event ids already applied (bounded; carried across continue-as-new). */
   seenEventIds: string[];
 }

@@ -9,6 +9,8 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -17,13 +19,16 @@ import {
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { createCrmActivities, CrmSyncInput } from '../activities/crm.js';
 import type { createJournalActivities } from '../activities/journal.js';
+import type { createLeadActivities } from '../activities/leads.js';
 import type { createNotificationActivities } from '../activities/notifications.js';
 import type { createRecordingActivities } from '../activities/recordings.js';
 import type { createTicketActivities } from '../activities/tickets.js';
 import { decideOutcome } from '../shared/call-outcomes.js';
 import { applyCallEvent, byOccurrence, closeByTimeout, initialSnapshot, isEnded, isMissedInbound, maskPhone } from '../shared/call-state.js';
 import type { CallEvent, CallPolicy, CallProvider, CallSnapshot } from '../shared/calls.js';
+import { leadWorkflowId } from '../shared/leads.js';
 import { searchAttributes } from '../shared/search-attributes.js';
+import { leadEventsSignal } from './lead.js';
 
 export interface CallWorkflowInput {
   tenantId: string;
@@ -42,6 +47,7 @@ export const callEventsSignal = defineSignal<[CallEventBatch]>('callEvents');
 export const callStateQuery = defineQuery<CallSnapshot>('callState');
 
 type JournalActivities = ReturnType<typeof createJournalActivities>;
+type LeadActivities = ReturnType<typeof createLeadActivities>;
 type CrmActivities = ReturnType<typeof createCrmActivities>;
 type TicketActivities = ReturnType<typeof createTicketActivities>;
 type NotificationActivities = ReturnType<typeof createNotificationActivities>;
@@ -66,6 +72,10 @@ function outsideSystemOptions(policy: CallPolicy): ActivityOptions {
 export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapshot> {
   const { tenantId, policy } = input;
   const journal = proxyActivities<JournalActivities>({
+    startToCloseTimeout: '15s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  });
+  const leads = proxyActivities<LeadActivities>({
     startToCloseTimeout: '15s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   });
@@ -172,7 +182,10 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
         snapshot.crmSyncState = state;
         snapshot.crm = { ...snapshot.crm, ...links };
         const entity = snapshot.crm.entity;
-        if (isMissedInbound(snapshot) && policy.callbackTaskForMissedCalls && entity) {
+        // Since lead workflows exist, a call from a lead's number reaches the lead (missed: the lead's
+        // flow answers it); the CRM call-back task remains for callers with no running lead.
+        const leadReached = patched('calls-signal-leads') && (await signalLead());
+        if (isMissedInbound(snapshot) && policy.callbackTaskForMissedCalls && entity && !leadReached) {
           const task = await crm.createCallbackTask.executeWithOptions({ summary: 'Call-back task' }, [{ ...crmSyncInput(), entity }]);
           if ('taskId' in task) snapshot.crm = { ...snapshot.crm, callbackTaskId: task.taskId };
         }
@@ -181,6 +194,24 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
         snapshot.crm = { ...snapshot.crm, error: (error as Error).message };
       }
     });
+  };
+
+  /** Tells the caller's lead workflow about the call; false when there is no running lead for the number. */
+  const signalLead = async (): Promise<boolean> => {
+    const phone = snapshot.customerPhone;
+    if (!phone || snapshot.direction !== 'inbound') return false;
+    const leadId = await leads.findLeadByPhone(tenantId, phone);
+    if (!leadId) return false;
+    const missed = isMissedInbound(snapshot);
+    try {
+      await getExternalWorkflowHandle(leadWorkflowId(tenantId, leadId)).signal(leadEventsSignal, {
+        events: [{ eventId: `call:${snapshot.callId}`, type: missed ? 'call.missed' : 'call.completed', occurredAt: snapshot.endedAt ?? new Date().toISOString(), callId: snapshot.callId }],
+      });
+      snapshot.crm = { ...snapshot.crm, leadId };
+      return missed;
+    } catch {
+      return false;
+    }
   };
 
   const customerLabel = (): string => snapshot.enrichment?.contact?.name ?? maskPhone(snapshot.customerPhone);

@@ -35,6 +35,7 @@ import {
   replanTimeZone,
   runNoShowCheck,
   sendDecision,
+  sortPlanned,
 } from '../shared/lead-plan.js';
 import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../shared/leads.js';
 import type { LeadView } from '../shared/lead-plan.js';
@@ -96,7 +97,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   });
   const messaging = proxyActivities<MessagingActivities>({
     taskQueue: input.messagingTaskQueue,
-    startToCloseTimeout: '30s',
+    startToCloseTimeout: `${policy.sendTimeoutSeconds}s`,
     scheduleToCloseTimeout: '2h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
   });
@@ -123,7 +124,10 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     const arrivals = pending.map((item) => item.arrivedAt);
     return Math.min(Math.max(...arrivals) + reorderWindowMs, Math.min(...arrivals) + 3 * reorderWindowMs);
   };
-  setHandler(leadStateQuery, () => leadView(state));
+  setHandler(leadStateQuery, () => {
+    const releaseAt = bufferReleaseAt();
+    return { ...leadView(state), bufferedEvents: pending.length, ...(releaseAt !== undefined ? { bufferReleaseAt: new Date(releaseAt).toISOString() } : {}) };
+  });
 
   /** Operator actions: validated before they are accepted (a rejected update leaves no trace in history). */
   const operatorCause = (name: string, action: OperatorInput): string =>
@@ -176,7 +180,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     (action: StepAction) => {
       const step = findStep(action.step);
       if (step) step.dueAt = Date.now();
-      state.planned.sort((a, b) => a.dueAt - b.dueAt || a.key.localeCompare(b.key));
+      sortPlanned(state);
       record(operatorNote('send-now', action, { step: action.step }));
       return leadView(state);
     },

@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import type { Connection } from '@temporalio/client';
 import { createApp } from '../../api/app.js';
 import { createHandOff } from '../../api/handoff.js';
+import { startInboxRelay } from '../../api/inbox-relay.js';
 import type { HandOff } from '../../api/handoff.js';
 import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
@@ -53,12 +54,16 @@ export async function startApi(deps: { config: AppConfig; db: Db; connection: Co
   const server = app.listen(deps.port ?? 0, '127.0.0.1');
   await onceEvent(server, 'listening');
   const { port } = server.address() as AddressInfo;
+  // As in production, the API forwards whatever had to wait in the inbox.
+  const relay = deps.handOff ? undefined : startInboxRelay({ db: deps.db, temporal, connection: deps.connection, logger, intervalMs: 200 });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await relay?.stop();
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+    },
   };
 }

@@ -97,7 +97,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
     pbxRecordingAuth: { user: 'pbx', pass: 'pbx-recordings' },
     calls: { ...fastPolicy, ...options.policy },
   });
-  const base = testConfig({ databaseUrl: url });
+  const base = testConfig({ databaseUrl: url, address: temporal.connection.options.address, namespace: temporal.client.options.namespace });
   const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
 
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });

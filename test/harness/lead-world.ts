@@ -65,7 +65,9 @@ function sandboxTemplates(policy: LeadPolicy) {
   }));
 }
 
-export async function startLeadWorld(options: { policy?: Record<string, unknown>; timeSkipping?: boolean; sandbox?: Partial<Parameters<typeof startWhatsAppSandbox>[0]> } = {}): Promise<LeadWorld> {
+export async function startLeadWorld(
+  options: { policy?: Record<string, unknown>; timeSkipping?: boolean; sandbox?: Partial<Parameters<typeof startWhatsAppSandbox>[0]>; inProcessWorkers?: boolean } = {},
+): Promise<LeadWorld> {
   const env = options.timeSkipping === false ? await getDevServer() : await getTimeSkippingServer();
   const { url, db } = await createTestDatabase('leads');
   const tenantId = uniqueId('l').toLowerCase();
@@ -89,14 +91,17 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
     secrets: { webhookSigningSecret: 'lead-webhook-secret', whatsappAppSecret: 'wa-app-secret', operatorToken: `operator-${tenantId}` },
     whatsapp: { baseUrl: whatsapp.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-test-token', verifyToken: 'verify-me' },
     leads: options.policy ?? {},
+    // Calls from leads' numbers reach the lead soon after they end.
+    calls: { crmSyncDelaySeconds: 1, outcomeWaitSeconds: 1, wrapUpMinutes: 0.05 },
   });
   const namespace = env.client.options.namespace;
-  const base = testConfig({ databaseUrl: url, namespace });
+  const base = testConfig({ databaseUrl: url, namespace, address: env.connection.options.address });
   const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
 
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
   const integrations = createIntegrations(config);
-  const workers: Worker[] = await createWorkers({ config, connection: env.nativeConnection, db, logger, integrations, workflowBundle: await getWorkflowBundle() });
+  // Tests that kill a worker run it as a process of its own instead.
+  const workers: Worker[] = options.inProcessWorkers === false ? [] : await createWorkers({ config, connection: env.nativeConnection, db, logger, integrations, workflowBundle: await getWorkflowBundle() });
   const running = workers.map((worker) => worker.run());
   const api = await startApi({ config, db, connection: env.connection, port: apiPort });
   const client = new Client({ connection: env.connection, namespace });
@@ -106,12 +111,19 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
     await waitUntil(
       async () => {
         await whatsapp.settle();
+        const queued = await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND forwarded_at IS NULL LIMIT 1', [tenantId]);
+        if ((queued.rowCount ?? 0) > 0) return false;
         const handle = client.workflow.getHandle(leadWorkflowId(tenantId, leadId));
         const described = await handle.describe();
         if (described.status.name !== 'RUNNING') return true;
         if ((described.raw.pendingActivities ?? []).length > 0) return false;
         const current = await view(leadId);
         const now = await env.currentTimeMs();
+        if (current.bufferReleaseAt) {
+          // Let the reorder buffer release its events (skipped time on the test server).
+          await env.sleep(Math.max(1, Date.parse(current.bufferReleaseAt) - now));
+          return false;
+        }
         const nextDue = current.nextActionAt ? Date.parse(current.nextActionAt) : Number.POSITIVE_INFINITY;
         return nextDue > now && (described.raw.pendingWorkflowTask === null || described.raw.pendingWorkflowTask === undefined);
       },
@@ -119,6 +131,9 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
       `lead ${leadId} did not settle`,
     );
   };
+  // Every workflow this world started: terminated at stop, so none holds the shared test server's
+  // clock (time cannot skip while a workflow task or activity of a stopped world is pending).
+  const started = new Set<string>();
   let stopped = false;
   const stopWorkers = async (): Promise<void> => {
     if (stopped) return;
@@ -137,6 +152,7 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
     client,
     whatsapp,
     async crm(body) {
+      if (typeof body.lead_id === 'string') started.add(leadWorkflowId(tenantId, body.lead_id));
       // Signed with the wall clock, as a CRM would: replay protection checks real time.
       const request = signedJsonRequest('lead-webhook-secret', body);
       return fetch(`${api.baseUrl}/webhooks/${tenantId}/crm`, { method: 'POST', headers: request.headers, body: request.body });
@@ -170,6 +186,8 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
     },
     now: () => env.currentTimeMs(),
     async advance(leadId, ms) {
+      // Events still on their way (e.g. via the inbox relay) arrive before time jumps ahead.
+      await waitUntil(async () => ((await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND forwarded_at IS NULL LIMIT 1', [tenantId])).rowCount ?? 0) === 0, 30_000, 'the inbox did not drain');
       await env.sleep(ms);
       await idle(leadId);
     },
@@ -184,6 +202,9 @@ export async function startLeadWorld(options: { policy?: Record<string, unknown>
     stopWorkers,
     async stop() {
       await api.close();
+      for (const workflowId of started) {
+        await client.workflow.getHandle(workflowId).terminate('test world stopped').catch(() => undefined);
+      }
       await stopWorkers();
       integrations.close();
       await whatsapp.stop();

@@ -244,6 +244,10 @@ describe('lead journeys (time-skipping, real durations)', function () {
       await journey.run(context);
       assert.deepEqual(world.sentTo(phone).map(signature), journey.expect, JSON.stringify(world.sentTo(phone).map((message) => [signature(message), message.acceptedAt])));
       await journey.check?.(context);
+      // Every step that was not sent says why.
+      for (const entry of (await world.timeline(leadId)).filter((item) => item.kind === 'skipped')) {
+        assert.ok(entry.cause.trim().length > 0 && typeof entry.detail?.reason === 'string', `skipped ${entry.flow}:${entry.step} carries its reason`);
+      }
       // Close the lead so its timers do not run on through the next journeys.
       await context.crm('lead.status_changed', { status: 'lost' });
     });
