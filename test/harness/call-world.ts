@@ -103,16 +103,16 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
   const integrations = createIntegrations(config);
   const workflowBundle = await getWorkflowBundle();
-  let worker: Worker | undefined;
-  let running: Promise<void> | undefined;
+  let workers: Worker[] = [];
+  let running: Array<Promise<void>> = [];
   const startWorker = async (): Promise<void> => {
-    [worker] = await createWorkers({ config, connection: temporal.nativeConnection, db, logger, integrations, workflowBundle });
-    running = worker?.run();
+    workers = await createWorkers({ config, connection: temporal.nativeConnection, db, logger, integrations, workflowBundle });
+    running = workers.map((worker) => worker.run());
   };
   const stopWorker = async (): Promise<void> => {
-    if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-    await running;
-    worker = undefined;
+    for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+    await Promise.allSettled(running);
+    workers = [];
   };
   await startWorker();
   const api = await startApi({ config, db, connection: temporal.connection, port: apiPort });
