@@ -165,6 +165,7 @@ export const demoSchema = z.object({
   enabled: z.boolean().default(false),
   tenant: tenantIdSchema.default('demo'),
   callsPerMinute: z.number().positive().default(6),
+  leadsPerMinute: z.number().nonnegative().default(2),
   recordingsPort: port.default(7306),
   smtpInspectionPort: port.default(7305),
 });

@@ -5,11 +5,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AppConfig } from '../config/load.js';
 import { startKommoSandbox } from './kommo.js';
+import { runLeadSimulator } from './lead-simulator.js';
 import { runPbxSimulator } from './pbx-simulator.js';
 import { deterministicWav, startRecordingHost } from './recordings.js';
 import { startSlackSandbox } from './slack.js';
 import { startSmtpSandbox } from './smtp.js';
 import { startTicketingSandbox } from './ticketing.js';
+import { startWhatsAppSandbox } from './whatsapp.js';
+import type { WhatsAppSandbox } from './whatsapp.js';
 
 async function waitForApi(apiUrl: string, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
@@ -59,6 +62,28 @@ export async function startDemoSandboxes(config: AppConfig, log: (message: strin
     stops.push(() => smtp.stop());
     urls.smtp = smtp.url;
   }
+  let whatsapp: WhatsAppSandbox | undefined;
+  if (tenant.whatsapp && isLocal(tenant.whatsapp.baseUrl)) {
+    whatsapp = await startWhatsAppSandbox({
+      port: portOf(tenant.whatsapp.baseUrl),
+      token: tenant.whatsapp.token,
+      appSecret: tenant.secrets.whatsappAppSecret ?? 'demo-whatsapp-app-secret',
+      phoneNumberId: tenant.whatsapp.phoneNumberId,
+      wabaId: tenant.whatsapp.wabaId,
+      // The approved templates the demo tenant's flows use.
+      templates: Object.values(tenant.leads.messages).map((message) => ({
+        name: message.template.name,
+        language: message.template.language,
+        category: message.template.category,
+        body: `${message.text.replace(/\{\{\w+\}\}/g, '…')} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
+      })),
+      webhookUrl: `http://127.0.0.1:${config.api.port}/webhooks/${config.demo.tenant}/whatsapp`,
+      autoRead: true,
+    });
+    const sandbox = whatsapp;
+    stops.push(() => sandbox.stop());
+    urls.whatsapp = sandbox.url;
+  }
   const recordings = await startRecordingHost({
     port: config.demo.recordingsPort,
     ...(tenant.pbxRecordingAuth ? { basicAuth: tenant.pbxRecordingAuth } : {}),
@@ -79,11 +104,25 @@ export async function startDemoSandboxes(config: AppConfig, log: (message: strin
     onRecording: (path, seconds) => recordings.put(path, deterministicWav(Math.min(seconds, 30), path), 'audio/wav'),
     onError: (error) => log(`simulator: ${(error as Error).message}`),
   }));
+  const leadSimulator =
+    whatsapp === undefined
+      ? Promise.resolve()
+      : waitForApi(apiUrl, simulation.signal).then(() =>
+          runLeadSimulator({
+            apiUrl,
+            tenantId: config.demo.tenant,
+            webhookSecret: tenant.secrets.webhookSigningSecret,
+            whatsapp: whatsapp,
+            leadsPerMinute: config.demo.leadsPerMinute,
+            signal: simulation.signal,
+            onError: (error) => log(`lead simulator: ${(error as Error).message}`),
+          }),
+        );
   return {
     urls,
     async stop() {
       simulation.abort();
-      await simulator;
+      await Promise.all([simulator, leadSimulator]);
       for (const stop of stops.reverse()) await stop();
     },
   };

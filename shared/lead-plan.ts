@@ -354,7 +354,7 @@ function applyImport(state: LeadState, policy: LeadPolicy, event: Extract<LeadEv
 }
 
 /** A time-zone change re-plans every pending step from its raw target. */
-export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: string, now: number, changes: Changes, cause: string): void {
+export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: string, now: number, changes: Changes, cause: string, kind: 'event' | 'operator' = 'event'): void {
   if (timeZone === state.timeZone) return;
   const previous = state.timeZone;
   state.timeZone = timeZone;
@@ -369,7 +369,7 @@ export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: s
     state.planned.push({ ...step, dueAt });
   }
   sortPlanned(state);
-  changes.note({ entryKey: `timezone:${timeZone}:${state.version}`, kind: 'operator', cause, detail: { from: previous, to: timeZone } });
+  changes.note({ entryKey: `timezone:${timeZone}:${state.version}`, kind, cause, detail: { from: previous, to: timeZone } });
 }
 
 /** The next step whose time has come (none while paused). */

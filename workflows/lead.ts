@@ -198,7 +198,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     changeTimeZoneUpdate,
     (action: TimeZoneAction) => {
       const changes = new Changes(Date.now());
-      replanTimeZone(state, policy, action.timeZone, Date.now(), changes, operatorCause('time zone change', action));
+      replanTimeZone(state, policy, action.timeZone, Date.now(), changes, operatorCause('time zone change', action), 'operator');
       state.profile = { ...state.profile, timeZone: action.timeZone };
       record(changes);
       return leadView(state);
