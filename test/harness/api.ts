@@ -40,7 +40,7 @@ export interface RunningApi {
 }
 
 /** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
-export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number }): Promise<RunningApi> {
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number; relay?: boolean }): Promise<RunningApi> {
   const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
   const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
   const app = createApp({
@@ -55,7 +55,7 @@ export async function startApi(deps: { config: AppConfig; db: Db; connection: Co
   await onceEvent(server, 'listening');
   const { port } = server.address() as AddressInfo;
   // As in production, the API forwards whatever had to wait in the inbox.
-  const relay = deps.handOff ? undefined : startInboxRelay({ db: deps.db, temporal, connection: deps.connection, logger, intervalMs: 200 });
+  const relay = deps.handOff || deps.relay === false ? undefined : startInboxRelay({ db: deps.db, temporal, connection: deps.connection, logger, intervalMs: 200 });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     close: async () => {

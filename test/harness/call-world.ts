@@ -115,7 +115,8 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
     workers = [];
   };
   await startWorker();
-  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort });
+  // No background relay here: the inbox test drives the relay itself, to see the queue before it drains.
+  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, relay: false });
   const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
 
   const call = (callId: string): Promise<CallSnapshot | undefined> => loadCall(db, tenantId, callId);

@@ -83,7 +83,7 @@ describe('lead planner', () => {
     const startsAt = monday10 + 2 * day;
     apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt), endsAt: iso(startsAt + hour) } }, monday10);
     const check = state.planned.find((step) => step.step === 'check');
-    assert.equal(iso(check?.dueAt ?? 0), iso(startsAt + hour + 30 * 60_000));
+    assert.equal(iso(check?.dueAt ?? 0), iso(startsAt + hour + policy.noShow.graceMinutes * 60_000));
     const changes = new Changes(startsAt + 2 * hour);
     runNoShowCheck(state, check ?? assert.fail(), policy, startsAt + 2 * hour, changes);
     assert.equal(state.stage, 'no_show');
