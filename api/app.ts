@@ -5,6 +5,9 @@ import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { HandOff } from './handoff.js';
+import type { LiveFeed } from './live-feed.js';
+import { createApiMetrics } from './metrics.js';
+import { createDashboardRouter } from './routes/dashboard.js';
 import { Rejection } from './rejections.js';
 import { createCallsRouter } from './routes/calls.js';
 import { createHealthRouter } from './routes/health.js';
@@ -13,6 +16,8 @@ import { createLeadsRouter } from './routes/leads.js';
 import { createWebhookRouter } from './routes/webhooks.js';
 
 export interface ApiDeps {
+  /** PostgreSQL LISTEN/NOTIFY fan-out for the dashboard's live stream. */
+  liveFeed?: LiveFeed;
   config: AppConfig;
   db: Db;
   temporal: Client;
@@ -27,12 +32,26 @@ export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
+  const metrics = createApiMetrics({ db: deps.db });
+  app.use(metrics.webhooks);
+  // One structured line per request: method, path, status, duration. Never bodies or headers.
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.once('finish', () => {
+      const fields = { method: req.method, path: req.path, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 };
+      if (res.statusCode >= 500) deps.logger.error(fields, 'request');
+      else deps.logger.debug(fields, 'request');
+    });
+    next();
+  });
+  app.get('/metrics', (req, res) => void metrics.handler(req, res));
   app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
   // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
   app.use(createLeadWebhookRouter(deps));
   app.use(createWebhookRouter(deps));
   app.use(createCallsRouter(deps));
   app.use(createLeadsRouter(deps));
+  app.use(createDashboardRouter(deps));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'No such route' });

@@ -7,6 +7,7 @@ import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifec
 import { createApp } from './app.js';
 import { createHandOff } from './handoff.js';
 import { startInboxRelay } from './inbox-relay.js';
+import { startLiveFeed } from './live-feed.js';
 import { createApiTemporalClient } from './temporal-client.js';
 
 const config = loadConfigOrExit();
@@ -22,7 +23,8 @@ const { connection, client: temporal } = createApiTemporalClient(config.temporal
 
 const handOff = createHandOff({ temporal, connection, db, logger, timeoutMs: config.env.TEMPORAL_HANDOFF_TIMEOUT_MS });
 const relay = startInboxRelay({ db, temporal, connection, logger });
-const app = createApp({ config, db, temporal, temporalConnection: connection, handOff, logger });
+const liveFeed = await startLiveFeed({ databaseUrl: config.database.url, logger });
+const app = createApp({ config, db, temporal, temporalConnection: connection, handOff, logger, liveFeed });
 const server = app.listen(config.api.port, config.api.host);
 server.keepAliveTimeout = 65_000;
 try {
@@ -34,6 +36,7 @@ logger.info({ port: config.api.port, namespace: config.temporal.namespace }, 'AP
 
 onShutdownSignal(async (reason) => {
   logger.info({ reason }, 'API shutting down');
+  await liveFeed.stop(); // ends the dashboard streams, which would otherwise hold the server open
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const forceClose = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs).unref();

@@ -34,6 +34,8 @@ export interface AppConfig {
     external: boolean;
     taskQueues: DevTemporalConfig['taskQueues'];
     messagingRatePerSecond: number;
+    /** Temporal Web UI base URL, for links from the dashboard. */
+    webUiUrl: string;
   };
   api: { host: string; port: number; publicUrl: string };
   tenants: Record<string, TenantConfig>;
@@ -160,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       ...loadTemporalConnection(env, temporal),
       taskQueues: temporal.taskQueues,
       messagingRatePerSecond: temporal.messagingRatePerSecond,
+      webUiUrl: (parsedEnv.data.TEMPORAL_WEB_UI_URL ?? `http://localhost:${temporal.uiPort}`).replace(/\/$/, ''),
     },
     api: {
       ...api,

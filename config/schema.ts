@@ -118,6 +118,12 @@ export const tenantSchema = z.object({
   /** HTTP Basic credentials for fetching recordings from the PBX. */
   pbxRecordingAuth: z.object({ user: nonEmpty, pass: nonEmpty }).optional(),
   calls: callPolicySchema.prefault({}),
+  dashboard: z
+    .object({
+      /** Service level: the share of inbound calls answered within this many seconds. */
+      serviceLevelSeconds: z.number().int().positive().default(20),
+    })
+    .prefault({}),
   /** WhatsApp Business Cloud API number used for lead messaging (the app secret is in `secrets`). */
   whatsapp: whatsappConfigSchema.optional(),
   leads: leadPolicySchema.prefault({}),
@@ -200,6 +206,10 @@ export const envSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
   /** How long a webhook waits for Temporal before its event goes to the PostgreSQL inbox. */
   TEMPORAL_HANDOFF_TIMEOUT_MS: z.coerce.number().int().positive().default(1_500),
+  /** Where operators open the Temporal Web UI (links from the dashboard's detail pages). */
+  TEMPORAL_WEB_UI_URL: z.url().optional(),
+  /** Where the worker serves Temporal SDK metrics for Prometheus (host:port; empty = off). */
+  WORKER_METRICS_ADDRESS: z.string().regex(/^$|^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464').default('127.0.0.1:9464'),
   /** Overrides `demo.enabled` in the config file. */
   SWITCHBOARD_DEMO: z.enum(['0', '1', 'true', 'false']).optional(),
 });

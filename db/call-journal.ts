@@ -2,6 +2,7 @@
 import type { CallEvent, CallSnapshot } from '../shared/calls.js';
 import type { Db } from './pool.js';
 import { withTransaction } from './pool.js';
+import { notifyChange } from './changes.js';
 import { recordingInfo } from './recordings.js';
 
 /**
@@ -47,6 +48,7 @@ export async function recordCall(db: Db, snapshot: CallSnapshot, events: CallEve
         s.analytics?.satisfaction ?? null, resolvedOf(s), s.completedAt ?? null, JSON.stringify(s),
       ],
     );
+    if (upsert.rowCount === 1) await notifyChange(client, { tenant: s.tenantId, kind: 'call', id: s.callId, status: s.status, version: s.version });
     return { applied: upsert.rowCount === 1 };
   });
 }

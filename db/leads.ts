@@ -2,6 +2,7 @@
 import type { LeadState, TimelineEntry } from '../shared/leads.js';
 import type { Db } from './pool.js';
 import { withTransaction } from './pool.js';
+import { notifyChange } from './changes.js';
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -25,6 +26,7 @@ export async function recordLead(db: Db, state: LeadState, timeline: TimelineEnt
       ],
     );
     await appendTimeline(client, state.tenantId, state.leadId, timeline);
+    await notifyChange(client, { tenant: state.tenantId, kind: 'lead', id: state.leadId, status: state.stage, version: state.version });
     if (state.optedOut && state.profile.phone) {
       await client.query(`INSERT INTO suppressions (tenant_id, phone, reason) VALUES ($1, $2, 'opted_out') ON CONFLICT DO NOTHING`, [state.tenantId, state.profile.phone]);
     }
@@ -32,7 +34,8 @@ export async function recordLead(db: Db, state: LeadState, timeline: TimelineEnt
 }
 
 /** Appends timeline entries; an entry key already there is left alone (at-least-once callers). */
-export async function appendTimeline(db: Pick<Db, 'query'>, tenantId: string, leadId: string, entries: TimelineEntry[]): Promise<void> {
+export async function appendTimeline(db: Pick<Db, 'query'>, tenantId: string, leadId: string, entries: TimelineEntry[], notify = false): Promise<void> {
+  if (notify && entries.length > 0) await notifyChange(db, { tenant: tenantId, kind: 'lead', id: leadId, status: entries[entries.length - 1]?.kind ?? 'timeline' });
   for (const entry of entries) {
     await db.query(
       `INSERT INTO lead_timeline (tenant_id, lead_id, entry_key, at, kind, flow, step, cause, detail)

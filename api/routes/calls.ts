@@ -80,7 +80,7 @@ export function createCallsRouter(deps: CallsRouterDeps): Router {
 
   router.post('/api/:tenant/calls/:callId/result', express.raw({ type: () => true, limit: '64kb' }), async (req: Request<{ tenant: string; callId: string }>, res) => {
     try {
-      checkOperator(config, req.params.tenant, req.headers.authorization);
+      checkOperator(config, req.params.tenant, req.headers.authorization, req.headers.cookie);
       const call = parseCallId(req.params.callId);
       if (!call) throw new Rejection('invalid_call_id', 'callId must be <provider>:<provider call id>, e.g. pbx:abc123', { providers: ['pbx', 'twilio', 'voice-ai'] });
       const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -154,7 +154,7 @@ export function createCallsRouter(deps: CallsRouterDeps): Router {
     const signature = typeof req.query.sig === 'string' ? req.query.sig : undefined;
     try {
       if (!(tenant && signature && verifyRecordingLinkSignature(tenant.secrets.webhookSigningSecret, tenantId, callId, signature))) {
-        checkOperator(config, tenantId, req.headers.authorization);
+        checkOperator(config, tenantId, req.headers.authorization, req.headers.cookie);
       }
     } catch (error) {
       if (error instanceof Rejection) return sendRejection(res, error);

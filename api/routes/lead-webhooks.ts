@@ -85,7 +85,7 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
         const step = recorded.effectKey?.replace(/^wa:[^:]*:/, '');
         await appendTimeline(db, tenantId, recorded.leadId, [
           { entryKey: `status:${status.id}:${status.status}`, at: occurredAt, kind, cause: `WhatsApp status ${status.status}${error ? ` (error ${error.code})` : ''}`, detail: { messageId: status.id, ...(step ? { key: step } : {}), ...(error ? { errorCode: error.code } : {}) } },
-        ]);
+        ], true);
         if (status.status === 'failed' && recorded.effectKey) {
           const failed: LeadEvent = {
             eventId: `wa-failed:${status.id}`,

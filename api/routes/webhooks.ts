@@ -52,6 +52,7 @@ export function providerRequest(config: AppConfig, req: Request, tenantId: strin
 
 /** Answers a refusal and keeps the request. Shared by every router that takes events. */
 export async function refuse(deps: Pick<WebhookRouterDeps, 'db' | 'logger'>, req: Request, res: Response, source: string, rejection: Rejection): Promise<void> {
+  res.locals.rejected = true;
   const tenantId = typeof req.params.tenant === 'string' ? req.params.tenant : 'unknown';
   await storeRejection(deps.db, deps.logger, {
     tenantId,
@@ -77,7 +78,9 @@ export async function handOffOrUnavailable(
   delivery: WorkflowDelivery,
 ): Promise<HandOffResult | undefined> {
   try {
-    return await deps.handOff(delivery);
+    const result = await deps.handOff(delivery);
+    if (result.via === 'inbox') res.locals.queued = true;
+    return result;
   } catch (error) {
     deps.logger.error({ err: error, workflowId: delivery.workflowId }, 'neither Temporal nor the inbox took the event');
     res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'The event could not be stored; retry later.' });

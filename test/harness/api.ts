@@ -5,6 +5,7 @@ import type { Connection } from '@temporalio/client';
 import { createApp } from '../../api/app.js';
 import { createHandOff } from '../../api/handoff.js';
 import { startInboxRelay } from '../../api/inbox-relay.js';
+import { startLiveFeed } from '../../api/live-feed.js';
 import type { HandOff } from '../../api/handoff.js';
 import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
@@ -40,10 +41,12 @@ export interface RunningApi {
 }
 
 /** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
-export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number; relay?: boolean }): Promise<RunningApi> {
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number; relay?: boolean; liveFeed?: boolean }): Promise<RunningApi> {
   const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
   const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
+  const liveFeed = deps.liveFeed ? await startLiveFeed({ databaseUrl: deps.config.database.url, logger }) : undefined;
   const app = createApp({
+    ...(liveFeed ? { liveFeed } : {}),
     config: deps.config,
     db: deps.db,
     temporal,
@@ -60,6 +63,7 @@ export async function startApi(deps: { config: AppConfig; db: Db; connection: Co
     baseUrl: `http://127.0.0.1:${port}`,
     close: async () => {
       await relay?.stop();
+      await liveFeed?.stop();
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());

@@ -63,7 +63,7 @@ export const fastPolicy: Partial<CallPolicy> = {
   crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 2, giveUpAfterHours: 1 },
 };
 
-export async function startCallWorld(options: { policy?: Partial<CallPolicy>; crm?: boolean } = {}): Promise<CallWorld> {
+export async function startCallWorld(options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean } = {}): Promise<CallWorld> {
   const temporal = await getDevServer();
   const { url, db } = await createTestDatabase('calls');
   const kommo = await startKommoSandbox({ token: 'kommo-test-token' });
@@ -116,7 +116,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
   };
   await startWorker();
   // No background relay here: the inbox test drives the relay itself, to see the queue before it drains.
-  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, relay: false });
+  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, relay: false, liveFeed: options.liveFeed ?? false });
   const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
 
   const call = (callId: string): Promise<CallSnapshot | undefined> => loadCall(db, tenantId, callId);

@@ -1,0 +1,131 @@
+/** The supervisor dashboard's figures, straight from the journal and the lead projection. */
+import type { Db } from './pool.js';
+
+export interface DashboardCall {
+  callId: string;
+  direction: string | null;
+  agentId: string | null;
+  customerPhone: string | null;
+  status: string;
+  startedAt: string;
+  answeredAt: string | null;
+  endedAt: string | null;
+  durationSeconds: number | null;
+  disposition: string | null;
+}
+
+export interface DashboardSnapshot {
+  generatedAt: string;
+  tenant: string;
+  timeZone: string;
+  calls: { active: DashboardCall[]; ringing: DashboardCall[]; longestWaitSeconds: number; recent: DashboardCall[] };
+  today: {
+    since: string;
+    answered: number;
+    missed: number;
+    abandoned: number;
+    offered: number;
+    serviceLevel: { thresholdSeconds: number; percent: number | null };
+    averageHandleSeconds: number | null;
+    resolutionRate: number | null;
+    averageSatisfaction: number | null;
+  };
+  leads: { byStage: Record<string, number>; dueNextHour: number; recentReplies: Array<{ leadId: string; at: string }> };
+}
+
+interface CallRow {
+  call_id: string;
+  direction: string | null;
+  agent_id: string | null;
+  customer_phone: string | null;
+  status: string;
+  started_at: Date;
+  answered_at: Date | null;
+  ended_at: Date | null;
+  duration_seconds: number | null;
+  disposition: string | null;
+}
+
+const toCall = (row: CallRow): DashboardCall => ({
+  callId: row.call_id,
+  direction: row.direction,
+  agentId: row.agent_id,
+  customerPhone: row.customer_phone,
+  status: row.status,
+  startedAt: row.started_at.toISOString(),
+  answeredAt: row.answered_at?.toISOString() ?? null,
+  endedAt: row.ended_at?.toISOString() ?? null,
+  durationSeconds: row.duration_seconds,
+  disposition: row.disposition,
+});
+
+const callColumns = 'call_id, direction, agent_id, customer_phone, status, started_at, answered_at, ended_at, duration_seconds, disposition';
+const round = (value: number | null, digits = 1): number | null => (value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits);
+
+/**
+ * "Today" starts at midnight in the tenant's time zone. Offered = inbound calls that ended;
+ * service level = share of them answered within the threshold.
+ */
+export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string, serviceLevelSeconds: number, now = new Date()): Promise<DashboardSnapshot> {
+  const [live, recent, today, stages, due, replies] = await Promise.all([
+    db.query<CallRow>(
+      `SELECT ${callColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ringing', 'in_progress') AND started_at > $2::timestamptz - interval '6 hours' ORDER BY started_at`,
+      [tenant, now],
+    ),
+    db.query<CallRow>(`SELECT ${callColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ended', 'completed') ORDER BY ended_at DESC NULLS LAST LIMIT 15`, [tenant]),
+    db.query<{ since: Date; answered: number; missed: number; abandoned: number; offered: number; within: number; aht: number | null; resolution: number | null; satisfaction: number | null }>(
+      `WITH bounds AS (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE $3) AT TIME ZONE $3 AS since)
+       SELECT bounds.since,
+         count(*) FILTER (WHERE disposition = 'answered')::int AS answered,
+         count(*) FILTER (WHERE direction = 'inbound' AND disposition IN ('missed', 'no_answer'))::int AS missed,
+         count(*) FILTER (WHERE disposition = 'abandoned')::int AS abandoned,
+         count(*) FILTER (WHERE direction = 'inbound')::int AS offered,
+         count(*) FILTER (WHERE direction = 'inbound' AND disposition = 'answered' AND wait_seconds <= $4)::int AS within,
+         avg(duration_seconds) FILTER (WHERE disposition = 'answered')::float AS aht,
+         avg(CASE WHEN resolved THEN 1.0 WHEN NOT resolved THEN 0.0 END)::float AS resolution,
+         avg(satisfaction)::float AS satisfaction
+       FROM bounds LEFT JOIN calls ON calls.tenant_id = $1 AND calls.started_at >= bounds.since AND calls.started_at <= $2::timestamptz AND calls.status IN ('ended', 'completed')
+       GROUP BY bounds.since`,
+      [tenant, now, timeZone, serviceLevelSeconds],
+    ),
+    db.query<{ stage: string; count: number }>('SELECT stage, count(*)::int AS count FROM leads WHERE tenant_id = $1 GROUP BY stage', [tenant]),
+    db.query<{ due: number }>(
+      `SELECT count(*)::int AS due FROM leads, jsonb_array_elements(state -> 'planned') AS step
+        WHERE tenant_id = $1 AND NOT paused AND NOT opted_out AND step ->> 'step' <> 'check'
+          AND (step ->> 'dueAt')::bigint BETWEEN extract(epoch FROM $2::timestamptz) * 1000 AND extract(epoch FROM $2::timestamptz + interval '1 hour') * 1000`,
+      [tenant, now],
+    ),
+    db.query<{ lead_id: string; at: Date }>(`SELECT lead_id, at FROM lead_timeline WHERE tenant_id = $1 AND kind = 'replied' ORDER BY at DESC LIMIT 10`, [tenant]),
+  ]);
+  const calls = live.rows.map(toCall);
+  const ringing = calls.filter((call) => call.status === 'ringing');
+  const figures = today.rows[0];
+  const offered = figures?.offered ?? 0;
+  return {
+    generatedAt: now.toISOString(),
+    tenant,
+    timeZone,
+    calls: {
+      active: calls.filter((call) => call.status === 'in_progress'),
+      ringing,
+      longestWaitSeconds: ringing.reduce((longest, call) => Math.max(longest, Math.round((now.getTime() - Date.parse(call.startedAt)) / 1000)), 0),
+      recent: recent.rows.map(toCall),
+    },
+    today: {
+      since: (figures?.since ?? now).toISOString(),
+      answered: figures?.answered ?? 0,
+      missed: figures?.missed ?? 0,
+      abandoned: figures?.abandoned ?? 0,
+      offered,
+      serviceLevel: { thresholdSeconds: serviceLevelSeconds, percent: offered > 0 ? round(((figures?.within ?? 0) / offered) * 100) : null },
+      averageHandleSeconds: round(figures?.aht ?? null, 0),
+      resolutionRate: figures?.resolution === null || figures?.resolution === undefined ? null : round(figures.resolution * 100),
+      averageSatisfaction: round(figures?.satisfaction ?? null, 2),
+    },
+    leads: {
+      byStage: Object.fromEntries(stages.rows.map((row) => [row.stage, row.count])),
+      dueNextHour: due.rows[0]?.due ?? 0,
+      recentReplies: replies.rows.map((row) => ({ leadId: row.lead_id, at: row.at.toISOString() })),
+    },
+  };
+}
