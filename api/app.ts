@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { HandOff } from './handoff.js';
 import type { LiveFeed } from './live-feed.js';
 import { createApiMetrics } from './metrics.js';
+import { createOpenApiRouter } from './openapi.js';
 import { createDashboardRouter } from './routes/dashboard.js';
 import { Rejection } from './rejections.js';
 import { createCallsRouter } from './routes/calls.js';
@@ -45,6 +46,7 @@ export function createApp(deps: ApiDeps): express.Express {
     next();
   });
   app.get('/metrics', (req, res) => void metrics.handler(req, res));
+  app.use(createOpenApiRouter());
   app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
   // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
   app.use(createLeadWebhookRouter(deps));

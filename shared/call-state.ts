@@ -86,6 +86,13 @@ export function applyCallEvent(snapshot: CallSnapshot, event: CallEvent): boolea
     case 'call.result':
       snapshot.result = event.result;
       break;
+    case 'call.redrive_crm':
+      // A failed or skipped sync goes back to waiting; a synced one stays (the ledger would return it anyway).
+      if (snapshot.crmSyncState === 'failed' || snapshot.crmSyncState === 'skipped') {
+        snapshot.crmSyncState = 'waiting';
+        snapshot.crm = { ...(snapshot.crm.entity ? { entity: snapshot.crm.entity } : {}) };
+      }
+      break;
   }
   deriveTimings(snapshot);
   return true;

@@ -89,6 +89,8 @@ export const callEventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ ...eventBase, type: z.literal('call.analytics'), analytics: callAnalyticsSchema }),
   z.object({ ...eventBase, type: z.literal('call.result'), result: callResultSchema }),
+  /** An operator asks for the CRM sync to run again (after fixing the CRM token, say); the ledger keeps it exactly once. */
+  z.object({ ...eventBase, type: z.literal('call.redrive_crm'), operator: z.string().max(200).optional() }),
 ]);
 export type CallEvent = z.infer<typeof callEventSchema>;
 export type CallEventType = CallEvent['type'];

@@ -241,6 +241,26 @@ export async function ensureTestServer(options: TestServerOptions): Promise<Ephe
   });
 }
 
+export const chromiumPath = '/usr/bin/chromium';
+
+/**
+ * Debian's Chromium for the browser test (playwright-core drives it; test tools' own browser
+ * downloads do not work here). Installed with apt-get when missing and we are root.
+ */
+export async function ensureChromium(progress: Progress = () => undefined): Promise<string | undefined> {
+  const existing = process.env.CHROMIUM_PATH ?? (isExecutable(chromiumPath) ? chromiumPath : onPath('chromium'));
+  if (existing) return existing;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !onPath('apt-get')) {
+    progress('Chromium: missing; install the Debian package "chromium" (or set CHROMIUM_PATH) for the browser test');
+    return undefined;
+  }
+  progress('Chromium: installing the Debian package (first run on this machine only)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await run('apt-get', ['update', '-qq'], { env, progress, label: 'apt-get update' });
+  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], { env, progress, label: 'apt-get install chromium' });
+  return isExecutable(chromiumPath) ? chromiumPath : onPath('chromium');
+}
+
 /** `temporal --version`, for diagnostics. */
 export function temporalCliVersion(binary: string): string {
   const result = spawnSync(binary, ['--version'], { encoding: 'utf8' });

@@ -111,6 +111,9 @@ async function main(): Promise<void> {
   say(`  API           ${apiUrl}`);
   say(`  readiness     ${apiUrl}/readyz`);
   if (uiUrl) say(`  Temporal UI   ${uiUrl}/namespaces/${config.temporal.namespace}/workflows`);
+  say(`  dashboard     ${apiUrl}/dashboard (sign in with a tenant's operator token)`);
+  say(`  API docs      ${apiUrl}/docs (OpenAPI at ${apiUrl}/openapi.json)`);
+  say(`  metrics       ${apiUrl}/metrics${config.env.WORKER_METRICS_ADDRESS ? `, worker: http://${config.env.WORKER_METRICS_ADDRESS}/metrics` : ''}`);
   say(`  Temporal gRPC ${config.temporal.address} (namespace ${config.temporal.namespace})`);
   say(`  PostgreSQL    ${databaseUrl.replace(/\/\/([^:/]+):[^@]*@/, '//$1:***@')}`);
   if (config.demo.enabled) say(`  demo          simulated calls to tenant "${config.demo.tenant}" (operator token in temporal-dev.yaml); SWITCHBOARD_DEMO=0 turns it off`);

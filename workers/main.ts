@@ -13,14 +13,22 @@ const config = loadConfigOrExit();
 const logger = createLogger({ name: 'switchboard-worker', level: config.env.LOG_LEVEL });
 
 const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
-Runtime.install({
-  logger: new DefaultLogger(sdkLevels[config.env.LOG_LEVEL] ?? 'INFO', (entry) => {
-    const level = entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
-    logger[level]({ ...entry.meta, sdk: true }, scrubText(entry.message));
-  }),
-  // The Runtime shuts the workers down gracefully on these signals.
-  shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
-});
+try {
+  Runtime.install({
+    logger: new DefaultLogger(sdkLevels[config.env.LOG_LEVEL] ?? 'INFO', (entry) => {
+      const level = entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
+      logger[level]({ ...entry.meta, sdk: true }, scrubText(entry.message));
+    }),
+    // The Runtime shuts the workers down gracefully on these signals.
+    shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
+    // The SDK's worker metrics (and workflows' own counters) for Prometheus, at <address>/metrics.
+    ...(config.env.WORKER_METRICS_ADDRESS
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: config.env.WORKER_METRICS_ADDRESS, countersTotalSuffix: true, useSecondsForDurations: true } } } }
+      : {}),
+  });
+} catch (error) {
+  exitWithError('worker', new Error(`cannot start the Temporal runtime (is WORKER_METRICS_ADDRESS ${config.env.WORKER_METRICS_ADDRESS} in use?): ${(error as Error).message}`));
+}
 // Started by the launcher and the launcher went away: stop like on SIGTERM.
 if (process.channel) {
   process.channel.unref();

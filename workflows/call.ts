@@ -10,6 +10,7 @@ import {
   defineQuery,
   defineSignal,
   getExternalWorkflowHandle,
+  metricMeter,
   patched,
   proxyActivities,
   setCurrentDetails,
@@ -54,6 +55,8 @@ type NotificationActivities = ReturnType<typeof createNotificationActivities>;
 type RecordingActivities = ReturnType<typeof createRecordingActivities>;
 
 const seconds = (value: number): number => value * 1000;
+/** Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics). */
+const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
 
 /** Outside systems may be down for hours: keep retrying with backoff, within the policy's limit. */
 function outsideSystemOptions(policy: CallPolicy): ActivityOptions {
@@ -172,6 +175,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
 
   const syncCrm = (): void => {
     if (snapshot.crmSyncState !== 'waiting' || endSeenAt === undefined) return;
+    // A re-drive sets the state back to waiting; let the sync run again in this run.
+    started.delete('crm-sync');
     const due = snapshot.result !== undefined || Date.now() >= endSeenAt + seconds(policy.crmSyncDelaySeconds);
     if (!due) return;
     snapshot.crmSyncState = 'pending';
@@ -366,6 +371,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
         if (applyCallEvent(snapshot, event)) {
           unjournaled.push(event);
           changed = true;
+        } else {
+          duplicateEvents.add(1, { kind: 'call', tenant: tenantId });
         }
       }
     }

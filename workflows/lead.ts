@@ -12,6 +12,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  metricMeter,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -87,6 +88,8 @@ export const cancelFlowUpdate = defineUpdate<LeadView, [FlowAction]>('cancelFlow
 export const markBookedUpdate = defineUpdate<LeadView, [BookingAction]>('markBooked');
 
 type LeadActivities = ReturnType<typeof createLeadActivities>;
+/** Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics). */
+const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
 type MessagingActivities = ReturnType<typeof createMessagingActivities>;
 
 export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> {
@@ -339,7 +342,9 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
         .splice(0, pending.length)
         .map((item) => item.event)
         .sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
-      for (const event of batch) applyLeadEvent(state, event, policy, Date.now(), changes);
+      for (const event of batch) {
+        if (!applyLeadEvent(state, event, policy, Date.now(), changes)) duplicateEvents.add(1, { kind: 'lead', tenant: tenantId });
+      }
       record(changes);
     }
     const waitUntil = await runDueStep();

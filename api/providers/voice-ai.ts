@@ -39,7 +39,7 @@ const transcriptTurn = z
   })
   .refine((turn) => (turn.text ?? turn.content ?? turn.message) !== undefined, { message: 'a transcript turn needs text' });
 
-const startSchema = z.object({
+export const voiceAiStartSchema = z.object({
   ...envelope,
   event: z.enum(['call.start', 'call_started']),
   call_direction: z.enum(['inbound', 'outbound']),
@@ -47,7 +47,7 @@ const startSchema = z.object({
   agent_phone: z.string().max(64).optional(),
 });
 
-const endSchema = z.object({
+export const voiceAiEndSchema = z.object({
   ...envelope,
   event: z.enum(['call.end', 'call_ended']),
   duration_seconds: z.number().nonnegative(),
@@ -71,7 +71,7 @@ const metricsSchema = z
   })
   .catchall(z.union([z.number(), z.string().max(500), z.boolean(), z.null()]));
 
-const analyticsSchema = z.object({
+export const voiceAiAnalyticsSchema = z.object({
   ...envelope,
   event: z.enum(['analytics.completed', 'call_analyzed']),
   metrics: metricsSchema,
@@ -134,7 +134,7 @@ export const voiceAiProvider: CallProviderAdapter = {
     const events: CallEvent[] = [];
     let callId: string;
     if (kind === 'start') {
-      const event = validate(startSchema, body);
+      const event = validate(voiceAiStartSchema, body);
       callId = event.call_id;
       const customerPhone = phone(event.caller_phone, request, 'caller_phone');
       const linePhone = phone(event.agent_phone, request, 'agent_phone');
@@ -148,7 +148,7 @@ export const voiceAiProvider: CallProviderAdapter = {
       // An AI agent picks up at once: the start is also the answer.
       events.push({ ...base, eventId: 'voice-ai:start', type: 'call.started' }, { ...base, eventId: 'voice-ai:answered', type: 'call.answered' });
     } else if (kind === 'end') {
-      const event = validate(endSchema, body);
+      const event = validate(voiceAiEndSchema, body);
       callId = event.call_id;
       const disposition = dispositionOf(event.disposition);
       const transferred = /transfer/i.test(event.disposition ?? '');
@@ -173,7 +173,7 @@ export const voiceAiProvider: CallProviderAdapter = {
         ...(event.recording_url ? { recordingUrl: event.recording_url } : {}),
       });
     } else {
-      const event = validate(analyticsSchema, body);
+      const event = validate(voiceAiAnalyticsSchema, body);
       callId = event.call_id;
       events.push({
         eventId: 'voice-ai:analytics',

@@ -3,7 +3,6 @@
  * its recording (HTTP ranges). Tenant-scoped operator token; the recording also accepts the
  * signed link we give the CRM's player.
  */
-import { createHash } from 'node:crypto';
 import express, { Router } from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
@@ -13,14 +12,13 @@ import type { Db } from '../../db/pool.js';
 import { readRecordingRange, recordingInfo } from '../../db/recordings.js';
 import type { Logger } from '../../observability/logger.js';
 import { verifyRecordingLinkSignature } from '../../security/signatures.js';
-import { callResultSchema, callStatuses, dispositionSchema, parseCallId } from '../../shared/calls.js';
-import type { CallEvent } from '../../shared/calls.js';
+import { callStatuses, dispositionSchema } from '../../shared/calls.js';
 import { checkOperator, requireOperator } from '../auth.js';
-import { callDelivery } from '../call-delivery.js';
 import type { HandOff } from '../handoff.js';
 import { normalizePhone } from '../../shared/phone.js';
 import { Rejection, fieldErrors } from '../rejections.js';
-import { bodyErrors, handOffOrUnavailable, refuse } from './webhooks.js';
+import { ingestCallResult } from '../ingest.js';
+import { answerUnavailable, bodyErrors, refuse } from './webhooks.js';
 
 export interface CallsRouterDeps {
   config: AppConfig;
@@ -29,7 +27,7 @@ export interface CallsRouterDeps {
   handOff: HandOff;
 }
 
-const listQuerySchema = z.object({
+export const listCallsQuerySchema = z.object({
   phone: z.string().max(64).optional(),
   status: z.enum(callStatuses).optional(),
   direction: z.enum(['inbound', 'outbound']).optional(),
@@ -81,27 +79,10 @@ export function createCallsRouter(deps: CallsRouterDeps): Router {
   router.post('/api/:tenant/calls/:callId/result', express.raw({ type: () => true, limit: '64kb' }), async (req: Request<{ tenant: string; callId: string }>, res) => {
     try {
       checkOperator(config, req.params.tenant, req.headers.authorization, req.headers.cookie);
-      const call = parseCallId(req.params.callId);
-      if (!call) throw new Rejection('invalid_call_id', 'callId must be <provider>:<provider call id>, e.g. pbx:abc123', { providers: ['pbx', 'twilio', 'voice-ai'] });
       const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody.toString('utf8'));
-      } catch {
-        throw new Rejection('malformed_json', 'the body is not valid JSON');
-      }
-      const parsed = callResultSchema.safeParse(body);
-      if (!parsed.success) throw new Rejection('invalid_payload', 'the call result does not match the schema', { fields: fieldErrors(parsed.error.issues) });
-      // Re-posting the same form (or a retry with the same Idempotency-Key) is one event.
       const idempotencyKey = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : undefined;
-      const event: CallEvent = {
-        eventId: `result:${idempotencyKey ?? createHash('sha256').update(rawBody).digest('hex').slice(0, 32)}`,
-        type: 'call.result',
-        occurredAt: new Date().toISOString(),
-        result: parsed.data,
-      };
-      const handedOff = await handOffOrUnavailable(deps, res, callDelivery(config, req.params.tenant, call.provider, call.providerCallId, [event]));
-      if (handedOff) res.status(202).json({ status: 'accepted', callId: req.params.callId, queued: handedOff.via === 'inbox' });
+      const result = await answerUnavailable(deps, res, () => ingestCallResult(deps, req.params.tenant, req.params.callId, rawBody, idempotencyKey));
+      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, queued: result.handedOff.via === 'inbox' });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, 'call-result', error);
       throw error;
@@ -110,7 +91,7 @@ export function createCallsRouter(deps: CallsRouterDeps): Router {
   router.use('/api/:tenant/calls/:callId/result', bodyErrors(deps, () => 'call-result'));
 
   router.get('/api/:tenant/calls', operator, async (req: Request<{ tenant: string }>, res) => {
-    const parsed = listQuerySchema.safeParse(req.query);
+    const parsed = listCallsQuerySchema.safeParse(req.query);
     if (!parsed.success) return sendRejection(res, new Rejection('invalid_payload', 'invalid query parameters', { fields: fieldErrors(parsed.error.issues) }));
     const query = parsed.data;
     const tenant = config.tenants[req.params.tenant];

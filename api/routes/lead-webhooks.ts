@@ -6,19 +6,12 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
-import { appendTimeline, findLeadIdByPhone, suppress } from '../../db/leads.js';
 import type { Db } from '../../db/pool.js';
-import { recordStatus } from '../../db/whatsapp.js';
 import type { Logger } from '../../observability/logger.js';
-import { isOptOutText } from '../../shared/lead-plan.js';
-import type { LeadEvent } from '../../shared/leads.js';
 import type { HandOff } from '../handoff.js';
-import { leadDelivery } from '../lead-delivery.js';
-import { parseCrmEvent } from '../providers/crm-events.js';
-import { authenticateSwitchboardSignature } from '../providers/pbx.js';
-import { authenticateWhatsApp, inboundText, parseWhatsAppWebhook } from '../providers/whatsapp-webhook.js';
+import { ingestCrmEvent, ingestWhatsApp } from '../ingest.js';
 import { Rejection, storeRejection } from '../rejections.js';
-import { bodyErrors, handOffOrUnavailable, providerRequest, rawBody, refuse } from './webhooks.js';
+import { answerUnavailable, bodyErrors, providerRequest, rawBody, refuse } from './webhooks.js';
 
 export interface LeadWebhookDeps {
   config: AppConfig;
@@ -27,8 +20,6 @@ export interface LeadWebhookDeps {
   handOff: HandOff;
 }
 
-const statusTimelineKind = { sent: undefined, delivered: 'delivered', read: 'read', failed: 'failed' } as const;
-
 export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
   const { config, db } = deps;
   const router = Router();
@@ -36,10 +27,8 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
   router.post('/webhooks/:tenant/crm', rawBody, async (req: Request<{ tenant: string }>, res) => {
     try {
       const request = providerRequest(config, req, req.params.tenant);
-      authenticateSwitchboardSignature(request);
-      const { leadId, event } = parseCrmEvent(request);
-      const handedOff = await handOffOrUnavailable(deps, res, leadDelivery(config, request.tenantId, leadId, [event]));
-      if (handedOff) res.status(202).json({ status: 'accepted', leadId, queued: handedOff.via === 'inbox' });
+      const result = await answerUnavailable(deps, res, () => ingestCrmEvent(deps, request));
+      if (result) res.status(202).json({ status: 'accepted', leadId: result.leadId, queued: result.handedOff.via === 'inbox' });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, 'crm', error);
       throw error;
@@ -59,63 +48,14 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
   router.post('/webhooks/:tenant/whatsapp', rawBody, async (req: Request<{ tenant: string }>, res) => {
     try {
       const request = providerRequest(config, req, req.params.tenant);
-      authenticateWhatsApp(request);
-      const { statuses, messages } = parseWhatsAppWebhook(request);
-      const tenantId = request.tenantId;
-      let duplicates = 0;
-      for (const status of statuses) {
-        if (status.status !== 'sent' && status.status !== 'delivered' && status.status !== 'read' && status.status !== 'failed') continue;
-        const error = status.errors?.[0];
-        const occurredAt = new Date(Number(status.timestamp) * 1000).toISOString();
-        const recorded = await recordStatus(db, {
-          tenantId,
-          wamid: status.id,
-          status: status.status,
-          occurredAt,
-          ...(status.biz_opaque_callback_data ? { effectKey: status.biz_opaque_callback_data } : {}),
-          ...(error ? { errorCode: error.code, ...(error.title ? { errorTitle: error.title } : {}) } : {}),
-          payload: status,
-        });
-        if (!recorded.fresh) {
-          duplicates++;
-          continue;
-        }
-        const kind = statusTimelineKind[status.status];
-        if (!recorded.leadId || !kind) continue;
-        const step = recorded.effectKey?.replace(/^wa:[^:]*:/, '');
-        await appendTimeline(db, tenantId, recorded.leadId, [
-          { entryKey: `status:${status.id}:${status.status}`, at: occurredAt, kind, cause: `WhatsApp status ${status.status}${error ? ` (error ${error.code})` : ''}`, detail: { messageId: status.id, ...(step ? { key: step } : {}), ...(error ? { errorCode: error.code } : {}) } },
-        ], true);
-        if (status.status === 'failed' && recorded.effectKey) {
-          const failed: LeadEvent = {
-            eventId: `wa-failed:${status.id}`,
-            type: 'whatsapp.failed',
-            occurredAt,
-            messageId: status.id,
-            effectKey: recorded.effectKey,
-            errorCode: error?.code ?? 0,
-            ...(error?.title ? { errorTitle: error.title } : {}),
-          };
-          await deps.handOff(leadDelivery(config, tenantId, recorded.leadId, [failed]));
-        }
-      }
-      let unmatched = 0;
-      for (const message of messages) {
-        const from = `+${message.from}`;
-        const leadId = await findLeadIdByPhone(db, tenantId, from);
-        const text = inboundText(message);
-        if (isOptOutText(text)) await suppress(db, tenantId, from, 'replied STOP');
-        if (!leadId) {
-          // Kept for inspection: a reply from a number no lead has.
-          unmatched++;
-          await storeRejection(db, deps.logger, { tenantId, source: 'whatsapp', rejection: new Rejection('unknown_recipient', `inbound message ${message.id} matches no lead`), req, rawBody: request.rawBody });
-          continue;
-        }
-        const reply: LeadEvent = { eventId: `wa:${message.id}`, type: 'whatsapp.reply', occurredAt: new Date(Number(message.timestamp) * 1000).toISOString(), messageId: message.id, text };
-        await deps.handOff(leadDelivery(config, tenantId, leadId, [reply]));
+      const result = await answerUnavailable(deps, res, () => ingestWhatsApp(deps, request));
+      if (!result) return;
+      for (const message of result.unmatched) {
+        // Kept for inspection: a reply from a number no lead has.
+        await storeRejection(db, deps.logger, { tenantId: request.tenantId, source: 'whatsapp', rejection: new Rejection('unknown_recipient', `inbound message ${message.messageId} matches no lead`), req, rawBody: request.rawBody });
       }
       // Meta retries anything but a 2xx, so processed deliveries (and duplicates) are acknowledged.
-      res.status(200).json({ status: 'ok', statuses: statuses.length, duplicates, messages: messages.length, unmatched });
+      res.status(200).json({ status: 'ok', statuses: result.statuses, duplicates: result.duplicates, messages: result.messages, unmatched: result.unmatched.length });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, 'whatsapp', error);
       throw error;

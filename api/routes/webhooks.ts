@@ -8,13 +8,10 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import { callEventSchema, callIdOf, callProviders } from '../../shared/calls.js';
-import type { CallProvider } from '../../shared/calls.js';
-import { callDelivery } from '../call-delivery.js';
-import type { HandOff, HandOffResult, WorkflowDelivery } from '../handoff.js';
-import { callProviderAdapters } from '../providers/index.js';
+import type { HandOff, HandOffResult } from '../handoff.js';
+import { ingestCallWebhook } from '../ingest.js';
 import type { ProviderRequest } from '../providers/types.js';
-import { Rejection, fieldErrors, storeRejection } from '../rejections.js';
+import { Rejection, storeRejection } from '../rejections.js';
 
 export interface WebhookRouterDeps {
   config: AppConfig;
@@ -69,20 +66,18 @@ export async function refuse(deps: Pick<WebhookRouterDeps, 'db' | 'logger'>, req
 }
 
 /**
- * Hands off; if neither Temporal nor the inbox can take the event, answers 503 so the sender
- * retries (every phone system here does) rather than losing it.
+ * Runs an ingestion; if neither Temporal nor the inbox could take the event (the database is down
+ * too), answers 503 so the sender retries (every phone system here does) rather than losing it.
+ * Refusals (Rejection) pass through to the caller.
  */
-export async function handOffOrUnavailable(
-  deps: Pick<WebhookRouterDeps, 'handOff' | 'logger'>,
-  res: Response,
-  delivery: WorkflowDelivery,
-): Promise<HandOffResult | undefined> {
+export async function answerUnavailable<T>(deps: Pick<WebhookRouterDeps, 'logger'>, res: Response, ingest: () => Promise<T>): Promise<T | undefined> {
   try {
-    const result = await deps.handOff(delivery);
-    if (result.via === 'inbox') res.locals.queued = true;
+    const result = await ingest();
+    if ((result as { handedOff?: HandOffResult }).handedOff?.via === 'inbox') res.locals.queued = true;
     return result;
   } catch (error) {
-    deps.logger.error({ err: error, workflowId: delivery.workflowId }, 'neither Temporal nor the inbox took the event');
+    if (error instanceof Rejection) throw error;
+    deps.logger.error({ err: error }, 'neither Temporal nor the inbox took the event');
     res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'The event could not be stored; retry later.' });
     return undefined;
   }
@@ -108,25 +103,8 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
     const source = req.params.provider.slice(0, 50);
     try {
       const request = providerRequest(config, req, req.params.tenant);
-      if (!(callProviders as readonly string[]).includes(req.params.provider)) {
-        throw new Rejection('unknown_provider', `no webhook "${source}"`, { known: callProviders });
-      }
-      const provider = req.params.provider as CallProvider;
-      const adapter = callProviderAdapters[provider];
-      adapter.authenticate(request);
-      const delivery = adapter.parse(request);
-      // The adapter's output must be a valid canonical event (e.g. transcript limits).
-      for (const event of delivery.events) {
-        const check = callEventSchema.safeParse(event);
-        if (!check.success) throw new Rejection('invalid_payload', 'the event exceeds what Switchboard accepts', { fields: fieldErrors(check.error.issues) });
-      }
-      const callId = callIdOf(provider, delivery.providerCallId);
-      if (delivery.events.length === 0) {
-        res.status(202).json({ status: 'accepted', callId, events: 0, queued: false });
-        return;
-      }
-      const handedOff = await handOffOrUnavailable(deps, res, callDelivery(config, request.tenantId, provider, delivery.providerCallId, delivery.events));
-      if (handedOff) res.status(202).json({ status: 'accepted', callId, events: delivery.events.length, queued: handedOff.via === 'inbox' });
+      const result = await answerUnavailable(deps, res, () => ingestCallWebhook(deps, req.params.provider, request));
+      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, events: result.events, queued: result.handedOff?.via === 'inbox' });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, source, error);
       throw error;

@@ -32,6 +32,7 @@ describe('a worker killed in the middle of a WhatsApp send', function () {
         TEMPORAL_ADDRESS: world.config.temporal.address,
         TEMPORAL_NAMESPACE: world.config.temporal.namespace,
         LOG_LEVEL: 'silent',
+        WORKER_METRICS_ADDRESS: '',
         SHUTDOWN_GRACE_SECONDS: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,189 @@
+/**
+ * The public API's OpenAPI 3.1 description, generated from the same zod schemas the routes
+ * validate with (z.toJSONSchema), served at /openapi.json and browsable at /docs.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { callResultSchema, callStatuses, dispositionSchema } from '../shared/calls.js';
+import { crmEventSchema } from './providers/crm-events.js';
+import { pbxEventSchema } from './providers/pbx.js';
+import { twilioCallbackSchema } from './providers/twilio.js';
+import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from './providers/voice-ai.js';
+import { whatsappWebhookSchema } from './providers/whatsapp-webhook.js';
+import { rejectionStatus } from './rejections.js';
+import { listCallsQuerySchema } from './routes/calls.js';
+import { leadActionSchema } from './routes/leads.js';
+
+type JsonSchema = Record<string, unknown>;
+
+const schema = (zodSchema: z.ZodType): JsonSchema => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(zodSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+};
+
+export const errorResponseSchema = z.object({
+  error: z.enum(Object.keys(rejectionStatus) as [string, ...string[]]).describe('Machine-readable reason'),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
+export const acceptedResponseSchema = z.object({
+  status: z.literal('accepted'),
+  callId: z.string().optional(),
+  leadId: z.string().optional(),
+  events: z.number().int().optional(),
+  queued: z.boolean().describe('true when Temporal was unreachable and the event waits in the PostgreSQL inbox'),
+});
+const readinessSchema = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  checks: z.record(z.string(), z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() })),
+});
+
+const json = (body: JsonSchema) => ({ content: { 'application/json': { schema: body } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [String(status), { description: 'Refused; the request is stored for inspection and replay', ...json(ref('Error')) }]));
+const signed = [{ switchboardSignature: [] }];
+const operator = [{ operatorToken: [] }, { dashboardSession: [] }];
+const tenantParam = { name: 'tenant', in: 'path', required: true, schema: { type: 'string' } };
+const callIdParam = { name: 'callId', in: 'path', required: true, description: '`<provider>:<provider call id>`, e.g. `pbx:abc123`', schema: { type: 'string' } };
+const leadIdParam = { name: 'leadId', in: 'path', required: true, schema: { type: 'string' } };
+const object = (description: string) => ({ description, ...json({ type: 'object', additionalProperties: true }) });
+
+function queryParameters(zodSchema: z.ZodObject): Array<Record<string, unknown>> {
+  const shape = schema(zodSchema) as { properties?: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(shape.properties ?? {}).map(([name, property]) => ({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema: property }));
+}
+
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Switchboard API',
+      version: '0.1.0',
+      description: 'Durable call and lead lifecycles on Temporal. Webhooks are acknowledged with 202 once handed to Temporal (or its PostgreSQL inbox); refusals carry a machine-readable `error` and are stored.',
+    },
+    components: {
+      securitySchemes: {
+        switchboardSignature: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'X-Switchboard-Signature',
+          description: '`sha256=<hex HMAC-SHA256(tenant secret, X-Switchboard-Timestamp + "." + raw body)>`; the timestamp (unix seconds) in `X-Switchboard-Timestamp` must be at most 5 minutes old.',
+        },
+        twilioSignature: { type: 'apiKey', in: 'header', name: 'X-Twilio-Signature', description: "Twilio's own scheme, with the tenant's auth token." },
+        metaSignature: { type: 'apiKey', in: 'header', name: 'X-Hub-Signature-256', description: "`sha256=<hex HMAC-SHA256(app secret, raw body)>`, Meta's scheme." },
+        operatorToken: { type: 'http', scheme: 'bearer', description: "The tenant's operator token." },
+        dashboardSession: { type: 'apiKey', in: 'cookie', name: 'sb_operator', description: 'Set by signing in at /dashboard.' },
+      },
+      schemas: {
+        Error: schema(errorResponseSchema),
+        Accepted: schema(acceptedResponseSchema),
+        PbxEvent: schema(pbxEventSchema),
+        TwilioStatusCallback: schema(twilioCallbackSchema),
+        VoiceAiEvent: { oneOf: [schema(voiceAiStartSchema), schema(voiceAiEndSchema), schema(voiceAiAnalyticsSchema)] },
+        CallResult: schema(callResultSchema),
+        CrmEvent: schema(crmEventSchema),
+        WhatsAppWebhook: schema(whatsappWebhookSchema),
+        LeadAction: schema(leadActionSchema),
+        Readiness: schema(readinessSchema),
+        CallStatus: { type: 'string', enum: [...callStatuses] },
+        Disposition: schema(dispositionSchema),
+      },
+    },
+    paths: {
+      '/healthz': { get: { summary: 'Liveness', responses: { 200: object('The process is alive') } } },
+      '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations', responses: { 200: { description: 'Ready', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+      '/webhooks/{tenant}/pbx': {
+        post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+      },
+      '/webhooks/{tenant}/twilio': {
+        post: {
+          summary: 'Twilio voice or recording status callback',
+          security: [{ twilioSignature: [] }],
+          parameters: [tenantParam],
+          requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: ref('TwilioStatusCallback') } } },
+          responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422) },
+        },
+      },
+      '/webhooks/{tenant}/voice-ai': {
+        post: { summary: 'Voice-AI agent event: call.start, call.end, analytics.completed', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('VoiceAiEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+      },
+      '/webhooks/{tenant}/crm': {
+        post: { summary: 'CRM lead or meeting event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('CrmEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+      },
+      '/webhooks/{tenant}/whatsapp': {
+        get: {
+          summary: "Meta's webhook verification handshake",
+          parameters: [tenantParam, { name: 'hub.mode', in: 'query', schema: { type: 'string' } }, { name: 'hub.verify_token', in: 'query', schema: { type: 'string' } }, { name: 'hub.challenge', in: 'query', schema: { type: 'string' } }],
+          responses: { 200: { description: 'The challenge', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: object('Wrong verify token') },
+        },
+        post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: object('Processed (duplicates included)'), ...errors(400, 401, 404, 409, 413, 415, 422) } },
+      },
+      '/api/{tenant}/calls': {
+        get: { summary: 'Search the call journal, newest first (keyset paging)', security: operator, parameters: [tenantParam, ...queryParameters(listCallsQuerySchema)], responses: { 200: object('`{calls, nextCursor}`'), ...errors(401, 403, 404, 422) } },
+      },
+      '/api/{tenant}/calls/{callId}': {
+        get: { summary: 'One call: journal row, events, enrichment, CRM links, outcome actions', security: operator, parameters: [tenantParam, callIdParam], responses: { 200: object('`{call, events, recording?}`'), 404: object('No such call'), ...errors(401, 403) } },
+      },
+      '/api/{tenant}/calls/{callId}/result': {
+        post: { summary: "The manager's call-result form (CRM widget)", security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422) } },
+      },
+      '/api/{tenant}/calls/{callId}/recording': {
+        get: {
+          summary: 'The recording, with HTTP range support',
+          description: 'Authorized by the operator token or the signed link (`?sig=`) given to the CRM player.',
+          security: [...operator, {}],
+          parameters: [tenantParam, callIdParam, { name: 'sig', in: 'query', schema: { type: 'string' } }, { name: 'Range', in: 'header', schema: { type: 'string' } }],
+          responses: { 200: { description: 'The whole file (`Accept-Ranges: bytes`)', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } }, 206: { description: 'Partial content', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } }, 404: object('No recording yet'), 416: object('Range not satisfiable') },
+        },
+      },
+      '/api/{tenant}/leads/{leadId}': {
+        get: { summary: "The lead's current flow state", security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{lead, workflowId}`'), 404: object('No such lead'), ...errors(401, 403) } },
+      },
+      '/api/{tenant}/leads/{leadId}/timeline': {
+        get: { summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions', security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{leadId, timeline}`'), 404: object('No such lead'), ...errors(401, 403) } },
+      },
+      '/api/{tenant}/leads/{leadId}/actions': {
+        post: {
+          summary: 'Operator intervention (a Temporal update with a validator)',
+          security: operator,
+          parameters: [tenantParam, leadIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+          requestBody: { required: true, ...json(ref('LeadAction')) },
+          responses: { 200: object('`{lead, updateId}`'), 404: object('No running flow'), 422: object('`invalid_payload` or `action_rejected` with the reason'), 503: object('Temporal did not answer'), ...errors(401, 403) },
+        },
+      },
+      '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: object('DashboardSnapshot'), ...errors(401, 403, 404) } } },
+      '/api/{tenant}/dashboard/stream': {
+        get: { summary: 'Live dashboard updates (Server-Sent Events: `snapshot`, `change`; Last-Event-ID catches up)', security: operator, parameters: [tenantParam], responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 403, 404) } },
+      },
+    },
+  };
+}
+
+const swaggerUiDist = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+const docsPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Switchboard API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>`;
+
+export function createOpenApiRouter(): Router {
+  const router = Router();
+  const document = openApiDocument();
+  router.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+  router.get('/docs', (_req, res) => {
+    res.type('html').send(docsPage);
+  });
+  router.get('/docs/init.js', (_req, res) => {
+    res.type('application/javascript').send("window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', deepLinking: true });\n");
+  });
+  router.use('/docs/assets', express.static(swaggerUiDist, { fallthrough: false, maxAge: '1h' }));
+  return router;
+}
