@@ -155,6 +155,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { 200: object('`{lead, updateId}`'), 404: object('No running flow'), 422: object('`invalid_payload` or `action_rejected` with the reason'), 503: object('Temporal did not answer'), ...errors(401, 403) },
         },
       },
+      '/api/{tenant}/dashboard/context': { get: { summary: 'Tenant facts the dashboard pages need (name, time zone, Temporal Web UI)', security: operator, parameters: [tenantParam], responses: { 200: object('`{tenant, displayName, timeZone, serviceLevelSeconds, temporal}`'), ...errors(401, 403, 404) } } },
       '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: object('DashboardSnapshot'), ...errors(401, 403, 404) } } },
       '/api/{tenant}/dashboard/stream': {
         get: { summary: 'Live dashboard updates (Server-Sent Events: `snapshot`, `change`; Last-Event-ID catches up)', security: operator, parameters: [tenantParam], responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 403, 404) } },

@@ -13,7 +13,9 @@ import type { AppConfig } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import type { Db } from '../db/pool.js';
 import { createLogger } from '../observability/logger.js';
+import { startInboxRelay, inboxDepth } from '../api/inbox-relay.js';
 import { planImport, readLegacyExport } from './legacy-import.js';
+import { listRejected, redriveCrmSync, replayRejected, stuckWork, table, timelineOf } from './operations.js';
 
 export interface CliContext {
   config: AppConfig;
@@ -23,6 +25,12 @@ export interface CliContext {
 }
 
 type Command = (context: CliContext, args: string[]) => Promise<number>;
+
+const logger = createLogger({ name: 'switchboard-cli', level: 'silent' });
+
+function handOffFor(context: CliContext) {
+  return createHandOff({ temporal: context.temporal.client, connection: context.temporal.connection, db: context.db, logger, timeoutMs: 5_000 });
+}
 
 function tenantOf(config: AppConfig, tenantId: string | undefined): string {
   if (!tenantId) throw new UsageError('--tenant is required');
@@ -50,13 +58,7 @@ const commands: Record<string, { usage: string; run: Command }> = {
         context.out(`dry run: ${leads.length} lead(s) would be imported, ${problems.length} problem(s)`);
         return problems.some((problem) => !problem.reason.endsWith('ignored')) ? 1 : 0;
       }
-      const handOff = createHandOff({
-        temporal: context.temporal.client,
-        connection: context.temporal.connection,
-        db: context.db,
-        logger: createLogger({ name: 'switchboard-cli', level: 'silent' }),
-        timeoutMs: 5_000,
-      });
+      const handOff = handOffFor(context);
       let queued = 0;
       for (const lead of leads) {
         const result = await handOff(leadDelivery(context.config, tenantId, lead.leadId, [lead.event]));
@@ -66,6 +68,86 @@ const commands: Record<string, { usage: string; run: Command }> = {
       for (const lead of leads) byStage.set(lead.stage, (byStage.get(lead.stage) ?? 0) + 1);
       context.out(`imported ${leads.length} lead(s): ${[...byStage].map(([stage, count]) => `${stage} ${count}`).join(', ') || 'none'}${queued ? ` (${queued} queued in the inbox: Temporal was unreachable)` : ''}`);
       return problems.some((problem) => !problem.reason.endsWith('ignored')) ? 1 : 0;
+    },
+  },
+  rejected: {
+    usage: 'rejected --tenant <id> [--reason <reason>] [--all] [--limit <n>]',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, reason: { type: 'string' }, all: { type: 'boolean' }, limit: { type: 'string' } } });
+      const rows = await listRejected(context.db, { tenantId: tenantOf(context.config, values.tenant), ...(values.reason ? { reason: values.reason } : {}), includeReplayed: values.all === true, limit: Number(values.limit ?? 100) });
+      context.out(table([['id', 'received', 'source', 'status', 'reason', 'replayed'], ...rows.map((row) => [String(row.id), row.received_at.toISOString(), row.source, String(row.http_status), row.reason, row.replay_result ?? ''])]));
+      context.out(`${rows.length} rejected event(s)`);
+      return 0;
+    },
+  },
+  'replay-rejected': {
+    usage: 'replay-rejected --tenant <id> (--id <n> | --reason <reason> | --all) [--since <ISO time>] [--skip-signature]',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, id: { type: 'string' }, reason: { type: 'string' }, all: { type: 'boolean' }, since: { type: 'string' }, 'skip-signature': { type: 'boolean' } } });
+      const tenantId = tenantOf(context.config, values.tenant);
+      if (!values.id && !values.reason && !values.all) throw new UsageError('choose what to replay: --id, --reason or --all');
+      const rows = await listRejected(context.db, { tenantId, ...(values.id ? { id: Number(values.id) } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(values.since ? { since: values.since } : {}) });
+      const deps = { config: context.config, db: context.db, logger, handOff: handOffFor(context) };
+      let accepted = 0;
+      for (const row of rows) {
+        const outcome = await replayRejected(deps, row, { skipAuthentication: values['skip-signature'] === true });
+        if (outcome.startsWith('accepted')) accepted++;
+        context.out(`#${row.id} ${row.source} ${row.reason}: ${outcome}`);
+      }
+      context.out(`replayed ${rows.length}: ${accepted} accepted, ${rows.length - accepted} rejected again`);
+      return rows.length - accepted === 0 ? 0 : 1;
+    },
+  },
+  'replay-inbox': {
+    usage: 'replay-inbox',
+    async run(context) {
+      const relay = startInboxRelay({ db: context.db, temporal: context.temporal.client, connection: context.temporal.connection, logger, autoStart: false });
+      const forwarded = await relay.drainOnce();
+      await relay.stop();
+      const left = await inboxDepth(context.db);
+      context.out(`forwarded ${forwarded} queued event(s) to Temporal; ${left.pending} still waiting${left.pending > 0 ? ` (oldest ${Math.round(left.oldestAgeSeconds)} s; is Temporal reachable?)` : ''}`);
+      return left.pending === 0 ? 0 : 1;
+    },
+  },
+  stuck: {
+    usage: 'stuck --tenant <id> [--older-than-minutes <n>]',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, 'older-than-minutes': { type: 'string' } } });
+      const stuck = await stuckWork(context.db, tenantOf(context.config, values.tenant), Number(values['older-than-minutes'] ?? 60));
+      context.out(`enrichment pending: ${stuck.enrichmentPending.length}`);
+      for (const call of stuck.enrichmentPending) context.out(`  ${call.callId} since ${call.since}`);
+      context.out(`CRM sync failed or stuck: ${stuck.crmSyncFailed.length}`);
+      for (const call of stuck.crmSyncFailed) context.out(`  ${call.callId} ${call.state} since ${call.since}${call.error ? `: ${call.error}` : ''}`);
+      context.out(`sends failed: ${stuck.sendsFailed.length}`);
+      for (const send of stuck.sendsFailed) context.out(`  lead ${send.leadId ?? '?'} message ${send.messageId} error ${send.errorCode ?? '?'} at ${send.at}`);
+      context.out(`inbox: ${stuck.inbox.pending} waiting${stuck.inbox.pending ? `, oldest ${stuck.inbox.oldestAgeSeconds} s` : ''}`);
+      return 0;
+    },
+  },
+  'redrive-crm': {
+    usage: 'redrive-crm --tenant <id> --call <provider:call id> [--operator <name>]',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, call: { type: 'string' }, operator: { type: 'string' } } });
+      const tenantId = tenantOf(context.config, values.tenant);
+      if (!values.call) throw new UsageError('--call is required');
+      await redriveCrmSync({ config: context.config, handOff: handOffFor(context) }, tenantId, values.call, values.operator ?? 'cli');
+      context.out(`asked ${values.call} to sync with the CRM again; follow it with: npm run cli -- stuck --tenant ${tenantId}`);
+      return 0;
+    },
+  },
+  'lead-timeline': {
+    usage: 'lead-timeline --tenant <id> --lead <lead id>',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, lead: { type: 'string' } } });
+      const tenantId = tenantOf(context.config, values.tenant);
+      if (!values.lead) throw new UsageError('--lead is required');
+      const rows = await timelineOf(context.db, tenantId, values.lead);
+      if (rows.length === 0) {
+        context.out(`no timeline for lead ${values.lead}`);
+        return 1;
+      }
+      context.out(table([['time (UTC)', 'kind', 'step', 'cause'], ...rows.map((row) => [row.at.replace('T', ' ').slice(0, 19), row.kind, row.flow ? `${row.flow}:${row.step ?? ''}` : '', row.cause])]));
+      return 0;
     },
   },
 };

@@ -23,9 +23,9 @@ export function scrubText(text: string): string {
   });
 }
 
-/** Structured JSON logs on stdout, with secrets and phone numbers redacted. */
-export function createLogger(options: { level?: string; name: string }): Logger {
-  return pino({
+/** Structured JSON logs (stdout unless a destination is given), with secrets and phone numbers redacted. */
+export function createLogger(options: { level?: string; name: string; destination?: pino.DestinationStream }): Logger {
+  const settings: pino.LoggerOptions = {
     name: options.name,
     level: options.level ?? 'info',
     base: { service: options.name },
@@ -41,5 +41,6 @@ export function createLogger(options: { level?: string; name: string }): Logger 
         method.apply(this, scrubbed);
       },
     },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }

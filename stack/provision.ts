@@ -241,6 +241,27 @@ export async function ensureTestServer(options: TestServerOptions): Promise<Ephe
   });
 }
 
+const prometheusClientVersion = '0.26.0';
+
+/**
+ * The official Prometheus Python client, whose strict text-format parser the tests scrape our
+ * /metrics with (no maintained parser exists on npm). Installed from PyPI into the cache.
+ */
+export async function ensurePrometheusParser(progress: Progress = () => undefined): Promise<string | undefined> {
+  const dir = path.join(cacheRoot(), 'python', `prometheus-client-${prometheusClientVersion}`);
+  if (existsSync(path.join(dir, 'prometheus_client', 'parser.py'))) return dir;
+  if (!onPath('python3')) {
+    progress('Prometheus parser: python3 is missing');
+    return undefined;
+  }
+  return withLock(dir, progress, async () => {
+    if (existsSync(path.join(dir, 'prometheus_client', 'parser.py'))) return dir;
+    progress(`Prometheus parser: pip install prometheus-client==${prometheusClientVersion}`);
+    await run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', dir, `prometheus-client==${prometheusClientVersion}`], { progress, label: 'pip install prometheus-client' });
+    return dir;
+  });
+}
+
 export const chromiumPath = '/usr/bin/chromium';
 
 /**

@@ -25,6 +25,7 @@ import type { createNotificationActivities } from '../activities/notifications.j
 import type { createRecordingActivities } from '../activities/recordings.js';
 import type { createTicketActivities } from '../activities/tickets.js';
 import { decideOutcome } from '../shared/call-outcomes.js';
+import { failureMessage } from '../shared/failures.js';
 import { applyCallEvent, byOccurrence, closeByTimeout, initialSnapshot, isEnded, isMissedInbound, maskPhone } from '../shared/call-state.js';
 import type { CallEvent, CallPolicy, CallProvider, CallSnapshot } from '../shared/calls.js';
 import { leadWorkflowId } from '../shared/leads.js';
@@ -154,7 +155,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
         ]);
         snapshot.recording = { ...recording, stored: true, sizeBytes: stored.sizeBytes, contentType: stored.contentType };
       } catch (error) {
-        snapshot.recording = { ...recording, error: (error as Error).message };
+        snapshot.recording = { ...recording, error: failureMessage(error) };
       }
     });
   };
@@ -196,7 +197,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
         }
       } catch (error) {
         snapshot.crmSyncState = 'failed';
-        snapshot.crm = { ...snapshot.crm, error: (error as Error).message };
+        snapshot.crm = { ...snapshot.crm, error: failureMessage(error) };
       }
     });
   };
@@ -246,7 +247,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
           ]);
           snapshot.actions.ticket = ticket.state === 'done' ? { state: 'done', id: ticket.id } : { state: 'skipped', reason: ticket.reason };
         } catch (error) {
-          snapshot.actions.ticket = { state: 'failed', error: (error as Error).message };
+          snapshot.actions.ticket = { state: 'failed', error: failureMessage(error) };
         }
       });
     }
@@ -271,7 +272,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
           alert.state = sent.state;
         } catch (error) {
           alert.state = 'failed';
-          alert.error = (error as Error).message;
+          alert.error = failureMessage(error);
         }
       });
     }
@@ -295,7 +296,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
           ]);
           snapshot.actions.email = { ...email, state: sent.state, ...(sent.state === 'skipped' ? { reason: sent.reason } : {}) };
         } catch (error) {
-          snapshot.actions.email = { ...email, state: 'failed', error: (error as Error).message };
+          snapshot.actions.email = { ...email, state: 'failed', error: failureMessage(error) };
         }
       });
     }

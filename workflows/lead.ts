@@ -38,6 +38,7 @@ import {
   sendDecision,
   sortPlanned,
 } from '../shared/lead-plan.js';
+import { failureMessage } from '../shared/failures.js';
 import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../shared/leads.js';
 import type { LeadView } from '../shared/lead-plan.js';
 import type { FlowName, LeadEvent, LeadPolicy, LeadState, Meeting, PlannedStep, TimelineEntry } from '../shared/leads.js';
@@ -327,7 +328,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       }
     } catch (error) {
       state.planned = state.planned.filter((planned) => planned.key !== step.key);
-      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: (error as Error).message } });
+      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error) } });
     }
     record(changes);
     return undefined;

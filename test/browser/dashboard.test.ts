@@ -12,7 +12,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { pbxEvents, signedJsonRequest, voiceAiEvents } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan, VoiceAiPlan } from '../../sandboxes/pbx-simulator.js';
 import { deterministicWav } from '../../sandboxes/recordings.js';
+import { leadStages } from '../../shared/leads.js';
 import type { LeadState } from '../../shared/leads.js';
+import { waitUntil } from '../../stack/processes.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
 import { uniqueId } from '../harness/resources.js';
@@ -27,6 +29,10 @@ interface BrowserGlobals {
   document: {
     querySelector(selector: string): { getAttribute(name: string): string | null } | null;
   };
+}
+
+interface AttributeHolder {
+  getAttribute(name: string): string | null;
 }
 
 interface ComputedStyles {
@@ -49,6 +55,13 @@ const round = (value: number, digits: number): number => Math.round(value * 10 *
 const average = (values: number[]): number | null => (values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length);
 const mmss = (seconds: number): string => `${String(Math.floor(seconds / 60)).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}`;
 const testid = (id: string): string => `[data-testid="${id}"]`;
+
+/** An IANA zone whose local hour is closest to 12 at `now`. */
+function zoneAtMidday(now: number): string {
+  const zones = ['Pacific/Honolulu', 'America/Los_Angeles', 'America/Chicago', 'America/New_York', 'America/Sao_Paulo', 'Atlantic/Azores', 'Europe/London', 'Europe/Berlin', 'Europe/Athens', 'Asia/Dubai', 'Asia/Kolkata', 'Asia/Bangkok', 'Asia/Tokyo', 'Australia/Sydney', 'Pacific/Auckland'];
+  const hourIn = (zone: string): number => Number(new Intl.DateTimeFormat('en-US', { timeZone: zone, hour: 'numeric', hourCycle: 'h23' }).format(new Date(now)));
+  return zones.reduce((best, zone) => (Math.abs(hourIn(zone) - 12) < Math.abs(hourIn(best) - 12) ? zone : best));
+}
 
 describe('the supervisor dashboard in a browser', function () {
   this.timeout(180_000);
@@ -126,6 +139,9 @@ describe('the supervisor dashboard in a browser', function () {
 
   before(async () => {
     world = await startCallWorld({ liveFeed: true });
+    // "Today" is counted in the tenant's zone: pick one where it is now midday, so a run near
+    // midnight cannot split the test's calls across two days.
+    world.tenant.timeZone = zoneAtMidday(Date.now());
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     // A fresh context is a fresh profile: no cookies, no cache.
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, locale: 'en-US', timezoneId: 'Europe/Berlin' });
@@ -306,7 +322,7 @@ describe('the supervisor dashboard in a browser', function () {
       [world.tenantId],
     );
     await page.locator(`${testid('recent-call')}[data-call-id="${callIds[3]}"]`).waitFor({ timeout: waitMs });
-    const shownIds = await page.locator(testid('recent-call')).evaluateAll((rows) => rows.map((row) => row.getAttribute('data-call-id')));
+    const shownIds = await page.locator(testid('recent-call')).evaluateAll((rows: AttributeHolder[]) => rows.map((row) => row.getAttribute('data-call-id')));
     assert.deepEqual(shownIds, recent.rows.map((row) => row.call_id));
     assert.ok(!(await page.content()).match(/555014[234]|2071838750/), 'no full phone number anywhere in the dashboard');
 
@@ -336,7 +352,7 @@ describe('the supervisor dashboard in a browser', function () {
     assert.equal(await page.locator(testid('call-id')).textContent(), answeredId);
 
     const stored = await world.db.query<{ type: string }>('SELECT type FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY occurred_at, recorded_at', [world.tenantId, answeredId]);
-    const shownTypes = await page.locator(testid('call-event')).evaluateAll((rows) => rows.map((row) => row.getAttribute('data-event-type')));
+    const shownTypes = await page.locator(testid('call-event')).evaluateAll((rows: AttributeHolder[]) => rows.map((row) => row.getAttribute('data-event-type')));
     assert.deepEqual(shownTypes, stored.rows.map((row) => row.type));
     for (const type of ['call.ringing', 'call.answered', 'call.ended', 'call.recording']) assert.ok(shownTypes.includes(type), `${type} is listed`);
 
@@ -376,12 +392,24 @@ describe('the supervisor dashboard in a browser', function () {
     // The flow holds CRM events briefly to put them in order, then the stage reaches the dashboard live.
     await figure('leads-stage-booked', 1, page);
 
-    const state = await world.db.query<{ state: LeadState }>('SELECT state FROM leads WHERE tenant_id = $1 AND lead_id = $2', [world.tenantId, leadId]);
-    const lead = state.rows[0]?.state;
+    // Wait for the flow to settle (what was due at once, e.g. the welcome, is done) before comparing.
+    let lead: LeadState | undefined;
+    await waitUntil(
+      async () => {
+        const state = await world.db.query<{ state: LeadState }>('SELECT state FROM leads WHERE tenant_id = $1 AND lead_id = $2', [world.tenantId, leadId]);
+        lead = state.rows[0]?.state;
+        return lead !== undefined && lead.stage === 'booked' && !lead.planned.some((step) => step.dueAt <= Date.now());
+      },
+      waitMs,
+      `lead ${leadId} did not settle: ${JSON.stringify(lead)}`,
+    );
     assert.ok(lead);
     const now = Date.now();
     const dueSoon = lead.paused ? 0 : lead.planned.filter((step) => step.step !== 'check' && step.dueAt >= now && step.dueAt <= now + 3_600_000).length;
     await figure('due-next-hour', dueSoon);
+    const stages = await world.db.query<{ stage: string; count: number }>('SELECT stage, count(*)::int AS count FROM leads WHERE tenant_id = $1 GROUP BY stage', [world.tenantId]);
+    const counts = new Map(stages.rows.map((row) => [row.stage, row.count]));
+    for (const stage of leadStages) await figure(`leads-stage-${stage}`, counts.get(stage) ?? 0);
 
     await page.goto(url(`${dashboardPath()}/leads/${encodeURIComponent(leadId)}`));
     await figure('lead-stage', 'booked');

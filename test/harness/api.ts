@@ -37,7 +37,22 @@ export function testConfig(overrides: { databaseUrl?: string; namespace?: string
 
 export interface RunningApi {
   baseUrl: string;
+  /** Every route the app serves, as "METHOD /path" (for tests that must cover them all). */
+  routes: string[];
   close(): Promise<void>;
+}
+
+interface RouteLayer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: RouteLayer[] };
+}
+
+function routesOf(stack: RouteLayer[], out: string[] = []): string[] {
+  for (const layer of stack) {
+    if (layer.route) for (const method of Object.keys(layer.route.methods)) out.push(`${method.toUpperCase()} ${layer.route.path}`);
+    else if (layer.handle?.stack) routesOf(layer.handle.stack, out);
+  }
+  return out;
 }
 
 /** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
@@ -61,6 +76,7 @@ export async function startApi(deps: { config: AppConfig; db: Db; connection: Co
   const relay = deps.handOff || deps.relay === false ? undefined : startInboxRelay({ db: deps.db, temporal, connection: deps.connection, logger, intervalMs: 200 });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    routes: routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack),
     close: async () => {
       await relay?.stop();
       await liveFeed?.stop();

@@ -63,10 +63,11 @@ export const fastPolicy: Partial<CallPolicy> = {
   crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 2, giveUpAfterHours: 1 },
 };
 
-export async function startCallWorld(options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean } = {}): Promise<CallWorld> {
+export async function startCallWorld(options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean; kommoToken?: string } = {}): Promise<CallWorld> {
   const temporal = await getDevServer();
   const { url, db } = await createTestDatabase('calls');
-  const kommo = await startKommoSandbox({ token: 'kommo-test-token' });
+  // `kommoToken` other than the tenant's makes every CRM call fail with 401 (a misconfigured CRM).
+  const kommo = await startKommoSandbox({ token: options.kommoToken ?? 'kommo-test-token' });
   const ticketing = await startTicketingSandbox({ token: 'ticketing-test-token' });
   const slackPaths = ['/services/T1/B1/support', '/services/T1/B1/alerts', '/services/T1/B1/vip'];
   const slack = await startSlackSandbox({ webhooks: slackPaths });

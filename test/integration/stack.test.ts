@@ -18,6 +18,9 @@ import { defaultConfigPath, loadConfig, repoRoot } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
 import { waitUntil } from '../../stack/processes.js';
+import { signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
+import { parsePrometheus } from '../harness/prometheus.js';
+import type { MetricFamily } from '../harness/prometheus.js';
 import { freePort, uniqueId } from '../harness/resources.js';
 
 const execFileAsync = promisify(execFile);
@@ -29,13 +32,14 @@ interface StackUnderTest {
   frontendPort: number;
   uiPort: number;
   pgPort: number;
+  workerMetricsPort: number;
   namespace: string;
 }
 
 async function prepareStack(): Promise<StackUnderTest> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-stack-'));
-  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort, kommoPort, ticketingPort, slackPort, smtpPort, smtpHttpPort, recordingsPort] = await Promise.all(
-    Array.from({ length: 12 }, () => freePort()),
+  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort, kommoPort, ticketingPort, slackPort, smtpPort, smtpHttpPort, recordingsPort, whatsappPort, workerMetricsPort] = await Promise.all(
+    Array.from({ length: 14 }, () => freePort()),
   );
   const namespace = 'switchboard';
   const doc = parse(readFileSync(defaultConfigPath, 'utf8')) as ConfigFile;
@@ -54,14 +58,16 @@ async function prepareStack(): Promise<StackUnderTest> {
     vipWebhookUrl: `http://127.0.0.1:${slackPort}/services/T/B/vip`,
   };
   demo.email.smtpUrl = `smtp://127.0.0.1:${smtpPort}`;
+  assert.ok(demo.whatsapp);
+  demo.whatsapp.baseUrl = `http://127.0.0.1:${whatsappPort}`;
   const configPath = path.join(dir, 'switchboard.yaml');
   await writeFile(configPath, stringify(doc));
-  return { dir, configPath, apiPort: apiPort!, frontendPort: frontendPort!, uiPort: uiPort!, pgPort: pgPort!, namespace };
+  return { dir, configPath, apiPort: apiPort!, frontendPort: frontendPort!, uiPort: uiPort!, pgPort: pgPort!, workerMetricsPort: workerMetricsPort!, namespace };
 }
 
 function launch(stack: StackUnderTest, extraEnv: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const { DATABASE_URL: _database, TEMPORAL_ADDRESS: _temporal, ...inherited } = process.env;
-  const env: NodeJS.ProcessEnv = { ...inherited, SWITCHBOARD_CONFIG: stack.configPath, LOG_LEVEL: 'warn', ...extraEnv };
+  const env: NodeJS.ProcessEnv = { ...inherited, SWITCHBOARD_CONFIG: stack.configPath, LOG_LEVEL: 'warn', WORKER_METRICS_ADDRESS: `127.0.0.1:${stack.workerMetricsPort}`, ...extraEnv };
   const child = spawn(process.execPath, ['--import', 'tsx', 'stack/start.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -173,6 +179,25 @@ describe('npm start: the whole stack on one command', function () {
   it('in demo mode, simulated calls flow into the journal', async () => {
     const calls = await waitForDemoCalls(stack);
     assert.ok(calls.some((call) => call.callId.startsWith('pbx:sim-')));
+  });
+
+  it("serves the worker's Temporal SDK metrics, with the duplicates workflows ignored", async () => {
+    // One PBX event delivered twice: the call workflow ignores the second and counts it.
+    const event = { event_id: uniqueId('dup'), event: 'call.ringing', call_id: uniqueId('dup-call'), timestamp: new Date().toISOString(), direction: 'inbound', from: '+14155559000' };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const request = signedJsonRequest('demo-webhook-signing-secret', event);
+      assert.equal((await fetch(`http://127.0.0.1:${stack.apiPort}/webhooks/demo/pbx`, { method: 'POST', headers: request.headers, body: request.body })).status, 202);
+    }
+    let families: MetricFamily[] = [];
+    await waitUntil(
+      async () => {
+        families = await parsePrometheus(await (await fetch(`http://127.0.0.1:${stack.workerMetricsPort}/metrics`)).text());
+        return families.some((family) => family.name === 'switchboard_duplicate_events' && family.samples.some((sample) => sample.labels.kind === 'call' && sample.value >= 1));
+      },
+      60_000,
+      'the worker never reported the duplicate',
+    );
+    assert.ok(families.some((family) => family.name.startsWith('temporal_')), 'Temporal SDK worker metrics are exported');
   });
 
   it('keeps workflows and PostgreSQL data across a stop and a start, and SIGTERM leaves nothing running', async () => {

@@ -171,6 +171,16 @@ function renderStages(byStage) {
 function onChange(change) {
   if (change.eventId && seenChanges.has(change.eventId)) return;
   if (change.eventId) seenChanges.add(change.eventId);
+  const feed = byId('change-feed');
+  // A call journals several versions in one status (enrichment, CRM, actions): one line, counted.
+  const top = feed.firstElementChild;
+  if (top && top.dataset.kind === change.kind && top.dataset.id === change.id && top.dataset.status === (change.status ?? '')) {
+    const count = Number(top.dataset.count ?? '1') + 1;
+    top.dataset.count = String(count);
+    top.querySelector('time').textContent = timeOf(change.at, timeZone);
+    top.querySelector('.repeat').textContent = ` ×${count}`;
+    return;
+  }
   const link = change.kind === 'call' ? callPath(tenant, change.id) : change.kind === 'lead' ? leadPath(tenant, change.id) : undefined;
   const item = h(
     'li',
@@ -182,8 +192,8 @@ function onChange(change) {
     link ? h('a', { href: link }, change.id) : h('span', { text: change.id }),
     ' → ',
     h('span', { className: 'status', text: label(change.status) }),
+    h('span', { className: 'repeat muted' }),
   );
-  const feed = byId('change-feed');
   feed.querySelector('.empty')?.remove();
   feed.prepend(item);
   while (feed.children.length > feedLength) feed.lastElementChild.remove();
