@@ -29,6 +29,16 @@ try {
 } catch (error) {
   exitWithError('worker', new Error(`cannot start the Temporal runtime (is WORKER_METRICS_ADDRESS ${config.env.WORKER_METRICS_ADDRESS} in use?): ${(error as Error).message}`));
 }
+// A graceful shutdown that cannot finish (Temporal went away at the same moment, say) must not
+// leave the process behind: after the grace time plus a margin, exit anyway.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    setTimeout(() => {
+      logger.warn({ graceMs: config.shutdownGraceMs }, 'graceful shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 5_000).unref();
+  });
+}
 // Started by the launcher and the launcher went away: stop like on SIGTERM.
 if (process.channel) {
   process.channel.unref();

@@ -56,8 +56,7 @@ type NotificationActivities = ReturnType<typeof createNotificationActivities>;
 type RecordingActivities = ReturnType<typeof createRecordingActivities>;
 
 const seconds = (value: number): number => value * 1000;
-/** Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics). */
-const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
+
 
 /** Outside systems may be down for hours: keep retrying with backoff, within the policy's limit. */
 function outsideSystemOptions(policy: CallPolicy): ActivityOptions {
@@ -92,6 +91,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
     retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: ['Rejected'] },
   });
 
+  // Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics).
+  const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
   let snapshot = initialSnapshot(tenantId, input.provider, input.providerCallId);
   const arrived: CallEvent[] = [];
   const unjournaled: CallEvent[] = [];

@@ -89,8 +89,7 @@ export const cancelFlowUpdate = defineUpdate<LeadView, [FlowAction]>('cancelFlow
 export const markBookedUpdate = defineUpdate<LeadView, [BookingAction]>('markBooked');
 
 type LeadActivities = ReturnType<typeof createLeadActivities>;
-/** Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics). */
-const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
+
 type MessagingActivities = ReturnType<typeof createMessagingActivities>;
 
 export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> {
@@ -106,6 +105,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
   });
 
+  // Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics).
+  const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
   const pending: PendingEvent[] = [...(input.carried?.pending ?? [])];
   const reorderWindowMs = policy.reorderWindowSeconds * 1000;
   let timeline: TimelineEntry[] = [];

@@ -67,7 +67,7 @@ async function prepareStack(): Promise<StackUnderTest> {
 
 function launch(stack: StackUnderTest, extraEnv: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const { DATABASE_URL: _database, TEMPORAL_ADDRESS: _temporal, ...inherited } = process.env;
-  const env: NodeJS.ProcessEnv = { ...inherited, SWITCHBOARD_CONFIG: stack.configPath, LOG_LEVEL: 'warn', WORKER_METRICS_ADDRESS: `127.0.0.1:${stack.workerMetricsPort}`, ...extraEnv };
+  const env: NodeJS.ProcessEnv = { ...inherited, SWITCHBOARD_CONFIG: stack.configPath, LOG_LEVEL: 'warn', SHUTDOWN_GRACE_SECONDS: '3', WORKER_METRICS_ADDRESS: `127.0.0.1:${stack.workerMetricsPort}`, ...extraEnv };
   const child = spawn(process.execPath, ['--import', 'tsx', 'stack/start.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -108,7 +108,8 @@ function stackProcesses(stack: StackUnderTest): string[] {
 }
 
 async function expectNoStackProcesses(stack: StackUnderTest): Promise<void> {
-  await waitUntil(() => Promise.resolve(stackProcesses(stack).length === 0), 20_000, 'stack processes left running').catch(() => {
+  // A worker may take its shutdown grace time (3 s here) plus 5 s before it gives up draining.
+  await waitUntil(() => Promise.resolve(stackProcesses(stack).length === 0), 30_000, 'stack processes left running').catch(() => {
     assert.deepEqual(stackProcesses(stack), [], 'no process of the stack may outlive it');
   });
 }
