@@ -9,7 +9,7 @@ export function callDelivery(config: AppConfig, tenantId: string, provider: Call
   const tenant = config.tenants[tenantId];
   if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
   const callId = callIdOf(provider, providerCallId);
-  const input: CallWorkflowInput = { tenantId, provider, providerCallId, policy: tenant.calls };
+  const input: CallWorkflowInput = { tenantId, provider, providerCallId, policy: tenant.calls, integrationsTaskQueue: config.temporal.taskQueues.integrations };
   const batch: CallEventBatch = { events };
   const direction = events.find((event) => event.direction)?.direction;
   return {

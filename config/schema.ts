@@ -148,6 +148,7 @@ export const devTemporalSchema = z.object({
       calls: nonEmpty.default('switchboard-calls'),
       leads: nonEmpty.default('switchboard-leads'),
       messaging: nonEmpty.default('switchboard-messaging'),
+      integrations: nonEmpty.default('switchboard-integrations'),
     })
     .prefault({}),
   messagingRatePerSecond: z.coerce.number().positive().default(80),
@@ -204,6 +205,7 @@ export const envSchema = z.object({
   PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().nonnegative().default(500),
   /** How long a webhook waits for Temporal before its event goes to the PostgreSQL inbox. */
   TEMPORAL_HANDOFF_TIMEOUT_MS: z.coerce.number().int().positive().default(1_500),
   /** Where operators open the Temporal Web UI (links from the dashboard's detail pages). */

@@ -31,12 +31,15 @@ export interface WorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-/** The call and lead activities (the WhatsApp sends run on their own, rate-limited queue). */
-export function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integrations'>) {
+/** Activities that only touch our own PostgreSQL: the journal and the lead store. */
+function createDatabaseActivities(deps: Pick<WorkerDeps, 'db'>) {
+  return { ...createJournalActivities({ db: deps.db }), ...createLeadActivities({ db: deps.db }) };
+}
+
+/** Activities that call outside systems: the CRM, ticketing, Slack, SMTP and recording downloads. */
+function createIntegrationActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integrations'>) {
   const { db, integrations } = deps;
   return {
-    ...createJournalActivities({ db }),
-    ...createLeadActivities({ db }),
     ...createCrmActivities({
       db,
       crm: integrations.crm,
@@ -55,18 +58,39 @@ export function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integ
   };
 }
 
+/** Every call and lead activity (the WhatsApp sends run on their own, rate-limited queue). */
+function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integrations'>) {
+  return { ...createDatabaseActivities(deps), ...createIntegrationActivities(deps) };
+}
+
 /**
- * One Worker per task queue: calls, leads, and messaging. The messaging queue carries only the
- * WhatsApp sends, with the server-side rate limit every worker polling it must share.
+ * One Worker per task queue: calls, leads, integrations and messaging.
+ * - The integrations queue runs the activities that wait on outside systems (the Kommo client
+ *   paces itself under the CRM's rate limit, so a burst of calls holds many of them for seconds),
+ *   with slots of its own: journal writes on the calls queue never wait behind them.
+ * - The messaging queue carries only the WhatsApp sends, with the server-side rate limit every
+ *   worker polling it must share.
+ * The calls and leads workers still register every activity, for runs started before the
+ * integrations queue existed, which schedule everything on their own queue.
  */
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config } = deps;
   const workflowBundle = deps.workflowBundle ?? (await bundleWorkflows());
   const common = { connection: deps.connection, namespace: config.temporal.namespace, shutdownGraceTime: config.shutdownGraceMs };
+  // Without a bound the SDK sizes the sticky cache from the host's memory: 10,000 sleeping leads
+  // then held over 5 GB. Evicted workflows replay from history when their timer fires.
+  const workflowCache = { maxCachedWorkflows: config.env.WORKER_MAX_CACHED_WORKFLOWS };
   const activities = createActivities(deps);
   return Promise.all([
-    Worker.create({ ...common, workflowBundle, taskQueue: config.temporal.taskQueues.calls, activities }),
-    Worker.create({ ...common, workflowBundle, taskQueue: config.temporal.taskQueues.leads, activities }),
+    Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.calls, activities }),
+    Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.leads, activities }),
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueues.integrations,
+      activities: createIntegrationActivities(deps),
+      // Mostly waiting on the network or on the CRM's pacing, not on this process's CPU.
+      maxConcurrentActivityTaskExecutions: 200,
+    }),
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueues.messaging,

@@ -37,6 +37,11 @@ export interface CallWorkflowInput {
   provider: CallProvider;
   providerCallId: string;
   policy: CallPolicy;
+  /**
+   * Where the CRM, ticket, notification and recording activities run. Absent in runs started
+   * before it existed: those keep scheduling them on the workflow's own queue.
+   */
+  integrationsTaskQueue?: string;
 }
 
 export interface CallEventBatch {
@@ -59,9 +64,11 @@ const seconds = (value: number): number => value * 1000;
 
 
 /** Outside systems may be down for hours: keep retrying with backoff, within the policy's limit. */
-function outsideSystemOptions(policy: CallPolicy): ActivityOptions {
+function outsideSystemOptions(policy: CallPolicy, taskQueue: string | undefined): ActivityOptions {
   return {
-    startToCloseTimeout: '60s',
+    ...(taskQueue ? { taskQueue } : {}),
+    // Each HTTP request has its own timeout; this bounds the wait for the CRM's rate limit too.
+    startToCloseTimeout: '5m',
     scheduleToCloseTimeout: `${policy.crmRetry.giveUpAfterHours}h`,
     retry: {
       initialInterval: seconds(policy.crmRetry.initialIntervalSeconds),
@@ -82,10 +89,11 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
     startToCloseTimeout: '15s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   });
-  const crm = proxyActivities<CrmActivities>(outsideSystemOptions(policy));
-  const tickets = proxyActivities<TicketActivities>(outsideSystemOptions(policy));
-  const notifications = proxyActivities<NotificationActivities>(outsideSystemOptions(policy));
+  const crm = proxyActivities<CrmActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
+  const tickets = proxyActivities<TicketActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
+  const notifications = proxyActivities<NotificationActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
   const recordings = proxyActivities<RecordingActivities>({
+    ...(input.integrationsTaskQueue ? { taskQueue: input.integrationsTaskQueue } : {}),
     startToCloseTimeout: '5m',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: ['Rejected'] },
@@ -377,6 +385,15 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
           duplicateEvents.add(1, { kind: 'call', tenant: tenantId });
         }
       }
+    }
+    // An end can overtake the start, and voice-AI ends carry no caller number: a sync skipped for
+    // want of one runs again once a later event brings it.
+    const callerArrivedAfterSkip = snapshot.crmSyncState === 'skipped' && snapshot.crm.skippedReason === 'caller_id_withheld' && snapshot.customerPhone !== undefined;
+    if (callerArrivedAfterSkip && patched('crm-resync-when-caller-known')) {
+      const { skippedReason: _skipped, ...links } = snapshot.crm;
+      snapshot.crm = links;
+      snapshot.crmSyncState = 'waiting';
+      changed = true;
     }
     if (!isEnded(snapshot) && Date.now() >= lastActivityAt + policy.maxCallHours * 3_600_000) {
       closeByTimeout(snapshot, new Date().toISOString());

@@ -71,14 +71,34 @@ export function createKommoAdapter(config: KommoConfig): CrmAdapter {
   const throttled = throttle((request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<unknown>> =>
     requestJson<unknown>({ ...request, system: 'Kommo', url: `${base}${request.path}`, headers: { authorization: `Bearer ${config.token}` } }),
   );
-  // Past ~15 s of queued requests, hand the wait back to Temporal's retry instead of holding an activity.
+  // Up to ~15 s of requests wait in the throttle, and up to ~45 s more wait in line for room there
+  // (first come, first served; the CRM activities may run 5 minutes). Only past that is the wait
+  // handed back to Temporal's retry: a burst of calls then costs waiting activities, not
+  // thousands of failed attempts that each come back and find the queue full again.
   const maxQueued = perSecond * 15;
-  const send = <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> => {
-    if (throttled.queueSize >= maxQueued) {
-      return Promise.reject(new OutsideSystemError('Kommo', 'rate_limited', 'local request queue is full', 429, Math.ceil((throttled.queueSize / perSecond) * 1000)));
+  const maxWaiting = perSecond * 45;
+  const waiting: Array<() => void> = [];
+  let admitting: NodeJS.Timeout | undefined;
+  const admit = (): void => {
+    for (let room = maxQueued - throttled.queueSize; room > 0 && waiting.length > 0; room--) waiting.shift()?.();
+    if (waiting.length === 0 && admitting) {
+      clearInterval(admitting);
+      admitting = undefined;
+    }
+  };
+  const send = async <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string }): Promise<JsonResponse<T>> => {
+    if (throttled.queueSize >= maxQueued || waiting.length > 0) {
+      if (waiting.length >= maxWaiting) {
+        throw new OutsideSystemError('Kommo', 'rate_limited', 'local request queue is full', 429, Math.ceil(((throttled.queueSize + waiting.length) / perSecond) * 1000));
+      }
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        admitting ??= setInterval(admit, 100);
+        admitting.unref();
+      });
     }
     // The caller names the body type it expects from this path.
-    return throttled(request).then((response) => response as JsonResponse<T>);
+    return (await throttled(request)) as JsonResponse<T>;
   };
   const userNames = new Map<number, { id: number; name?: string; email?: string }>();
 

@@ -29,6 +29,7 @@ export function testConfig(overrides: { databaseUrl?: string; namespace?: string
         calls: `calls-${suffix}`,
         leads: `leads-${suffix}`,
         messaging: `messaging-${suffix}`,
+        integrations: `integrations-${suffix}`,
       },
     },
     shutdownGraceMs: 1_000,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { pbxEvents, voiceAiEvents } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../../sandboxes/pbx-simulator.js';
 import { searchAttributes } from '../../shared/search-attributes.js';
+import { waitUntil } from '../../stack/processes.js';
 import { callStateQuery } from '../../workflows/call.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
@@ -70,7 +71,9 @@ describe('a call from PBX webhooks to the journal and the CRM', function () {
     const callId = `pbx:${plan.callId}`;
     const journaled = await world.waitForCall(callId, (snapshot) => snapshot.status === 'in_progress');
     const handle = world.client.workflow.getHandle(journaled.workflowId);
-    const description = await handle.describe();
+    // The search attributes are upserted in the workflow task after the journal write returns.
+    let description = await handle.describe();
+    await waitUntil(async () => (description = await handle.describe()).typedSearchAttributes.get(searchAttributes.callStatus) === 'in_progress', 30_000, 'CallStatus never became in_progress').catch(() => undefined);
     assert.equal(await description.staticSummary(), 'Outbound call via pbx · Test Co');
     assert.match((await description.staticDetails()) ?? '', new RegExp(`\\\`${callId}\\\``));
     const attributes = description.typedSearchAttributes;

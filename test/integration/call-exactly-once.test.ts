@@ -10,6 +10,7 @@ import { pbxEvents, random, shuffle, voiceAiEvents } from '../../sandboxes/pbx-s
 import type { CallPlan, Outcome, VoiceAiPlan } from '../../sandboxes/pbx-simulator.js';
 import type { CallSnapshot } from '../../shared/calls.js';
 import { searchAttributes } from '../../shared/search-attributes.js';
+import { waitUntil } from '../../stack/processes.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
 import { uniqueId } from '../harness/resources.js';
@@ -186,6 +187,24 @@ describe('exactly-once call effects', function () {
     }
   });
 
+  it('a voice-AI end that overtakes its start past the CRM sync still logs the call under the caller, once', async () => {
+    const phone = '+14155554200';
+    const contact = world.kommo.seedContact({ name: 'Start came late', phone });
+    const plan: VoiceAiPlan = { callId: uniqueId('late-start'), agentId: 'ai-agent-9', direction: 'inbound', customerPhone: phone, agentPhone: '+12025550101', startedAt: new Date(Date.now() - 120_000), durationSeconds: 45, satisfaction: 5, resolved: true };
+    const [start, end, analytics] = voiceAiEvents(plan);
+    const id = `voice-ai:${plan.callId}`;
+    assert.equal((await world.postSigned('voice-ai', end)).status, 202);
+    assert.equal((await world.postSigned('voice-ai', analytics)).status, 202);
+    // The sync ran before the start came: voice-AI ends carry no caller number.
+    const early = await world.waitForCall(id, (snapshot) => snapshot.crmSyncState === 'skipped');
+    assert.equal(early.crm.skippedReason, 'caller_id_withheld');
+    assert.equal((await world.postSigned('voice-ai', start)).status, 202);
+    const call = await world.waitForCall(id, isSettled);
+    assert.equal(call.crmSyncState, 'synced', JSON.stringify(call.crm));
+    assert.deepEqual(call.crm.entity, { type: 'contacts', id: contact.id });
+    assert.equal(world.kommo.state().notes.filter((note) => note.params.uniq === id).length, 1);
+  });
+
   it('calls during a CRM outage are journaled at once, then enriched and logged exactly once after recovery', async () => {
     world.kommo.setOutage(true);
     const plans: CallPlan[] = Array.from({ length: 4 }, (_, index) => ({
@@ -206,9 +225,14 @@ describe('exactly-once call effects', function () {
       const call = await world.waitForCall(`pbx:${plan.callId}`, (snapshot) => snapshot.status === 'ended' && snapshot.crmSyncState === 'pending');
       assert.equal(call.enrichmentState, 'pending', 'journaled with enrichment pending while the CRM is down');
       assert.equal(call.disposition, plan.outcome);
-      const described = await world.client.workflow.getHandle(call.workflowId).describe();
-      assert.equal(described.typedSearchAttributes.get(searchAttributes.enrichmentState), 'pending');
-      assert.equal(described.typedSearchAttributes.get(searchAttributes.crmSyncState), 'pending');
+      // The workflow upserts its search attributes in the task after the journal write returns.
+      const attributes = async () => {
+        const described = await world.client.workflow.getHandle(call.workflowId).describe();
+        return [described.typedSearchAttributes.get(searchAttributes.enrichmentState), described.typedSearchAttributes.get(searchAttributes.crmSyncState)];
+      };
+      await waitUntil(async () => (await attributes()).join() === 'pending,pending', 30_000, 'search attributes never showed the pending state').catch(async (error: unknown) => {
+        assert.fail(`${(error as Error).message}: ${(await attributes()).join()}`);
+      });
     }
     const refusedDuringOutage = world.kommo.state().requests.total;
     assert.ok(refusedDuringOutage > 0, 'the workers kept trying');

@@ -110,22 +110,25 @@ describe('ticketing sandbox (Zendesk-like, real HTTP)', () => {
     });
 
     it('answers 503 {"error":"unavailable"} during an outage and counts requests', async () => {
+      const existing = as<{ ticket: Ticket }>(await request(desk.url, '/api/v2/tickets', { body: ticket({ external_id: 'call-outage' }) })).ticket;
+      const path = `/api/v2/tickets/${existing.id}`;
+      const readsBefore = desk.state().requests.byRoute['GET /api/v2/tickets/:id'] ?? 0;
       desk.setOutage(true);
-      const down = await request(desk.url, '/api/v2/tickets/1');
+      const down = await request(desk.url, path);
       assert.equal(down.status, 503);
       assert.deepEqual(down.body, { error: 'unavailable' });
       desk.setOutage(false);
-      assert.equal((await request(desk.url, '/api/v2/tickets/1')).status, 200);
+      assert.equal((await request(desk.url, path)).status, 200);
 
       await request(desk.url, '/_sandbox/outage', { body: { down: true }, token: null });
-      assert.equal((await request(desk.url, '/api/v2/tickets/1')).status, 503);
+      assert.equal((await request(desk.url, path)).status, 503);
       await request(desk.url, '/_sandbox/outage', { body: { down: false }, token: null });
 
       const state = as<{ tickets: Ticket[]; requests: { total: number; byRoute: Record<string, number> } }>(
         await request(desk.url, '/_sandbox/state', { token: null }),
       );
       assert.ok(state.tickets.length > 0);
-      assert.ok((state.requests.byRoute['GET /api/v2/tickets/:id'] ?? 0) >= 4);
+      assert.equal((state.requests.byRoute['GET /api/v2/tickets/:id'] ?? 0) - readsBefore, 3, 'refused requests are counted too');
       assert.equal(state.requests.total, desk.state().requests.total);
     });
   });

@@ -1,0 +1,127 @@
+/**
+ * `npm run bench`: brings up its own stack (PostgreSQL, Temporal dev server, worker, API, sandboxes),
+ * runs burst ingest, the platform ceilings and lead scale in one run, and writes
+ * `bench/results/<time>.json` plus the results table in BENCHMARKS.md.
+ *
+ *   npm run bench -- [--calls 500] [--leads 10000] [--rate <per second>] [--seed 7] [--skip-leads] [--profile]
+ *
+ * `--profile` runs the stack's Node processes with --cpu-prof and prints each one's hottest functions.
+ */
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { loadConfig, repoRoot } from '../config/load.js';
+import { ensureTemporalCli, temporalCliVersion } from '../stack/provision.js';
+import { summarizeCpuProfile } from './profile.js';
+import type { CpuProfile } from './profile.js';
+import { evaluateTargets, renderReport, replaceResultsSection } from './report.js';
+import type { BenchReport } from './report.js';
+import { burstIngest, burstRequests, insertCeiling, leadScale, noopHttpCeiling, signalWithStartCeiling } from './scenarios.js';
+import { startBenchStack } from './stack.js';
+
+const { values: args } = parseArgs({
+  options: {
+    calls: { type: 'string', default: '500' },
+    leads: { type: 'string', default: '10000' },
+    rate: { type: 'string' },
+    seed: { type: 'string', default: '7' },
+    'skip-leads': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+
+const positiveInt = (name: string, value: string | undefined): number => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) {
+    process.stderr.write(`bench: --${name} must be a positive integer, got "${value}"\n`);
+    process.exit(64);
+  }
+  return parsed;
+};
+
+const calls = positiveInt('calls', args.calls);
+const leads = positiveInt('leads', args.leads);
+const seed = positiveInt('seed', args.seed);
+const rate = args.rate === undefined ? loadConfig({}).temporal.messagingRatePerSecond : positiveInt('rate', args.rate);
+const started = Date.now();
+const log = (line: string): void => {
+  process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
+};
+
+async function machine(databaseUrl: string): Promise<BenchReport['machine']> {
+  const cli = await ensureTemporalCli({ version: loadConfig({}).devStack.temporal.cliVersion, progress: log });
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const postgres = (await db.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
+  await db.end();
+  const cpus = os.cpus();
+  return {
+    cpu: `${cpus[0]?.model.trim() ?? 'unknown'} × ${cpus.length}`,
+    memoryGb: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    temporal: cli ? temporalCliVersion(cli).split('\n')[0] ?? 'unknown' : 'unknown',
+    postgres,
+  };
+}
+
+async function main(): Promise<void> {
+  const profileDir = args.profile ? await mkdtemp(path.join(os.tmpdir(), 'switchboard-cpuprofile-')) : undefined;
+  const stack = await startBenchStack({ messagingRatePerSecond: rate, ...(profileDir ? { cpuProfileDir: profileDir } : {}), log });
+  let report: BenchReport;
+  try {
+    const machineDetails = await machine(stack.databaseUrl);
+    log(`stack ready: API ${stack.apiUrl}, Temporal ${stack.temporalAddress}`);
+
+    const burst = await burstIngest(stack, { calls, seed, log });
+    log(`burst: ack p99 ${burst.ack.p99} ms, ${burst.eventsPerSecond} events/s, verification ${burst.verification.passed ? 'passed' : 'FAILED'}`);
+
+    log('ceilings: signalWithStart, no-op HTTP, INSERT (same operation count and concurrency)');
+    const signalWithStart = await signalWithStartCeiling(stack, burst.requests, burst.concurrency, calls);
+    const noopHttp = await noopHttpCeiling(burstRequests(stack, calls, seed + 1), burst.concurrency);
+    const insert = await insertCeiling(stack, burst.requests, burst.concurrency);
+    log(`ceilings: signalWithStart ${signalWithStart.perSecond}/s, no-op HTTP ${noopHttp.perSecond}/s, INSERT ${insert.perSecond}/s`);
+
+    const leadResult = args['skip-leads'] ? undefined : await leadScale(stack, { leads, log });
+    if (leadResult) log(`leads: ${leadResult.sent}/${leadResult.leads} reminders in ${leadResult.drainSeconds} s, max ${leadResult.maxPerSecond}/s, worker RSS ${leadResult.workerPeakRssMb} MB`);
+
+    report = { startedAt: new Date(started).toISOString(), options: { calls, leads, rate, seed, skipLeads: args['skip-leads'] }, machine: machineDetails, burst, ceilings: { signalWithStart, noopHttp, insert }, ...(leadResult ? { leads: leadResult } : {}), targets: [] };
+    report.targets = evaluateTargets(report);
+  } finally {
+    log('stopping the stack');
+    await stack.stop();
+  }
+
+  const markdown = renderReport(report);
+  process.stdout.write(`${markdown}\n`);
+  if (profileDir) {
+    for (const file of (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'))) {
+      process.stdout.write(`\n### CPU profile ${file}\n\n${summarizeCpuProfile(JSON.parse(await readFile(path.join(profileDir, file), 'utf8')) as CpuProfile, 15)}\n`);
+    }
+    process.stdout.write(`\nprofiles kept in ${profileDir} (open them in Chrome DevTools › Performance)\n`);
+  }
+  if (!args['no-write']) {
+    const resultsDir = path.join(repoRoot, 'bench', 'results');
+    await mkdir(resultsDir, { recursive: true });
+    const resultFile = path.join(resultsDir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
+    await writeFile(resultFile, `${JSON.stringify(report, null, 2)}\n`);
+    const benchmarksPath = path.join(repoRoot, 'BENCHMARKS.md');
+    const existing = await readFile(benchmarksPath, 'utf8').catch(() => '');
+    await writeFile(benchmarksPath, replaceResultsSection(existing, markdown, path.relative(repoRoot, resultFile)));
+    log(`wrote ${path.relative(repoRoot, resultFile)} and BENCHMARKS.md`);
+  }
+  const failedChecks = [report.burst.verification.passed, report.leads?.passed ?? true].filter((passed) => !passed).length;
+  if (failedChecks > 0) {
+    // Loss or duplication is a correctness failure, unlike a missed speed target.
+    log('zero-loss / zero-duplicate verification FAILED');
+    process.exitCode = 1;
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
