@@ -45,14 +45,16 @@ const positiveInt = (name: string, value: string | undefined): number => {
 const calls = positiveInt('calls', args.calls);
 const leads = positiveInt('leads', args.leads);
 const seed = positiveInt('seed', args.seed);
-const rate = args.rate === undefined ? loadConfig({}).temporal.messagingRatePerSecond : positiveInt('rate', args.rate);
+// temporal-dev.yaml's own settings: the messaging rate by default, and the Temporal CLI version.
+const devDefaults = loadConfig({});
+const rate = args.rate === undefined ? devDefaults.temporal.messagingRatePerSecond : positiveInt('rate', args.rate);
 const started = Date.now();
 const log = (line: string): void => {
   process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 };
 
 async function machine(databaseUrl: string): Promise<BenchReport['machine']> {
-  const cli = await ensureTemporalCli({ version: loadConfig({}).devStack.temporal.cliVersion, progress: log });
+  const cli = await ensureTemporalCli({ version: devDefaults.devStack.temporal.cliVersion, progress: log });
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   const postgres = (await db.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';

@@ -46,7 +46,6 @@ export interface BenchStack {
   ticketing: Awaited<ReturnType<typeof startTicketingSandbox>>;
   /** The worker process's pid, for RSS sampling. */
   workerPid(): number | undefined;
-  apiPid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -173,7 +172,6 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
     whatsapp,
     ticketing,
     workerPid: () => pidsOf('workers/main.ts', configPath)[0],
-    apiPid: () => pidsOf('api/main.ts', configPath)[0],
     async stop() {
       launcher.kill('SIGTERM');
       await new Promise((resolve) => (launcher.exitCode !== null ? resolve(undefined) : launcher.once('exit', resolve)));

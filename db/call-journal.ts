@@ -98,7 +98,7 @@ export interface CallListItem {
   crmSyncState: string;
 }
 
-interface CallRow {
+export interface CallListRow {
   call_id: string;
   provider: string;
   status: string;
@@ -114,10 +114,11 @@ interface CallRow {
   crm_sync_state: string;
 }
 
-const listColumns = `call_id, provider, status, direction, customer_phone, agent_id, started_at, answered_at, ended_at,
+/** The columns of a call in lists (search, the dashboard), read with toListItem. */
+export const listColumns = `call_id, provider, status, direction, customer_phone, agent_id, started_at, answered_at, ended_at,
   duration_seconds, disposition, enrichment_state, crm_sync_state`;
 
-function toListItem(row: CallRow): CallListItem {
+export function toListItem(row: CallListRow): CallListItem {
   return {
     callId: row.call_id,
     provider: row.provider,
@@ -160,7 +161,7 @@ export async function listCalls(
     where.push(`(started_at, call_id) < ($${values.length - 1}, $${values.length})`);
   }
   values.push(page.limit + 1);
-  const result = await db.query<CallRow>(
+  const result = await db.query<CallListRow>(
     `SELECT ${listColumns} FROM calls WHERE ${where.join(' AND ')} ORDER BY started_at DESC, call_id DESC LIMIT $${values.length}`,
     values,
   );

@@ -1,24 +1,13 @@
 /** The supervisor dashboard's figures, straight from the journal and the lead projection. */
+import { listColumns, toListItem } from './call-journal.js';
+import type { CallListItem, CallListRow } from './call-journal.js';
 import type { Db } from './pool.js';
-
-export interface DashboardCall {
-  callId: string;
-  direction: string | null;
-  agentId: string | null;
-  customerPhone: string | null;
-  status: string;
-  startedAt: string;
-  answeredAt: string | null;
-  endedAt: string | null;
-  durationSeconds: number | null;
-  disposition: string | null;
-}
 
 export interface DashboardSnapshot {
   generatedAt: string;
   tenant: string;
   timeZone: string;
-  calls: { active: DashboardCall[]; ringing: DashboardCall[]; longestWaitSeconds: number; recent: DashboardCall[] };
+  calls: { active: CallListItem[]; ringing: CallListItem[]; longestWaitSeconds: number; recent: CallListItem[] };
   today: {
     since: string;
     answered: number;
@@ -33,33 +22,6 @@ export interface DashboardSnapshot {
   leads: { byStage: Record<string, number>; dueNextHour: number; recentReplies: Array<{ leadId: string; at: string }> };
 }
 
-interface CallRow {
-  call_id: string;
-  direction: string | null;
-  agent_id: string | null;
-  customer_phone: string | null;
-  status: string;
-  started_at: Date;
-  answered_at: Date | null;
-  ended_at: Date | null;
-  duration_seconds: number | null;
-  disposition: string | null;
-}
-
-const toCall = (row: CallRow): DashboardCall => ({
-  callId: row.call_id,
-  direction: row.direction,
-  agentId: row.agent_id,
-  customerPhone: row.customer_phone,
-  status: row.status,
-  startedAt: row.started_at.toISOString(),
-  answeredAt: row.answered_at?.toISOString() ?? null,
-  endedAt: row.ended_at?.toISOString() ?? null,
-  durationSeconds: row.duration_seconds,
-  disposition: row.disposition,
-});
-
-const callColumns = 'call_id, direction, agent_id, customer_phone, status, started_at, answered_at, ended_at, duration_seconds, disposition';
 const round = (value: number | null, digits = 1): number | null => (value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits);
 
 /**
@@ -68,11 +30,11 @@ const round = (value: number | null, digits = 1): number | null => (value === nu
  */
 export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string, serviceLevelSeconds: number, now = new Date()): Promise<DashboardSnapshot> {
   const [live, recent, today, stages, due, replies] = await Promise.all([
-    db.query<CallRow>(
-      `SELECT ${callColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ringing', 'in_progress') AND started_at > $2::timestamptz - interval '6 hours' ORDER BY started_at`,
+    db.query<CallListRow>(
+      `SELECT ${listColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ringing', 'in_progress') AND started_at > $2::timestamptz - interval '6 hours' ORDER BY started_at`,
       [tenant, now],
     ),
-    db.query<CallRow>(`SELECT ${callColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ended', 'completed') ORDER BY ended_at DESC NULLS LAST LIMIT 15`, [tenant]),
+    db.query<CallListRow>(`SELECT ${listColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ended', 'completed') ORDER BY ended_at DESC NULLS LAST LIMIT 15`, [tenant]),
     db.query<{ since: Date; answered: number; missed: number; abandoned: number; offered: number; within: number; aht: number | null; resolution: number | null; satisfaction: number | null }>(
       `WITH bounds AS (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE $3) AT TIME ZONE $3 AS since)
        SELECT bounds.since,
@@ -97,7 +59,7 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
     ),
     db.query<{ lead_id: string; at: Date }>(`SELECT lead_id, at FROM lead_timeline WHERE tenant_id = $1 AND kind = 'replied' ORDER BY at DESC LIMIT 10`, [tenant]),
   ]);
-  const calls = live.rows.map(toCall);
+  const calls = live.rows.map(toListItem);
   const ringing = calls.filter((call) => call.status === 'ringing');
   const figures = today.rows[0];
   const offered = figures?.offered ?? 0;
@@ -109,7 +71,7 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
       active: calls.filter((call) => call.status === 'in_progress'),
       ringing,
       longestWaitSeconds: ringing.reduce((longest, call) => Math.max(longest, Math.round((now.getTime() - Date.parse(call.startedAt)) / 1000)), 0),
-      recent: recent.rows.map(toCall),
+      recent: recent.rows.map(toListItem),
     },
     today: {
       since: (figures?.since ?? now).toISOString(),

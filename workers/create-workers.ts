@@ -58,11 +58,6 @@ function createIntegrationActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'i
   };
 }
 
-/** Every call and lead activity (the WhatsApp sends run on their own, rate-limited queue). */
-function createActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'integrations'>) {
-  return { ...createDatabaseActivities(deps), ...createIntegrationActivities(deps) };
-}
-
 /**
  * One Worker per task queue: calls, leads, integrations and messaging.
  * - The integrations queue runs the activities that wait on outside systems (the Kommo client
@@ -80,14 +75,16 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   // Without a bound the SDK sizes the sticky cache from the host's memory: 10,000 sleeping leads
   // then held over 5 GB. Evicted workflows replay from history when their timer fires.
   const workflowCache = { maxCachedWorkflows: config.env.WORKER_MAX_CACHED_WORKFLOWS };
-  const activities = createActivities(deps);
+  const integrationActivities = createIntegrationActivities(deps);
+  // Every call and lead activity (the WhatsApp sends run on their own, rate-limited queue).
+  const activities = { ...createDatabaseActivities(deps), ...integrationActivities };
   return Promise.all([
     Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.calls, activities }),
     Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.leads, activities }),
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueues.integrations,
-      activities: createIntegrationActivities(deps),
+      activities: integrationActivities,
       // Mostly waiting on the network or on the CRM's pacing, not on this process's CPU.
       maxConcurrentActivityTaskExecutions: 200,
     }),

@@ -11,7 +11,7 @@ import type { AppConfig } from '../../config/load.js';
 import { dashboardSnapshot } from '../../db/dashboard.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import { checkOperator, issueSession, sessionCookieName, tenantOfToken } from '../auth.js';
+import { checkOperator, issueSession, requireOperator, sessionCookieName, tenantOfToken } from '../auth.js';
 import type { LiveFeed, LiveListener } from '../live-feed.js';
 import { Rejection } from '../rejections.js';
 
@@ -45,15 +45,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
       res.redirect(303, `/dashboard?tenant=${encodeURIComponent(req.params.tenant)}${error.reason === 'forbidden_tenant' ? '&error=forbidden' : ''}`);
     }
   };
-  const apiAuth = (req: Request<{ tenant: string }>, res: Response, next: () => void): void => {
-    try {
-      checkOperator(config, req.params.tenant, req.headers.authorization, req.headers.cookie);
-      next();
-    } catch (error) {
-      if (!(error instanceof Rejection)) throw error;
-      res.status(error.status).json({ error: error.reason, message: error.message });
-    }
-  };
+  const apiAuth = requireOperator(config);
   const snapshotOf = (tenantId: string) => {
     const tenant = config.tenants[tenantId];
     if (!tenant) throw new Error(`unknown tenant ${tenantId}`);

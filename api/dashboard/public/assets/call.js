@@ -12,23 +12,22 @@ import {
   definitions,
   emptyRow,
   enc,
-  followStream,
   h,
   jsonBlock,
   label,
   leadPath,
   pathParts,
+  reloadOnChange,
   showError,
   table,
   temporalLink,
   yesNo,
 } from './common.js';
 
-const { document, setTimeout } = globalThis;
+const { document } = globalThis;
 
 const [tenant = '', , callId = ''] = pathParts();
 let ctx;
-let reloadTimer;
 
 byId('back').setAttribute('href', dashboardPath(tenant));
 byId('call-id').textContent = callId;
@@ -252,20 +251,5 @@ async function load() {
   }
 }
 
-const stateLabels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
-followStream(tenant, {
-  onChange(change) {
-    if (change.kind !== 'call' || change.id !== callId) return;
-    if (reloadTimer !== undefined) return;
-    reloadTimer = setTimeout(() => {
-      reloadTimer = undefined;
-      void load();
-    }, 300);
-  },
-  onState(value) {
-    const indicator = byId('connection');
-    indicator.dataset.state = value;
-    indicator.querySelector('.connection-label').textContent = stateLabels[value] ?? value;
-  },
-});
+reloadOnChange(tenant, 'call', callId, load);
 void load();

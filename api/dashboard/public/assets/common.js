@@ -254,6 +254,30 @@ export function followStream(tenant, { onSnapshot, onChange, onState }) {
   return { close: () => source?.close() };
 }
 
+const connectionLabels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
+
+/** The page's live/reconnecting/offline indicator (element #connection). */
+export function showConnection(state) {
+  const indicator = byId('connection');
+  indicator.dataset.state = state;
+  indicator.querySelector('.connection-label').textContent = connectionLabels[state] ?? state;
+}
+
+/** A detail page: reloads (at most every 300 ms) when the stream reports a change to its item. */
+export function reloadOnChange(tenant, kind, id, load) {
+  let reloadTimer;
+  return followStream(tenant, {
+    onChange(change) {
+      if (change.kind !== kind || change.id !== id || reloadTimer !== undefined) return;
+      reloadTimer = setTimeout(() => {
+        reloadTimer = undefined;
+        void load();
+      }, 300);
+    },
+    onState: showConnection,
+  });
+}
+
 /** Wall mode: ?wall=1 (bigger type for a wall screen); kept in the page's links. */
 export function wallMode() {
   const wall = new URLSearchParams(location.search).get('wall') === '1';

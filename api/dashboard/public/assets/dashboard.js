@@ -16,6 +16,7 @@ import {
   pathParts,
   percent,
   setText,
+  showConnection,
   showError,
   timeOf,
   wallMode,
@@ -199,13 +200,6 @@ function onChange(change) {
   while (feed.children.length > feedLength) feed.lastElementChild.remove();
 }
 
-const stateLabels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
-function onState(state) {
-  const indicator = byId('connection');
-  indicator.dataset.state = state;
-  indicator.querySelector('.connection-label').textContent = stateLabels[state] ?? state;
-}
-
 async function start() {
   byId('change-feed').replaceChildren(h('li', { className: 'empty', text: 'Waiting for changes…' }));
   try {
@@ -218,7 +212,7 @@ async function start() {
   } catch (error) {
     showError(`Could not load the dashboard: ${error.message}`);
   }
-  followStream(tenant, { onSnapshot: render, onChange, onState });
+  followStream(tenant, { onSnapshot: render, onChange, onState: showConnection });
   setInterval(tick, 1_000);
 }
 

@@ -11,23 +11,22 @@ import {
   definitions,
   emptyRow,
   enc,
-  followStream,
   h,
   jsonBlock,
   label,
   pathParts,
+  reloadOnChange,
   showError,
   table,
   temporalLink,
   yesNo,
 } from './common.js';
 
-const { document, setTimeout, crypto } = globalThis;
+const { document, crypto } = globalThis;
 
 const [tenant = '', , leadId = ''] = pathParts();
 let ctx;
 let lead;
-let reloadTimer;
 let busy = false;
 
 byId('back').setAttribute('href', dashboardPath(tenant));
@@ -179,19 +178,5 @@ async function act(action) {
 byId('pause').addEventListener('click', () => void act('pause'));
 byId('resume').addEventListener('click', () => void act('resume'));
 
-const stateLabels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
-followStream(tenant, {
-  onChange(change) {
-    if (change.kind !== 'lead' || change.id !== leadId || reloadTimer !== undefined) return;
-    reloadTimer = setTimeout(() => {
-      reloadTimer = undefined;
-      void load();
-    }, 300);
-  },
-  onState(value) {
-    const indicator = byId('connection');
-    indicator.dataset.state = value;
-    indicator.querySelector('.connection-label').textContent = stateLabels[value] ?? value;
-  },
-});
+reloadOnChange(tenant, 'lead', leadId, load);
 void load();
