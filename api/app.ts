@@ -33,7 +33,7 @@ export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
-  const metrics = createApiMetrics({ db: deps.db });
+  const metrics = createApiMetrics({ db: deps.db, ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}) });
   app.use(metrics.webhooks);
   // One structured line per request: method, path, status, duration. Never bodies or headers.
   app.use((req, res, next) => {

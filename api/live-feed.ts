@@ -22,6 +22,8 @@ export interface LiveFeed {
   /** Changes of a tenant after `eventId`, or undefined when they are not all known here (then resync). */
   since(tenant: string, eventId: string): LiveChange[] | undefined;
   lastEventId(): string;
+  /** Open subscriptions (dashboard streams) across tenants. */
+  subscribers(): number;
   stop(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export async function startLiveFeed(options: { databaseUrl: string; logger: Logg
       return buffer.filter((change) => change.seq > after && change.tenant === tenant).map(({ seq: _seq, ...change }) => change);
     },
     lastEventId: () => `${processId}-${seq}`,
+    subscribers: () => [...listeners.values()].reduce((sum, set) => sum + set.size, 0),
     async stop() {
       stopped = true;
       if (retry) clearTimeout(retry);

@@ -1,12 +1,13 @@
 /**
  * Prometheus metrics of an API process at /metrics: webhook acknowledgement latency by provider,
- * events accepted / queued / rejected, inbox depth and relay lag, and Node's process metrics.
+ * events accepted / queued / rejected, inbox depth and relay lag, open dashboard streams, and Node's process metrics.
  * (The Temporal SDK's worker metrics, and duplicate events seen by workflows, are served by each
  * worker at WORKER_METRICS_ADDRESS.)
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/pool.js';
+import type { LiveFeed } from './live-feed.js';
 import { inboxDepth } from './inbox-relay.js';
 
 export interface ApiMetrics {
@@ -18,7 +19,7 @@ export interface ApiMetrics {
 
 const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)$/;
 
-export function createApiMetrics(deps: { db: Db }): ApiMetrics {
+export function createApiMetrics(deps: { db: Db; liveFeed?: LiveFeed }): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'switchboard_api_' });
   const ack = new Histogram({
@@ -48,6 +49,15 @@ export function createApiMetrics(deps: { db: Db }): ApiMetrics {
     registers: [registry],
     async collect() {
       this.set((await inboxDepth(deps.db)).oldestAgeSeconds);
+    },
+  });
+
+  new Gauge({
+    name: 'switchboard_dashboard_streams',
+    help: 'Dashboard live streams (SSE) open on this process',
+    registers: [registry],
+    collect() {
+      this.set(deps.liveFeed?.subscribers() ?? 0);
     },
   });
 

@@ -119,18 +119,21 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
       scheduleSnapshot();
     };
     const unsubscribe = deps.liveFeed?.subscribe(tenantId, onChange);
+    let heartbeat: NodeJS.Timeout | undefined;
+    // Registered before the first await: a client gone while the first snapshot is read must not
+    // leave its subscription and heartbeat behind (a leaked timer also holds the process open).
+    res.on('close', () => {
+      closed = true;
+      if (heartbeat) clearInterval(heartbeat);
+      if (pending) clearTimeout(pending);
+      unsubscribe?.();
+    });
     // Catch up after a reconnect: the changes missed (when this process still has them), then a fresh snapshot.
     const lastEventId = typeof req.headers['last-event-id'] === 'string' ? req.headers['last-event-id'] : undefined;
     if (lastEventId) for (const change of deps.liveFeed?.since(tenantId, lastEventId) ?? []) write('change', change, change.eventId);
     res.write('retry: 2000\n\n');
     await pushSnapshot();
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
-    req.on('close', () => {
-      closed = true;
-      clearInterval(heartbeat);
-      if (pending) clearTimeout(pending);
-      unsubscribe?.();
-    });
+    if (!closed) heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
   });
 
   return router;

@@ -17,6 +17,7 @@ import type { CallWorld } from '../harness/call-world.js';
 import { uniqueId } from '../harness/resources.js';
 import { getDevServer } from '../harness/temporal.js';
 import { parsePrometheus } from '../harness/prometheus.js';
+import { waitUntil } from '../../stack/processes.js';
 
 const plan = (overrides: Partial<CallPlan> = {}): CallPlan => ({
   callId: uniqueId('ops'),
@@ -227,6 +228,24 @@ describe('operator surfaces', function () {
     }
     await replay?.cancel();
     assert.ok(seen.indexOf(later.callId) >= 0 && seen.indexOf(later.callId) < seen.indexOf('event: snapshot'), 'missed changes are replayed before the snapshot');
+  });
+
+  it('lets go of a dashboard stream whose client left before the first snapshot', async () => {
+    const openStreams = async (): Promise<number> => {
+      const text = await (await fetch(`${world.api.baseUrl}/metrics`)).text();
+      return Number(/^switchboard_dashboard_streams (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+    };
+    const before = await openStreams();
+    assert.ok(Number.isInteger(before));
+    // Leave as soon as the headers arrive, while the server is still reading the first snapshot.
+    for (let index = 0; index < 5; index++) {
+      const controller = new AbortController();
+      await fetch(`${world.api.baseUrl}/api/${world.tenantId}/dashboard/stream`, { headers: { authorization: `Bearer ${world.tenant.secrets.operatorToken}` }, signal: controller.signal });
+      controller.abort();
+    }
+    await waitUntil(async () => (await openStreams()) === before, 10_000, 'abandoned streams were never released').catch(async (error: unknown) => {
+      assert.fail(`${(error as Error).message}: ${await openStreams()} open, ${before} before`);
+    });
   });
 
   it('writes JSON logs with phone numbers and secrets redacted', () => {
