@@ -1,7 +1,8 @@
 /**
- * Forwards events that waited in the PostgreSQL inbox to Temporal, oldest first. One relay at a
- * time across all API processes (an advisory lock), so the order holds; a failure stops the
- * batch and the relay tries again later, so nothing is skipped or sent out of order.
+ * Forwards events that waited in the PostgreSQL inbox to Temporal, oldest first within each
+ * workflow, several workflows at once. One relay at a time across all API processes (an advisory
+ * lock), so the order holds; a failure stops that workflow's events and ends the pass, and the
+ * relay tries again later, so nothing is skipped or sent out of order.
  */
 import type { Client, Connection } from '@temporalio/client';
 import type { Db } from '../db/pool.js';
@@ -25,11 +26,14 @@ export function startInboxRelay(deps: {
   logger: Logger;
   intervalMs?: number;
   batchSize?: number;
+  /** How many workflows' events are forwarded at once (each workflow's own stay in order). */
+  parallelWorkflows?: number;
   /** Start the polling loop (the API does; tests may drive drainOnce themselves). */
   autoStart?: boolean;
 }): InboxRelay {
   const { db, logger } = deps;
   const batchSize = deps.batchSize ?? 200;
+  const parallelWorkflows = deps.parallelWorkflows ?? 32;
   let stopped = false;
   let running: Promise<number> | undefined;
 
@@ -46,19 +50,36 @@ export function startInboxRelay(deps: {
             [batchSize],
           );
           if (batch.rows.length === 0) return forwarded;
+          // Each workflow's events in order, different workflows side by side: after a burst that
+          // outran Temporal, a one-at-a-time relay was what kept calls waiting (BENCHMARKS.md).
+          const byWorkflow = new Map<string, Array<{ id: number; payload: WorkflowDelivery }>>();
           for (const row of batch.rows) {
-            try {
-              await deps.connection.withDeadline(Date.now() + 5_000, () => signalWithStart(deps.temporal, row.payload));
-            } catch (error) {
-              await client.query('UPDATE event_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [
-                row.id,
-                scrubText((error as Error).message).slice(0, 500),
-              ]);
-              return forwarded;
-            }
-            await client.query('UPDATE event_inbox SET forwarded_at = now(), attempts = attempts + 1 WHERE id = $1', [row.id]);
-            forwarded++;
+            const queue = byWorkflow.get(row.payload.workflowId) ?? [];
+            queue.push(row);
+            byWorkflow.set(row.payload.workflowId, queue);
           }
+          let failed = false;
+          const forwardInOrder = async (rows: Array<{ id: number; payload: WorkflowDelivery }>): Promise<void> => {
+            for (const row of rows) {
+              try {
+                await deps.connection.withDeadline(Date.now() + 5_000, () => signalWithStart(deps.temporal, row.payload));
+              } catch (error) {
+                failed = true;
+                // The rest of this workflow's events wait behind this one for the next pass.
+                await db.query('UPDATE event_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [row.id, scrubText((error as Error).message).slice(0, 500)]);
+                return;
+              }
+              await db.query('UPDATE event_inbox SET forwarded_at = now(), attempts = attempts + 1 WHERE id = $1', [row.id]);
+              forwarded++;
+            }
+          };
+          const queues = [...byWorkflow.values()];
+          await Promise.all(
+            Array.from({ length: Math.min(parallelWorkflows, queues.length) }, async () => {
+              for (let next = queues.shift(); next; next = queues.shift()) await forwardInOrder(next);
+            }),
+          );
+          if (failed) return forwarded;
         }
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [relayLockId]);

@@ -4,6 +4,8 @@
  * `bench/results/<time>.json` plus the results table in BENCHMARKS.md.
  *
  *   npm run bench -- [--calls 500] [--leads 10000] [--rate <per second>] [--seed 7] [--skip-leads] [--profile]
+ *   npm run bench -- --stack-config <switchboard.yaml> [--tenant bench] [...]   (a stack that is already running)
+ *   npm run bench -- --print-tenant                                              (the tenant block that needs)
  *
  * `--profile` runs the stack's Node processes with --cpu-prof and prints each one's hottest functions.
  */
@@ -11,6 +13,7 @@ import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Connection } from '@temporalio/client';
 import pg from 'pg';
 import { loadConfig, repoRoot } from '../config/load.js';
 import { ensureTemporalCli, temporalCliVersion } from '../stack/provision.js';
@@ -19,7 +22,8 @@ import type { CpuProfile } from './profile.js';
 import { evaluateTargets, renderReport, replaceResultsSection } from './report.js';
 import type { BenchReport } from './report.js';
 import { burstIngest, burstRequests, insertCeiling, leadScale, noopHttpCeiling, signalWithStartCeiling } from './scenarios.js';
-import { startBenchStack } from './stack.js';
+import { BenchSetupError, attachToRunningStack, printableBenchTenant, startBenchStack } from './stack.js';
+import type { BenchStack } from './stack.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,8 +34,20 @@ const { values: args } = parseArgs({
     'skip-leads': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    'stack-config': { type: 'string' },
+    tenant: { type: 'string', default: 'bench' },
+    'print-tenant': { type: 'boolean', default: false },
   },
 });
+
+if (args['print-tenant']) {
+  process.stdout.write(`# Add to the running stack's config, restart it, then: npm run bench -- --stack-config <that file>\n${printableBenchTenant(args.tenant)}`);
+  process.exit(0);
+}
+if (args['stack-config'] && (args.rate !== undefined || args.profile)) {
+  process.stderr.write('bench: --rate and --profile need the bench\'s own stack; a running stack keeps its messaging rate and processes\n');
+  process.exit(64);
+}
 
 const positiveInt = (name: string, value: string | undefined): number => {
   const parsed = Number(value);
@@ -53,9 +69,12 @@ const log = (line: string): void => {
   process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
 };
 
-async function machine(databaseUrl: string): Promise<BenchReport['machine']> {
-  const cli = await ensureTemporalCli({ version: devDefaults.devStack.temporal.cliVersion, progress: log });
-  const db = new pg.Client({ connectionString: databaseUrl });
+async function machine(stack: BenchStack): Promise<BenchReport['machine']> {
+  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const serverVersion = (await connection.workflowService.getSystemInfo({})).serverVersion;
+  await connection.close();
+  const cli = args['stack-config'] ? undefined : await ensureTemporalCli({ version: devDefaults.devStack.temporal.cliVersion, progress: log });
+  const db = new pg.Client({ connectionString: stack.databaseUrl });
   await db.connect();
   const postgres = (await db.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
   await db.end();
@@ -65,17 +84,20 @@ async function machine(databaseUrl: string): Promise<BenchReport['machine']> {
     memoryGb: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    temporal: cli ? temporalCliVersion(cli).split('\n')[0] ?? 'unknown' : 'unknown',
+    temporal: cli ? (temporalCliVersion(cli).split('\n')[0] ?? 'unknown') : `Server ${serverVersion || 'unknown'} at ${stack.temporalAddress}`,
     postgres,
   };
 }
 
 async function main(): Promise<void> {
   const profileDir = args.profile ? await mkdtemp(path.join(os.tmpdir(), 'switchboard-cpuprofile-')) : undefined;
-  const stack = await startBenchStack({ messagingRatePerSecond: rate, ...(profileDir ? { cpuProfileDir: profileDir } : {}), log });
+  const stackConfig = args['stack-config'];
+  const stack = stackConfig
+    ? await attachToRunningStack({ configPath: stackConfig, tenantId: args.tenant, log })
+    : await startBenchStack({ messagingRatePerSecond: rate, ...(profileDir ? { cpuProfileDir: profileDir } : {}), log });
   let report: BenchReport;
   try {
-    const machineDetails = await machine(stack.databaseUrl);
+    const machineDetails = await machine(stack);
     log(`stack ready: API ${stack.apiUrl}, Temporal ${stack.temporalAddress}`);
 
     const burst = await burstIngest(stack, { calls, seed, log });
@@ -90,7 +112,7 @@ async function main(): Promise<void> {
     const leadResult = args['skip-leads'] ? undefined : await leadScale(stack, { leads, log });
     if (leadResult) log(`leads: ${leadResult.sent}/${leadResult.leads} reminders in ${leadResult.drainSeconds} s, max ${leadResult.maxPerSecond}/s, worker RSS ${leadResult.workerPeakRssMb} MB`);
 
-    report = { startedAt: new Date(started).toISOString(), options: { calls, leads, rate, seed, skipLeads: args['skip-leads'] }, machine: machineDetails, burst, ceilings: { signalWithStart, noopHttp, insert }, ...(leadResult ? { leads: leadResult } : {}), targets: [] };
+    report = { startedAt: new Date(started).toISOString(), options: { calls, leads, rate: stack.messagingRatePerSecond, seed, skipLeads: args['skip-leads'], ...(stackConfig ? { stack: 'running' as const } : {}) }, machine: machineDetails, burst, ceilings: { signalWithStart, noopHttp, insert }, ...(leadResult ? { leads: leadResult } : {}), targets: [] };
     report.targets = evaluateTargets(report);
   } finally {
     log('stopping the stack');
@@ -124,6 +146,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const message = error instanceof BenchSetupError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`bench: ${message}\n`);
   process.exit(1);
 });

@@ -9,7 +9,7 @@ export interface TargetResult {
 
 export interface BenchReport {
   startedAt: string;
-  options: { calls: number; leads: number; rate: number; seed: number; skipLeads: boolean };
+  options: { calls: number; leads: number; rate: number; seed: number; skipLeads: boolean; stack?: 'running' };
   machine: { cpu: string; memoryGb: number; os: string; node: string; temporal: string; postgres: string };
   burst: BurstResult;
   ceilings: { signalWithStart: CeilingResult; noopHttp: CeilingResult; insert: CeilingResult };
@@ -59,7 +59,9 @@ export function renderReport(report: BenchReport): string {
   const sections = [
     `### Run of ${report.startedAt}`,
     '',
-    `\`npm run bench -- --calls ${report.options.calls} --leads ${report.options.leads} --rate ${report.options.rate} --seed ${report.options.seed}${report.options.skipLeads ? ' --skip-leads' : ''}\``,
+    report.options.stack === 'running'
+      ? `\`npm run bench -- --stack-config <file> --calls ${report.options.calls} --leads ${report.options.leads} --seed ${report.options.seed}${report.options.skipLeads ? ' --skip-leads' : ''}\` against a running stack (messaging limit ${report.options.rate}/s)`
+      : `\`npm run bench -- --calls ${report.options.calls} --leads ${report.options.leads} --rate ${report.options.rate} --seed ${report.options.seed}${report.options.skipLeads ? ' --skip-leads' : ''}\``,
     '',
     table(
       ['Machine', ''],

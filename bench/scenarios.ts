@@ -51,7 +51,7 @@ function plannedCalls(stack: BenchStack, count: number, seed: number): { deliver
   for (let index = 0; index < count; index++) {
     const phone = `+1646555${String(1000 + index).padStart(4, '0')}`;
     phones.push(phone);
-    const id = `bench-${seed}-${index}`;
+    const id = `bench-${stack.runTag}-${seed}-${index}`;
     const sign = (provider: 'pbx' | 'voice-ai', body: unknown): HttpRequest => {
       const signed = signedJsonRequest(stack.webhookSecret, body);
       return { path: `/webhooks/${stack.tenantId}/${provider}`, headers: signed.headers, body: signed.body };
@@ -77,14 +77,14 @@ function plannedCalls(stack: BenchStack, count: number, seed: number): { deliver
 }
 
 /** Listens for the journal's NOTIFY and the dashboard's SSE, noting when each call was first seen ended. */
-async function watchEnds(stack: BenchStack): Promise<{ journal: Map<string, number>; dashboard: Map<string, number>; stop: () => Promise<void> }> {
+async function watchEnds(stack: BenchStack, callIds: ReadonlySet<string>): Promise<{ journal: Map<string, number>; dashboard: Map<string, number>; stop: () => Promise<void> }> {
   const journal = new Map<string, number>();
   const dashboard = new Map<string, number>();
   const listener = new pg.Client({ connectionString: stack.databaseUrl });
   await listener.connect();
   listener.on('notification', (message) => {
     const notice = JSON.parse(message.payload ?? '{}') as { kind?: string; id?: string; status?: string };
-    if (notice.kind === 'call' && notice.id && (notice.status === 'ended' || notice.status === 'completed') && !journal.has(notice.id)) journal.set(notice.id, performance.now());
+    if (notice.kind === 'call' && notice.id && callIds.has(notice.id) && (notice.status === 'ended' || notice.status === 'completed') && !journal.has(notice.id)) journal.set(notice.id, performance.now());
   });
   await listener.query(`LISTEN ${changesChannel}`);
   const controller = new AbortController();
@@ -104,7 +104,7 @@ async function watchEnds(stack: BenchStack): Promise<{ journal: Map<string, numb
         if (block.includes('event: change')) {
           const data = /data: (.*)/.exec(block)?.[1];
           const change = JSON.parse(data ?? '{}') as { id?: string; status?: string };
-          if (change.id && (change.status === 'ended' || change.status === 'completed') && !dashboard.has(change.id)) dashboard.set(change.id, performance.now());
+          if (change.id && callIds.has(change.id) && (change.status === 'ended' || change.status === 'completed') && !dashboard.has(change.id)) dashboard.set(change.id, performance.now());
         }
         separator = buffer.indexOf('\n\n');
       }
@@ -126,8 +126,9 @@ export async function burstIngest(stack: BenchStack, options: { calls: number; s
   // Every caller is a known contact, so every call ends in exactly one CRM note.
   for (const [index, phone] of phones.entries()) stack.kommo.seedContact({ name: `Bench Caller ${index}`, phone });
   const crmBefore = stack.kommo.state().requests.total;
-  const watcher = await watchEnds(stack);
-  const queueWatchers = await Promise.all(stack.workerTaskQueues.map((queue) => watchWorkerQueues(stack.workerMetricsUrl, queue)));
+  const watcher = await watchEnds(stack, new Set(expectedEvents.keys()));
+  const metricsUrl = stack.workerMetricsUrl;
+  const queueWatchers = metricsUrl ? await Promise.all(stack.workerTaskQueues.map((queue) => watchWorkerQueues(metricsUrl, queue))) : [];
   const client = createHttpClient(stack.apiUrl, options.calls);
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
@@ -161,7 +162,7 @@ export async function burstIngest(stack: BenchStack, options: { calls: number; s
   options.log('burst: waiting for post-call work (CRM, tickets) to drain');
   await waitUntil(
     async () => {
-      const open = await db.query<{ open: number }>(`SELECT count(*)::int AS open FROM calls WHERE tenant_id = $1 AND crm_sync_state IN ('waiting', 'pending')`, [stack.tenantId]);
+      const open = await db.query<{ open: number }>(`SELECT count(*)::int AS open FROM calls WHERE tenant_id = $1 AND call_id = ANY($2) AND crm_sync_state IN ('waiting', 'pending')`, [stack.tenantId, [...expectedEvents.keys()]]);
       const tickets = stack.ticketing.state().tickets.length;
       return (open.rows[0]?.open ?? 1) === 0 && tickets >= expectedTickets;
     },
@@ -175,8 +176,8 @@ export async function burstIngest(stack: BenchStack, options: { calls: number; s
   const rows = await db.query<{ call_id: string; events: number; crm_sync_state: string; disposition: string | null; skipped: string | null; error: string | null }>(
     `SELECT c.call_id, c.crm_sync_state, c.disposition, c.crm->>'skippedReason' AS skipped, c.crm->>'error' AS error,
             (SELECT count(*) FROM call_events e WHERE e.tenant_id = c.tenant_id AND e.call_id = c.call_id)::int AS events
-       FROM calls c WHERE c.tenant_id = $1`,
-    [stack.tenantId],
+       FROM calls c WHERE c.tenant_id = $1 AND c.call_id = ANY($2)`,
+    [stack.tenantId, [...expectedEvents.keys()]],
   );
   const crmSyncStates: Record<string, number> = {};
   for (const row of rows.rows) crmSyncStates[row.crm_sync_state] = (crmSyncStates[row.crm_sync_state] ?? 0) + 1;
@@ -246,6 +247,8 @@ export async function signalWithStartCeiling(stack: BenchStack, operations: numb
     await client.workflow.signalWithStart('ceilingProbe', {
       workflowId: `ceiling-${Date.now().toString(36)}-${index % calls}`,
       taskQueue: 'bench-ceiling-no-worker',
+      // Nobody runs these: they expire by themselves, even in a stack the bench only attached to.
+      workflowExecutionTimeout: '2 minutes',
       args: [],
       signal: 'event',
       signalArgs: [{ eventId: String(index) }],
@@ -283,14 +286,16 @@ export async function noopHttpCeiling(requestsPerCall: HttpRequest[][], concurre
 /** Plain INSERTs into the same PostgreSQL, same count and concurrency. */
 export async function insertCeiling(stack: BenchStack, operations: number, concurrency: number): Promise<CeilingResult> {
   const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: Math.min(concurrency, 100) });
-  await pool.query('CREATE TABLE IF NOT EXISTS bench_inserts (id bigserial PRIMARY KEY, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now())');
+  const table = `bench_inserts_${stack.runTag}`;
+  await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
   const latencies: number[] = [];
   const items = Array.from({ length: operations }, (_, index) => index);
   const wall = await runConcurrently(items, concurrency, async (index) => {
     const started = performance.now();
-    await pool.query('INSERT INTO bench_inserts (payload) VALUES ($1)', [JSON.stringify({ index, event: 'call.ringing' })]);
+    await pool.query(`INSERT INTO ${table} (payload) VALUES ($1)`, [JSON.stringify({ index, event: 'call.ringing' })]);
     latencies.push(performance.now() - started);
   });
+  await pool.query(`DROP TABLE ${table}`);
   await pool.end();
   return { operations, concurrency, latency: summarize(latencies), perSecond: Math.round((operations / wall) * 1000) };
 }
@@ -326,8 +331,10 @@ function rssMb(pid: number | undefined): number {
 export async function leadScale(stack: BenchStack, options: { leads: number; log: (line: string) => void }): Promise<LeadScaleResult> {
   const connection = await Connection.connect({ address: stack.temporalAddress });
   const client = new Client({ connection, namespace: stack.namespace });
-  // Everyone's meeting starts 1 h 3 min from now: the reminders are all due 3 minutes from now.
-  const meetingAt = Date.now() + 63 * 60_000;
+  // Everyone's reminder falls due at the same moment, once all of them are imported (about 100 a
+  // second here): 3 minutes from now, later for very large runs.
+  const importBudgetMs = Math.max(180_000, options.leads * 25);
+  const meetingAt = Date.now() + 60 * 60_000 + importBudgetMs;
   const dueAt = meetingAt - 60 * 60_000;
   const startedAt = performance.now();
   let peakRss = 0;
@@ -337,10 +344,10 @@ export async function leadScale(stack: BenchStack, options: { leads: number; log
   const items = Array.from({ length: options.leads }, (_, index) => index);
   options.log(`leads: importing ${options.leads} booked leads`);
   await runConcurrently(items, 64, async (index) => {
-    const leadId = `scale-${index}`;
+    const leadId = `scale-${stack.runTag}-${index}`;
     const delivery = leadDelivery(stack.config, stack.tenantId, leadId, [
       {
-        eventId: `scale-import-${index}`,
+        eventId: `scale-import-${stack.runTag}-${index}`,
         type: 'lead.imported',
         occurredAt: new Date().toISOString(),
         profile: { name: `Lead ${index}`, phone: `+1917${String(2_000_000 + index)}` },
@@ -353,10 +360,16 @@ export async function leadScale(stack: BenchStack, options: { leads: number; log
   });
   const startSeconds = (performance.now() - startedAt) / 1000;
   options.log(`leads: started in ${startSeconds.toFixed(1)} s; reminders due at ${new Date(dueAt).toISOString()}`);
-  await waitUntil(() => Promise.resolve(stack.whatsapp.state().messages.filter((message) => message.template?.name === 'meeting_reminder').length >= options.leads), 3_600_000, 'not every reminder was sent').catch(
+  if (Date.now() > dueAt) options.log('  warning: the import took longer than its budget; reminders fell due while leads were still starting');
+  const reminderCount = (): number => stack.whatsapp.state().messages.filter((message) => message.template?.name === 'meeting_reminder').length;
+  const progress = setInterval(() => {
+    if (Date.now() > dueAt) options.log(`leads: ${reminderCount()}/${options.leads} reminders sent, worker RSS ${Math.round(rssMb(stack.workerPid()))} MB`);
+  }, 15_000);
+  await waitUntil(() => Promise.resolve(reminderCount() >= options.leads), 3_600_000, 'not every reminder was sent').catch(
     (error: unknown) => options.log(`  warning: ${(error as Error).message}`),
   );
   clearInterval(sampler);
+  clearInterval(progress);
   const reminders = stack.whatsapp.state().messages.filter((message) => message.template?.name === 'meeting_reminder');
   const times = reminders.map((message) => Date.parse(message.acceptedAt)).sort((a, b) => a - b);
   const first = times[0] ?? dueAt;
@@ -372,14 +385,14 @@ export async function leadScale(stack: BenchStack, options: { leads: number; log
   // History per lead (a sample), and one chatty lead driven past the continue-as-new threshold.
   const sample = items.filter((index) => index % Math.max(1, Math.floor(options.leads / 25)) === 0).slice(0, 25);
   const lengths: number[] = [];
-  for (const index of sample) lengths.push((await client.workflow.getHandle(leadWorkflowId(stack.tenantId, `scale-${index}`)).fetchHistory()).events?.length ?? 0);
+  for (const index of sample) lengths.push((await client.workflow.getHandle(leadWorkflowId(stack.tenantId, `scale-${stack.runTag}-${index}`)).fetchHistory()).events?.length ?? 0);
   const threshold = leadPolicySchema.parse(stack.config.tenants[stack.tenantId]?.leads ?? {}).continueAsNewAfterEvents;
-  const chatty = 'scale-chatty';
+  const chatty = `scale-${stack.runTag}-chatty`;
   const chattyHandle = client.workflow.getHandle(leadWorkflowId(stack.tenantId, chatty));
   // Updates until the lead continues as new: how many that takes depends on how the worker batches signals.
   let beforeContinueAsNew: number | null = null;
   for (let index = 0; index < 4_000 && beforeContinueAsNew === null; index++) {
-    await signalWithStart(client, leadDelivery(stack.config, stack.tenantId, chatty, [{ eventId: `chatty-${index}`, type: 'lead.updated', occurredAt: new Date().toISOString(), profile: { name: `Chatty ${index}` } }]));
+    await signalWithStart(client, leadDelivery(stack.config, stack.tenantId, chatty, [{ eventId: `chatty-${stack.runTag}-${index}`, type: 'lead.updated', occurredAt: new Date().toISOString(), profile: { name: `Chatty ${index}` } }]));
     if (index % 25 !== 24) continue;
     const previous = (await chattyHandle.fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
     if (previous) beforeContinueAsNew = (await client.workflow.getHandle(leadWorkflowId(stack.tenantId, chatty), previous).fetchHistory()).events?.length ?? null;

@@ -1,7 +1,8 @@
 /**
- * The system under test for `npm run bench`: the real launcher (`stack/start.ts`) with PostgreSQL,
- * the Temporal dev server, a worker and the API as separate processes, configured for a `bench`
- * tenant whose outside systems are sandboxes running in the benchmark process.
+ * The system under test for `npm run bench`: by default the real launcher (`stack/start.ts`) with
+ * PostgreSQL, the Temporal dev server, a worker and the API as separate processes, configured for a
+ * `bench` tenant whose outside systems are sandboxes running in the benchmark process; or a stack
+ * that is already running, whose config has the bench tenant (`--stack-config`).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -14,7 +15,7 @@ import proto from '@temporalio/proto';
 import { parse, stringify } from 'yaml';
 import { defaultConfigPath, loadConfig, repoRoot } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
-import type { ConfigFile } from '../config/schema.js';
+import type { ConfigFile, TenantConfig } from '../config/schema.js';
 import { startKommoSandbox } from '../sandboxes/kommo.js';
 import type { KommoSandbox } from '../sandboxes/kommo.js';
 import { startSlackSandbox } from '../sandboxes/slack.js';
@@ -22,23 +23,30 @@ import { startSmtpSandbox } from '../sandboxes/smtp.js';
 import { startTicketingSandbox } from '../sandboxes/ticketing.js';
 import { startWhatsAppSandbox } from '../sandboxes/whatsapp.js';
 import type { WhatsAppSandbox } from '../sandboxes/whatsapp.js';
-import { leadPolicySchema } from '../shared/leads.js';
 import { waitUntil } from '../stack/processes.js';
 import { freePort } from '../test/harness/resources.js';
+
+/** A setup the bench cannot run against, with what to do about it (printed without a stack trace). */
+export class BenchSetupError extends Error {
+  override name = 'BenchSetupError';
+}
 
 export interface BenchStack {
   /** The configuration the stack's processes run with. */
   config: AppConfig;
   tenantId: string;
+  /** Prefixes this run's call and lead ids, so runs against one stack never meet. */
+  runTag: string;
   webhookSecret: string;
   operatorToken: string;
   apiUrl: string;
   databaseUrl: string;
   temporalAddress: string;
   namespace: string;
-  taskQueues: { calls: string; leads: string; messaging: string };
+  taskQueues: AppConfig['temporal']['taskQueues'];
   messagingRatePerSecond: number;
-  workerMetricsUrl: string;
+  /** The worker's Prometheus endpoint, when the bench can find it. */
+  workerMetricsUrl?: string;
   /** The call-side task queues the worker polls, for its schedule-to-start figures. */
   workerTaskQueues: string[];
   kommo: KommoSandbox;
@@ -64,60 +72,170 @@ function pidsOf(pattern: string, configPath: string): number[] {
   return found;
 }
 
-export async function startBenchStack(options: { messagingRatePerSecond: number; cpuProfileDir?: string; log: (line: string) => void }): Promise<BenchStack> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-bench-'));
-  const tenantId = 'bench';
-  const ports = await Promise.all(Array.from({ length: 7 }, () => freePort()));
-  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort, workerMetricsPort] = ports as [number, number, number, number, number, number, number];
+/** Where the bench tenant's outside systems listen (0: any free port). */
+interface SandboxPorts {
+  kommo: number;
+  ticketing: number;
+  slack: number;
+  smtp: number;
+  whatsapp: number;
+}
 
-  const kommo = await startKommoSandbox({ token: 'bench-kommo' });
-  const ticketing = await startTicketingSandbox({ token: 'bench-ticketing', rateLimit: 1_000_000 });
-  const slack = await startSlackSandbox({ webhooks: ['/services/B/B/support', '/services/B/B/alerts', '/services/B/B/vip'], burst: 1_000_000, perSecond: 1_000_000 });
-  const smtp = await startSmtpSandbox({});
-  const policy = leadPolicySchema.parse({
-    sendWindow: { days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '23:59' },
-    reminderHoursBefore: [1],
-    reorderWindowSeconds: 0,
-    rewarm: { maxAttempts: 0 },
-    continueAsNewAfterEvents: 400,
-  });
+/** The ports `--print-tenant` puts in the bench tenant, for a stack the bench attaches to. */
+const runningStackSandboxPorts: SandboxPorts = { kommo: 7401, ticketing: 7402, slack: 7403, smtp: 7404, whatsapp: 7405 };
+const slackPaths = { support: '/services/B/B/support', alerts: '/services/B/B/alerts', vip: '/services/B/B/vip' };
+
+/** Reminders only (T-1 h), any hour of the day, no reorder wait: lead scale measures the send path. */
+const benchLeadPolicy = {
+  sendWindow: { days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '23:59' },
+  reminderHoursBefore: [1],
+  reorderWindowSeconds: 0,
+  rewarm: { maxAttempts: 0 },
+  continueAsNewAfterEvents: 400,
+};
+
+/** The bench tenant as it goes into a config file, with its outside systems at the given sandboxes. */
+function benchTenant(ports: SandboxPorts, smtpHost = '127.0.0.1'): Record<string, unknown> {
+  const local = (port: number): string => `http://127.0.0.1:${port}`;
+  return {
+    displayName: 'Bench Co',
+    defaultRegion: 'US',
+    timeZone: 'America/New_York',
+    secrets: { webhookSigningSecret: 'bench-webhook-secret', operatorToken: 'bench-operator-token', whatsappAppSecret: 'bench-app-secret' },
+    vipPhones: [],
+    crm: { kind: 'kommo', baseUrl: local(ports.kommo), token: 'bench-kommo', source: 'Switchboard', rateLimitPerSecond: 6, callbackDueMinutes: 60 },
+    ticketing: { baseUrl: local(ports.ticketing), token: 'bench-ticketing', defaultQueue: 'Support', queueByIssueType: {} },
+    slack: { supportWebhookUrl: `${local(ports.slack)}${slackPaths.support}`, alertsWebhookUrl: `${local(ports.slack)}${slackPaths.alerts}`, vipWebhookUrl: `${local(ports.slack)}${slackPaths.vip}` },
+    email: { smtpUrl: `smtp://${smtpHost}:${ports.smtp}`, from: 'Bench <bench@example.com>', resourcesUrl: 'https://example.com/help' },
+    whatsapp: { baseUrl: local(ports.whatsapp), apiVersion: 'v21.0', phoneNumberId: 'PN-BENCH', wabaId: 'WABA-BENCH', token: 'bench-whatsapp' },
+    calls: { crmSyncDelaySeconds: 0, outcomeWaitSeconds: 0, wrapUpMinutes: 2, maxCallHours: 6, crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 10, giveUpAfterHours: 1 }, tickets: { enabled: true }, slack: { transferRequested: true, lowSatisfactionAtOrBelow: 2, vip: true }, email: { enabled: true }, callbackTaskForMissedCalls: true },
+    dashboard: { serviceLevelSeconds: 20 },
+    leads: benchLeadPolicy,
+  };
+}
+
+/** The tenant block to add to a running stack's config before `npm run bench -- --stack-config <file>`. */
+export function printableBenchTenant(tenantId: string): string {
+  return stringify({ tenants: { [tenantId]: benchTenant(runningStackSandboxPorts) } });
+}
+
+/** The tenant's outside systems as sandboxes, with the tenant's own credentials, on the given ports. */
+async function startSandboxes(tenantId: string, tenant: TenantConfig, ports: SandboxPorts, apiUrl: string) {
+  if (tenant.crm?.kind !== 'kommo' || !tenant.ticketing || !tenant.whatsapp) throw new BenchSetupError(`tenant "${tenantId}" needs a Kommo CRM, ticketing and WhatsApp for the bench (see --print-tenant)`);
+  const kommo = await startKommoSandbox({ token: tenant.crm.token, port: ports.kommo });
+  const ticketing = await startTicketingSandbox({ token: tenant.ticketing.token, rateLimit: 1_000_000, port: ports.ticketing });
+  const slack = await startSlackSandbox({ webhooks: Object.values(slackPaths), burst: 1_000_000, perSecond: 1_000_000, port: ports.slack });
+  const smtp = await startSmtpSandbox({ smtpPort: ports.smtp });
   const whatsapp = await startWhatsAppSandbox({
-    token: 'bench-whatsapp',
-    appSecret: 'bench-app-secret',
-    phoneNumberId: 'PN-BENCH',
-    wabaId: 'WABA-BENCH',
-    templates: Object.values(policy.messages).map((message) => ({
+    token: tenant.whatsapp.token,
+    appSecret: tenant.secrets.whatsappAppSecret ?? '',
+    phoneNumberId: tenant.whatsapp.phoneNumberId,
+    wabaId: tenant.whatsapp.wabaId,
+    templates: Object.values(tenant.leads.messages).map((message) => ({
       name: message.template.name,
       language: message.template.language,
       category: message.template.category,
       body: `${message.template.name} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
     })),
-    webhookUrl: `http://127.0.0.1:${apiPort}/webhooks/${tenantId}/whatsapp`,
+    webhookUrl: `${apiUrl}/webhooks/${tenantId}/whatsapp`,
     messagesPerSecond: 1_000,
+    port: ports.whatsapp,
   });
+  return {
+    kommo,
+    ticketing,
+    whatsapp,
+    smtp,
+    stop: () => Promise.all([kommo.stop(), ticketing.stop(), slack.stop(), smtp.stop(), whatsapp.stop()]).then(() => undefined),
+  };
+}
+
+/** Waits until a worker polls every queue the scenarios need: measuring starts once it does. */
+async function waitForWorker(temporalAddress: string, namespace: string, taskQueues: AppConfig['temporal']['taskQueues']): Promise<void> {
+  const connection = await Connection.connect({ address: temporalAddress });
+  const polled = async (name: string, taskQueueType: proto.temporal.api.enums.v1.TaskQueueType): Promise<boolean> => {
+    const described = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name }, taskQueueType });
+    return (described.pollers?.length ?? 0) > 0;
+  };
+  const { TASK_QUEUE_TYPE_WORKFLOW: workflowQueue, TASK_QUEUE_TYPE_ACTIVITY: activityQueue } = proto.temporal.api.enums.v1.TaskQueueType;
+  await waitUntil(
+    async () =>
+      (await polled(taskQueues.calls, workflowQueue)) && (await polled(taskQueues.leads, workflowQueue)) && (await polled(taskQueues.messaging, activityQueue)) && (await polled(taskQueues.integrations, activityQueue)),
+    120_000,
+    'no worker polls the calls, leads, messaging and integrations queues',
+  ).finally(() => connection.close());
+}
+
+/** A stack already running with `configPath` (say, `npm start` with the bench tenant added): the bench brings only the sandboxes. */
+export async function attachToRunningStack(options: { configPath: string; tenantId: string; log: (line: string) => void }): Promise<BenchStack> {
+  const configPath = path.resolve(options.configPath);
+  const config = loadConfig({ ...process.env, SWITCHBOARD_CONFIG: configPath });
+  const tenant = config.tenants[options.tenantId];
+  if (!tenant) throw new BenchSetupError(`tenant "${options.tenantId}" is not in ${configPath}: add the block printed by \`npm run bench -- --print-tenant\` and restart the stack`);
+  const portOf = (url: string | undefined, name: string): number => {
+    const parsed = url ? new URL(url) : undefined;
+    if (!parsed || !['127.0.0.1', 'localhost'].includes(parsed.hostname) || parsed.port === '') throw new BenchSetupError(`tenant "${options.tenantId}": ${name} must be a sandbox on this machine (http://127.0.0.1:<port>), so the bench can count what reaches it`);
+    return Number(parsed.port);
+  };
+  const ports: SandboxPorts = {
+    kommo: portOf(tenant.crm?.baseUrl, 'crm.baseUrl'),
+    ticketing: portOf(tenant.ticketing?.baseUrl, 'ticketing.baseUrl'),
+    slack: portOf(tenant.slack?.supportWebhookUrl, 'slack.supportWebhookUrl'),
+    smtp: portOf(tenant.email?.smtpUrl.replace(/^smtps?:/, 'http:'), 'email.smtpUrl'),
+    whatsapp: portOf(tenant.whatsapp?.baseUrl, 'whatsapp.baseUrl'),
+  };
+  const apiUrl = `http://127.0.0.1:${config.api.port}`;
+  const ready = await fetch(`${apiUrl}/readyz`).then((response) => response.ok, () => false);
+  if (!ready) throw new BenchSetupError(`the API at ${apiUrl} is not ready: start the stack with SWITCHBOARD_CONFIG=${configPath} first`);
+  const sandboxes = await startSandboxes(options.tenantId, tenant, ports, apiUrl);
+  await waitForWorker(config.temporal.address, config.temporal.namespace, config.temporal.taskQueues);
+  const workerPid = (): number | undefined => pidsOf('workers/main.ts', configPath)[0] ?? pidsOf('workers/main.ts', '')[0];
+  const metricsAddress = (() => {
+    const pid = workerPid();
+    if (pid === undefined) return undefined;
+    try {
+      return /(?:^|\0)WORKER_METRICS_ADDRESS=([^\0]+)/.exec(readFileSync(`/proc/${pid}/environ`, 'utf8'))?.[1];
+    } catch {
+      return undefined;
+    }
+  })();
+  if (!metricsAddress) options.log('  note: no local worker with WORKER_METRICS_ADDRESS found; worker queue figures and RSS are left out');
+  return {
+    config,
+    tenantId: options.tenantId,
+    runTag: Date.now().toString(36),
+    webhookSecret: tenant.secrets.webhookSigningSecret,
+    operatorToken: tenant.secrets.operatorToken,
+    apiUrl,
+    databaseUrl: config.database.url,
+    temporalAddress: config.temporal.address,
+    namespace: config.temporal.namespace,
+    taskQueues: config.temporal.taskQueues,
+    messagingRatePerSecond: config.temporal.messagingRatePerSecond,
+    ...(metricsAddress ? { workerMetricsUrl: `http://${metricsAddress}/metrics` } : {}),
+    workerTaskQueues: [config.temporal.taskQueues.calls, config.temporal.taskQueues.integrations],
+    kommo: sandboxes.kommo,
+    whatsapp: sandboxes.whatsapp,
+    ticketing: sandboxes.ticketing,
+    workerPid,
+    stop: sandboxes.stop,
+  };
+}
+
+export async function startBenchStack(options: { messagingRatePerSecond: number; cpuProfileDir?: string; log: (line: string) => void }): Promise<BenchStack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-bench-'));
+  const tenantId = 'bench';
+  const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
+  const [apiPort, frontendPort, httpPort, uiPort, metricsPort, pgPort, workerMetricsPort, kommoPort, ticketingPort, slackPort, smtpPort, whatsappPort] = ports as [number, number, number, number, number, number, number, number, number, number, number, number];
+  const sandboxPorts: SandboxPorts = { kommo: kommoPort, ticketing: ticketingPort, slack: slackPort, smtp: smtpPort, whatsapp: whatsappPort };
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
 
   const doc = parse(readFileSync(defaultConfigPath, 'utf8')) as ConfigFile;
   Object.assign(doc.temporal, { frontendPort, httpPort, uiPort, metricsPort, dbFilename: path.join(dir, 'temporal.sqlite'), messagingRatePerSecond: options.messagingRatePerSecond });
   Object.assign(doc.postgres.embedded, { port: pgPort, dataDir: path.join(dir, 'postgres') });
-  Object.assign(doc.api, { port: apiPort, host: '127.0.0.1', publicUrl: `http://127.0.0.1:${apiPort}` });
+  Object.assign(doc.api, { port: apiPort, host: '127.0.0.1', publicUrl: apiUrl });
   doc.demo.enabled = false;
-  doc.tenants = {
-    [tenantId]: {
-      displayName: 'Bench Co',
-      defaultRegion: 'US',
-      timeZone: 'America/New_York',
-      secrets: { webhookSigningSecret: 'bench-webhook-secret', operatorToken: 'bench-operator-token', whatsappAppSecret: 'bench-app-secret' },
-      vipPhones: [],
-      crm: { kind: 'kommo', baseUrl: kommo.url, token: 'bench-kommo', source: 'Switchboard', rateLimitPerSecond: 6, callbackDueMinutes: 60 },
-      ticketing: { baseUrl: ticketing.url, token: 'bench-ticketing', defaultQueue: 'Support', queueByIssueType: {} },
-      slack: { supportWebhookUrl: `${slack.url}/services/B/B/support`, alertsWebhookUrl: `${slack.url}/services/B/B/alerts`, vipWebhookUrl: `${slack.url}/services/B/B/vip` },
-      email: { smtpUrl: `smtp://${smtp.host}:${smtp.smtpPort}`, from: 'Bench <bench@example.com>', resourcesUrl: 'https://example.com/help' },
-      whatsapp: { baseUrl: whatsapp.url, apiVersion: 'v21.0', phoneNumberId: 'PN-BENCH', wabaId: 'WABA-BENCH', token: 'bench-whatsapp' },
-      calls: { crmSyncDelaySeconds: 0, outcomeWaitSeconds: 0, wrapUpMinutes: 2, maxCallHours: 6, crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 10, giveUpAfterHours: 1 }, tickets: { enabled: true }, slack: { transferRequested: true, lowSatisfactionAtOrBelow: 2, vip: true }, email: { enabled: true }, callbackTaskForMissedCalls: true },
-      dashboard: { serviceLevelSeconds: 20 },
-      leads: policy,
-    },
-  } as unknown as ConfigFile['tenants'];
+  doc.tenants = { [tenantId]: benchTenant(sandboxPorts) } as unknown as ConfigFile['tenants'];
   const configPath = path.join(dir, 'switchboard.yaml');
   await writeFile(configPath, stringify(doc));
 
@@ -131,51 +249,44 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
   };
   delete env.DATABASE_URL;
   delete env.TEMPORAL_ADDRESS;
+  const config = loadConfig({ ...env, SWITCHBOARD_CONFIG: configPath });
+  const bench = config.tenants[tenantId];
+  if (!bench) throw new Error('the bench tenant did not survive the config round trip');
+  const sandboxes = await startSandboxes(tenantId, bench, sandboxPorts, apiUrl);
+
   options.log('starting the stack (PostgreSQL, Temporal dev server, worker, API)');
   const launcher: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'stack/start.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitUntil(async () => (await fetch(`${apiUrl}/readyz`)).ok && output.includes('switchboard | ready'), 300_000, 'the stack did not become ready').catch((error: unknown) => {
     throw new Error(`${(error as Error).message}\n${output.slice(-3000)}`);
   });
-  // The worker bundles its workflows after the API is ready: measuring starts once it polls every queue.
-  const connection = await Connection.connect({ address: `127.0.0.1:${frontendPort}` });
-  const polled = async (name: string, taskQueueType: proto.temporal.api.enums.v1.TaskQueueType): Promise<boolean> => {
-    const described = await connection.workflowService.describeTaskQueue({ namespace: doc.temporal.namespace, taskQueue: { name }, taskQueueType });
-    return (described.pollers?.length ?? 0) > 0;
-  };
-  const { TASK_QUEUE_TYPE_WORKFLOW: workflowQueue, TASK_QUEUE_TYPE_ACTIVITY: activityQueue } = proto.temporal.api.enums.v1.TaskQueueType;
-  await waitUntil(
-    async () =>
-      (await polled(doc.temporal.taskQueues.calls, workflowQueue)) && (await polled(doc.temporal.taskQueues.leads, workflowQueue)) && (await polled(doc.temporal.taskQueues.messaging, activityQueue)) &&
-      (await polled(doc.temporal.taskQueues.integrations, activityQueue)),
-    120_000,
-    'the worker did not start polling',
-  ).finally(() => connection.close());
+  // The worker bundles its workflows after the API is ready.
+  await waitForWorker(config.temporal.address, config.temporal.namespace, config.temporal.taskQueues);
 
   return {
-    config: loadConfig({ ...env, SWITCHBOARD_CONFIG: configPath }),
+    config,
     tenantId,
-    webhookSecret: 'bench-webhook-secret',
-    operatorToken: 'bench-operator-token',
+    runTag: Date.now().toString(36),
+    webhookSecret: bench.secrets.webhookSigningSecret,
+    operatorToken: bench.secrets.operatorToken,
     apiUrl,
-    databaseUrl: `postgres://switchboard:switchboard-dev@127.0.0.1:${pgPort}/switchboard`,
-    temporalAddress: `127.0.0.1:${frontendPort}`,
-    namespace: doc.temporal.namespace,
-    taskQueues: doc.temporal.taskQueues,
+    databaseUrl: config.database.url,
+    temporalAddress: config.temporal.address,
+    namespace: config.temporal.namespace,
+    taskQueues: config.temporal.taskQueues,
     messagingRatePerSecond: options.messagingRatePerSecond,
     workerMetricsUrl: `http://127.0.0.1:${workerMetricsPort}/metrics`,
-    workerTaskQueues: [doc.temporal.taskQueues.calls, doc.temporal.taskQueues.integrations],
-    kommo,
-    whatsapp,
-    ticketing,
+    workerTaskQueues: [config.temporal.taskQueues.calls, config.temporal.taskQueues.integrations],
+    kommo: sandboxes.kommo,
+    whatsapp: sandboxes.whatsapp,
+    ticketing: sandboxes.ticketing,
     workerPid: () => pidsOf('workers/main.ts', configPath)[0],
     async stop() {
       launcher.kill('SIGTERM');
       await new Promise((resolve) => (launcher.exitCode !== null ? resolve(undefined) : launcher.once('exit', resolve)));
-      await Promise.all([kommo.stop(), ticketing.stop(), slack.stop(), smtp.stop(), whatsapp.stop()]);
+      await sandboxes.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

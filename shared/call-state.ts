@@ -4,7 +4,7 @@
  * any order gives the same snapshot.
  */
 import type { CallEvent, CallProvider, CallSnapshot, CallStatus, Disposition } from './calls.js';
-import { callIdOf, callWorkflowId } from './calls.js';
+import { callIdOf, callWorkflowId } from './vocabulary.js';
 
 const statusRank: Record<CallStatus, number> = { ringing: 1, in_progress: 2, ended: 3, completed: 4 };
 

@@ -4,8 +4,9 @@
  * Node built-ins and I/O.
  */
 import { z } from 'zod';
+import { callProviders } from './vocabulary.js';
 
-export const callProviders = ['pbx', 'twilio', 'voice-ai'] as const;
+export { callIdOf, callProviders, callWorkflowId, parseCallId } from './vocabulary.js';
 export const callProviderSchema = z.enum(callProviders);
 export type CallProvider = z.infer<typeof callProviderSchema>;
 
@@ -94,25 +95,6 @@ export const callEventSchema = z.discriminatedUnion('type', [
 ]);
 export type CallEvent = z.infer<typeof callEventSchema>;
 export type CallEventType = CallEvent['type'];
-
-/** Public id of a call: provider plus the provider's own call id. */
-export function callIdOf(provider: CallProvider, providerCallId: string): string {
-  return `${provider}:${providerCallId}`;
-}
-
-export function parseCallId(callId: string): { provider: CallProvider; providerCallId: string } | undefined {
-  const separator = callId.indexOf(':');
-  if (separator <= 0) return undefined;
-  const provider = callProviderSchema.safeParse(callId.slice(0, separator));
-  const providerCallId = callId.slice(separator + 1);
-  if (!provider.success || providerCallId === '') return undefined;
-  return { provider: provider.data, providerCallId };
-}
-
-/** Deterministic workflow id: every event of one call, from any source, reaches the same workflow. */
-export function callWorkflowId(tenantId: string, callId: string): string {
-  return `call:${tenantId}:${callId}`;
-}
 
 /** Per-tenant timings and rules the call workflow follows (no secrets: they stay in the worker). */
 export const callPolicySchema = z.object({

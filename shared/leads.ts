@@ -4,17 +4,11 @@
  * workflow, so free of Node built-ins and I/O.
  */
 import { z } from 'zod';
+import { flowNames, isTimeZone, leadStages } from './vocabulary.js';
+
+export { flowNames, leadStages, leadWorkflowId } from './vocabulary.js';
 
 const isoTimestamp = z.iso.datetime({ offset: true });
-
-const isTimeZone = (zone: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-};
 export const leadTimeZoneSchema = z.string().min(1).max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
 
 export const meetingSchema = z.object({
@@ -33,11 +27,9 @@ export const leadProfileSchema = z.object({
 });
 export type LeadProfile = z.infer<typeof leadProfileSchema>;
 
-export const leadStages = ['new', 'contacted', 'engaged', 'booked', 'attended', 'no_show', 'won', 'lost', 'opted_out', 'dormant'] as const;
 export const leadStageSchema = z.enum(leadStages);
 export type LeadStage = z.infer<typeof leadStageSchema>;
 
-export const flowNames = ['welcome', 'follow_up', 'booking_confirmation', 'reminder', 'no_show', 'reschedule', 'cancellation', 'post_meeting', 'rewarm', 'missed_call'] as const;
 export const flowNameSchema = z.enum(flowNames);
 export type FlowName = z.infer<typeof flowNameSchema>;
 
@@ -176,10 +168,6 @@ export const leadPolicySchema = z.object({
     .prefault({}),
 });
 export type LeadPolicy = z.infer<typeof leadPolicySchema>;
-
-export function leadWorkflowId(tenantId: string, leadId: string): string {
-  return `lead:${tenantId}:${leadId}`;
-}
 
 /** A message the workflow has armed: when, why, and under which idempotency key. */
 export interface PlannedStep {

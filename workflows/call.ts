@@ -13,6 +13,7 @@ import {
   metricMeter,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -28,7 +29,7 @@ import { decideOutcome } from '../shared/call-outcomes.js';
 import { failureMessage } from '../shared/failures.js';
 import { applyCallEvent, byOccurrence, closeByTimeout, initialSnapshot, isEnded, isMissedInbound, maskPhone } from '../shared/call-state.js';
 import type { CallEvent, CallPolicy, CallProvider, CallSnapshot } from '../shared/calls.js';
-import { leadWorkflowId } from '../shared/leads.js';
+import { leadWorkflowId } from '../shared/vocabulary.js';
 import { searchAttributes } from '../shared/search-attributes.js';
 import { leadEventsSignal } from './lead.js';
 
@@ -81,14 +82,17 @@ function outsideSystemOptions(policy: CallPolicy, taskQueue: string | undefined)
 
 export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapshot> {
   const { tenantId, policy } = input;
-  const journal = proxyActivities<JournalActivities>({
-    startToCloseTimeout: '15s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-  });
-  const leads = proxyActivities<LeadActivities>({
-    startToCloseTimeout: '15s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-  });
+  const databaseOptions = { startToCloseTimeout: '15s', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } } as const;
+  // Our own PostgreSQL is read and written inside the workflow task (local activities): the journal
+  // row lands in the same task that applied the event, with no round trip through the server
+  // (BENCHMARKS.md). The writes are idempotent. Runs recorded before this keep scheduled activities.
+  const local = (): boolean => patched('call-journal-local-activity');
+  const journalRemote = proxyActivities<JournalActivities>(databaseOptions);
+  const journalLocal = proxyLocalActivities<JournalActivities>(databaseOptions);
+  const leadsRemote = proxyActivities<LeadActivities>(databaseOptions);
+  const leadsLocal = proxyLocalActivities<LeadActivities>(databaseOptions);
+  const journal = () => (local() ? journalLocal : journalRemote);
+  const leads = () => (local() ? leadsLocal : leadsRemote);
   const crm = proxyActivities<CrmActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
   const tickets = proxyActivities<TicketActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
   const notifications = proxyActivities<NotificationActivities>(outsideSystemOptions(policy, input.integrationsTaskQueue));
@@ -115,7 +119,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   setHandler(callStateQuery, () => snapshot);
 
   // A run started by a late event (or after an operator terminated the last run) continues from the journal.
-  const journaled = await journal.loadCall(tenantId, snapshot.callId);
+  const journaled = await journal().loadCall(tenantId, snapshot.callId);
   if (journaled) {
     snapshot = journaled;
     if (isEnded(snapshot)) endSeenAt = Date.now() - seconds(Math.max(policy.crmSyncDelaySeconds, policy.outcomeWaitSeconds));
@@ -215,7 +219,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   const signalLead = async (): Promise<boolean> => {
     const phone = snapshot.customerPhone;
     if (!phone || snapshot.direction !== 'inbound') return false;
-    const leadId = await leads.findLeadByPhone(tenantId, phone);
+    const leadId = await leads().findLeadByPhone(tenantId, phone);
     if (!leadId) return false;
     const missed = isMissedInbound(snapshot);
     try {
@@ -345,7 +349,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   const journalNow = async (): Promise<void> => {
     snapshot.version++;
     const events = unjournaled.splice(0, unjournaled.length);
-    await journal.recordCall.executeWithOptions({ summary: `Journal v${snapshot.version} (${snapshot.status})` }, [snapshot, events]);
+    await journal().recordCall.executeWithOptions({ summary: `Journal v${snapshot.version} (${snapshot.status})` }, [snapshot, events]);
     publish();
   };
 

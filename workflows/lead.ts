@@ -13,7 +13,9 @@ import {
   defineSignal,
   defineUpdate,
   metricMeter,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -39,10 +41,10 @@ import {
   sortPlanned,
 } from '../shared/lead-plan.js';
 import { failureMessage } from '../shared/failures.js';
-import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../shared/leads.js';
 import type { LeadView } from '../shared/lead-plan.js';
 import type { FlowName, LeadEvent, LeadPolicy, LeadState, Meeting, PlannedStep, TimelineEntry } from '../shared/leads.js';
 import { searchAttributes } from '../shared/search-attributes.js';
+import { flowNames, isTimeZone, leadWorkflowId, meetingProblem } from '../shared/vocabulary.js';
 
 export interface LeadWorkflowInput {
   tenantId: string;
@@ -94,10 +96,14 @@ type MessagingActivities = ReturnType<typeof createMessagingActivities>;
 
 export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> {
   const { tenantId, leadId, policy } = input;
-  const leads = proxyActivities<LeadActivities>({
-    startToCloseTimeout: '15s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-  });
+  const journalOptions = { startToCloseTimeout: '15s', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } } as const;
+  const leadsRemote = proxyActivities<LeadActivities>(journalOptions);
+  // Reading and writing our own journal runs inside the workflow task: two fewer workflow tasks and
+  // no activity round trip through the server per step, which is what bounded the lead drain
+  // (BENCHMARKS.md). Both writes are idempotent, so a retried task repeating one is harmless.
+  // Runs recorded before this change keep their scheduled activities.
+  const leadsLocal = proxyLocalActivities<LeadActivities>(journalOptions);
+  const leads = () => (patched('lead-journal-local-activity') ? leadsLocal : leadsRemote);
   const messaging = proxyActivities<MessagingActivities>({
     taskQueue: input.messagingTaskQueue,
     startToCloseTimeout: `${policy.sendTimeoutSeconds}s`,
@@ -211,7 +217,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     {
       validator: (action: TimeZoneAction) => {
         requireLoaded();
-        if (!leadTimeZoneSchema.safeParse(action.timeZone).success) throw new Error(`"${action.timeZone}" is not an IANA time zone`);
+        if (typeof action.timeZone !== 'string' || action.timeZone.length > 64 || !isTimeZone(action.timeZone)) throw new Error(`"${action.timeZone}" is not an IANA time zone`);
       },
     },
   );
@@ -241,8 +247,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     {
       validator: (action: BookingAction) => {
         requireLoaded();
-        const parsed = meetingSchema.safeParse(action.meeting);
-        if (!parsed.success) throw new Error(`invalid meeting: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+        const problem = meetingProblem(action.meeting);
+        if (problem) throw new Error(`invalid meeting: ${problem}`);
         if (Date.parse(action.meeting.startsAt) <= Date.now()) throw new Error('the meeting must start in the future');
       },
     },
@@ -250,7 +256,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
 
   if (!input.carried) {
     // A run started after an earlier one ended (late event, operator terminate) continues from the journal.
-    const journaled = await leads.loadLead(tenantId, leadId);
+    const journaled = await leads().loadLead(tenantId, leadId);
     if (journaled) state = journaled;
     loaded = true;
   }
@@ -287,7 +293,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     const entries = timeline;
     timeline = [];
     dirty = false;
-    await leads.recordLead(state, entries);
+    await leads().recordLead(state, entries);
     publish();
   };
 

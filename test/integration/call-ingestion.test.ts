@@ -255,8 +255,13 @@ describe('call ingestion over HTTP', function () {
     const relay = startInboxRelay({ db: world.db, temporal: new Client({ connection: temporal.connection, namespace: world.config.temporal.namespace }), connection: temporal.connection, logger, autoStart: false });
     assert.equal(await relay.drainOnce(), 5);
     await relay.stop();
-    const forwarded = await world.db.query<{ id: number }>(`SELECT id FROM event_inbox WHERE tenant_id = $1 ORDER BY forwarded_at, id`, [world.tenantId]);
-    assert.deepEqual(forwarded.rows.map((row) => row.id), queued.rows.map((row) => row.id), 'forwarded oldest first');
+    // Calls are forwarded side by side; each call's own events oldest first.
+    const forwarded = await world.db.query<{ workflow_id: string; ids: number[] }>(
+      `SELECT workflow_id, array_agg(id::int ORDER BY forwarded_at) AS ids FROM event_inbox WHERE tenant_id = $1 GROUP BY workflow_id`,
+      [world.tenantId],
+    );
+    assert.equal(forwarded.rows.length, calls.length);
+    for (const row of forwarded.rows) assert.deepEqual(row.ids, [...row.ids].sort((a, b) => a - b), `${row.workflow_id} forwarded oldest first`);
     for (const call of calls) {
       const journaled = await world.waitForCall(`pbx:${call.callId}`, (snapshot) => snapshot.status === 'completed');
       assert.equal(journaled.disposition, call.outcome);

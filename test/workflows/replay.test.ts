@@ -37,4 +37,12 @@ describe('workflow replay over recorded histories', () => {
     scheduled.activityTaskScheduledEventAttributes.activityType.name = 'someOtherActivity';
     await assert.rejects(Worker.runReplayHistory({ workflowBundle: await getWorkflowBundle() }, historyFromJSON(json)), /nondetermin|DeterminismViolation|activity type/i);
   });
+
+  it('keeps zod out of the workflow bundle (every workflow the worker creates evaluates its modules)', async () => {
+    const bundle = await getWorkflowBundle();
+    assert.ok('code' in bundle, 'an in-memory bundle');
+    const packages = new Set([...bundle.code.matchAll(/"\.\/node_modules\/((?:@[^/]+\/)?[^/"]+)\//g)].map((match) => match[1]));
+    assert.ok(packages.has('@temporalio/workflow'), 'module paths are readable in the bundle');
+    assert.deepEqual([...packages].filter((name) => name === 'zod' || name === 'libphonenumber-js'), []);
+  });
 });
