@@ -16,12 +16,9 @@ import { parse, stringify } from 'yaml';
 import { defaultConfigPath, loadConfig, repoRoot } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
 import type { ConfigFile, TenantConfig } from '../config/schema.js';
-import { startKommoSandbox } from '../sandboxes/kommo.js';
 import type { KommoSandbox } from '../sandboxes/kommo.js';
-import { startSlackSandbox } from '../sandboxes/slack.js';
-import { startSmtpSandbox } from '../sandboxes/smtp.js';
-import { startTicketingSandbox } from '../sandboxes/ticketing.js';
-import { startWhatsAppSandbox } from '../sandboxes/whatsapp.js';
+import { startTenantSandboxes } from '../sandboxes/tenant.js';
+import type { TicketingSandbox } from '../sandboxes/ticketing.js';
 import type { WhatsAppSandbox } from '../sandboxes/whatsapp.js';
 import { waitUntil } from '../stack/processes.js';
 import { freePort } from '../test/harness/resources.js';
@@ -51,7 +48,7 @@ export interface BenchStack {
   workerTaskQueues: string[];
   kommo: KommoSandbox;
   whatsapp: WhatsAppSandbox;
-  ticketing: Awaited<ReturnType<typeof startTicketingSandbox>>;
+  ticketing: TicketingSandbox;
   /** The worker process's pid, for RSS sampling. */
   workerPid(): number | undefined;
   stop(): Promise<void>;
@@ -95,7 +92,7 @@ const benchLeadPolicy = {
 };
 
 /** The bench tenant as it goes into a config file, with its outside systems at the given sandboxes. */
-function benchTenant(ports: SandboxPorts, smtpHost = '127.0.0.1'): Record<string, unknown> {
+function benchTenant(ports: SandboxPorts): Record<string, unknown> {
   const local = (port: number): string => `http://127.0.0.1:${port}`;
   return {
     displayName: 'Bench Co',
@@ -106,7 +103,7 @@ function benchTenant(ports: SandboxPorts, smtpHost = '127.0.0.1'): Record<string
     crm: { kind: 'kommo', baseUrl: local(ports.kommo), token: 'bench-kommo', source: 'Switchboard', rateLimitPerSecond: 6, callbackDueMinutes: 60 },
     ticketing: { baseUrl: local(ports.ticketing), token: 'bench-ticketing', defaultQueue: 'Support', queueByIssueType: {} },
     slack: { supportWebhookUrl: `${local(ports.slack)}${slackPaths.support}`, alertsWebhookUrl: `${local(ports.slack)}${slackPaths.alerts}`, vipWebhookUrl: `${local(ports.slack)}${slackPaths.vip}` },
-    email: { smtpUrl: `smtp://${smtpHost}:${ports.smtp}`, from: 'Bench <bench@example.com>', resourcesUrl: 'https://example.com/help' },
+    email: { smtpUrl: `smtp://127.0.0.1:${ports.smtp}`, from: 'Bench <bench@example.com>', resourcesUrl: 'https://example.com/help' },
     whatsapp: { baseUrl: local(ports.whatsapp), apiVersion: 'v21.0', phoneNumberId: 'PN-BENCH', wabaId: 'WABA-BENCH', token: 'bench-whatsapp' },
     calls: { crmSyncDelaySeconds: 0, outcomeWaitSeconds: 0, wrapUpMinutes: 2, maxCallHours: 6, crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 10, giveUpAfterHours: 1 }, tickets: { enabled: true }, slack: { transferRequested: true, lowSatisfactionAtOrBelow: 2, vip: true }, email: { enabled: true }, callbackTaskForMissedCalls: true },
     dashboard: { serviceLevelSeconds: 20 },
@@ -119,35 +116,16 @@ export function printableBenchTenant(tenantId: string): string {
   return stringify({ tenants: { [tenantId]: benchTenant(runningStackSandboxPorts) } });
 }
 
-/** The tenant's outside systems as sandboxes, with the tenant's own credentials, on the given ports. */
-async function startSandboxes(tenantId: string, tenant: TenantConfig, ports: SandboxPorts, apiUrl: string) {
-  if (tenant.crm?.kind !== 'kommo' || !tenant.ticketing || !tenant.whatsapp) throw new BenchSetupError(`tenant "${tenantId}" needs a Kommo CRM, ticketing and WhatsApp for the bench (see --print-tenant)`);
-  const kommo = await startKommoSandbox({ token: tenant.crm.token, port: ports.kommo });
-  const ticketing = await startTicketingSandbox({ token: tenant.ticketing.token, rateLimit: 1_000_000, port: ports.ticketing });
-  const slack = await startSlackSandbox({ webhooks: Object.values(slackPaths), burst: 1_000_000, perSecond: 1_000_000, port: ports.slack });
-  const smtp = await startSmtpSandbox({ smtpPort: ports.smtp });
-  const whatsapp = await startWhatsAppSandbox({
-    token: tenant.whatsapp.token,
-    appSecret: tenant.secrets.whatsappAppSecret ?? '',
-    phoneNumberId: tenant.whatsapp.phoneNumberId,
-    wabaId: tenant.whatsapp.wabaId,
-    templates: Object.values(tenant.leads.messages).map((message) => ({
-      name: message.template.name,
-      language: message.template.language,
-      category: message.template.category,
-      body: `${message.template.name} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
-    })),
-    webhookUrl: `${apiUrl}/webhooks/${tenantId}/whatsapp`,
-    messagesPerSecond: 1_000,
-    port: ports.whatsapp,
-  });
-  return {
-    kommo,
-    ticketing,
-    whatsapp,
-    smtp,
-    stop: () => Promise.all([kommo.stop(), ticketing.stop(), slack.stop(), smtp.stop(), whatsapp.stop()]).then(() => undefined),
-  };
+/** The tenant's outside systems as sandboxes at the URLs its config names, without their own rate limits (Kommo keeps its). */
+async function startBenchSandboxes(tenantId: string, tenant: TenantConfig, apiUrl: string) {
+  const sandboxes = await startTenantSandboxes(tenantId, tenant, { apiUrl, unlimited: true });
+  const { kommo, ticketing, whatsapp, urls } = sandboxes;
+  // Slack and e-mail are not counted, but a benchmark must not reach real ones either.
+  if (!kommo || !ticketing || !whatsapp || (tenant.slack && !urls.slack) || (tenant.email && !urls.smtp)) {
+    await sandboxes.stop();
+    throw new BenchSetupError(`tenant "${tenantId}" needs a Kommo CRM, ticketing and WhatsApp, and any Slack or e-mail, at sandbox URLs on this machine (http://127.0.0.1:<port>), so the bench can count what reaches them (see --print-tenant)`);
+  }
+  return { kommo, ticketing, whatsapp, stop: () => sandboxes.stop() };
 }
 
 /** Waits until a worker polls every queue the scenarios need: measuring starts once it does. */
@@ -172,22 +150,10 @@ export async function attachToRunningStack(options: { configPath: string; tenant
   const config = loadConfig({ ...process.env, SWITCHBOARD_CONFIG: configPath });
   const tenant = config.tenants[options.tenantId];
   if (!tenant) throw new BenchSetupError(`tenant "${options.tenantId}" is not in ${configPath}: add the block printed by \`npm run bench -- --print-tenant\` and restart the stack`);
-  const portOf = (url: string | undefined, name: string): number => {
-    const parsed = url ? new URL(url) : undefined;
-    if (!parsed || !['127.0.0.1', 'localhost'].includes(parsed.hostname) || parsed.port === '') throw new BenchSetupError(`tenant "${options.tenantId}": ${name} must be a sandbox on this machine (http://127.0.0.1:<port>), so the bench can count what reaches it`);
-    return Number(parsed.port);
-  };
-  const ports: SandboxPorts = {
-    kommo: portOf(tenant.crm?.baseUrl, 'crm.baseUrl'),
-    ticketing: portOf(tenant.ticketing?.baseUrl, 'ticketing.baseUrl'),
-    slack: portOf(tenant.slack?.supportWebhookUrl, 'slack.supportWebhookUrl'),
-    smtp: portOf(tenant.email?.smtpUrl.replace(/^smtps?:/, 'http:'), 'email.smtpUrl'),
-    whatsapp: portOf(tenant.whatsapp?.baseUrl, 'whatsapp.baseUrl'),
-  };
   const apiUrl = `http://127.0.0.1:${config.api.port}`;
   const ready = await fetch(`${apiUrl}/readyz`).then((response) => response.ok, () => false);
   if (!ready) throw new BenchSetupError(`the API at ${apiUrl} is not ready: start the stack with SWITCHBOARD_CONFIG=${configPath} first`);
-  const sandboxes = await startSandboxes(options.tenantId, tenant, ports, apiUrl);
+  const sandboxes = await startBenchSandboxes(options.tenantId, tenant, apiUrl);
   await waitForWorker(config.temporal.address, config.temporal.namespace, config.temporal.taskQueues);
   const workerPid = (): number | undefined => pidsOf('workers/main.ts', configPath)[0] ?? pidsOf('workers/main.ts', '')[0];
   const metricsAddress = (() => {
@@ -252,7 +218,7 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
   const config = loadConfig({ ...env, SWITCHBOARD_CONFIG: configPath });
   const bench = config.tenants[tenantId];
   if (!bench) throw new Error('the bench tenant did not survive the config round trip');
-  const sandboxes = await startSandboxes(tenantId, bench, sandboxPorts, apiUrl);
+  const sandboxes = await startBenchSandboxes(tenantId, bench, apiUrl);
 
   options.log('starting the stack (PostgreSQL, Temporal dev server, worker, API)');
   const launcher: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'stack/start.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,0 +1,98 @@
+/**
+ * Sandboxes listening at the URLs a tenant's configuration names for its outside systems, so the
+ * product talks to them exactly as it would to the real ones. Only URLs on this machine get one.
+ * Used by the demo (`npm start`) and by the benchmark.
+ */
+import type { TenantConfig } from '../config/schema.js';
+import { startKommoSandbox } from './kommo.js';
+import type { KommoSandbox } from './kommo.js';
+import { startSlackSandbox } from './slack.js';
+import { startSmtpSandbox } from './smtp.js';
+import { startTicketingSandbox } from './ticketing.js';
+import type { TicketingSandbox } from './ticketing.js';
+import { startWhatsAppSandbox } from './whatsapp.js';
+import type { WhatsAppSandbox } from './whatsapp.js';
+
+export interface TenantSandboxOptions {
+  /** Where the WhatsApp sandbox posts its webhooks: the API's base URL. */
+  apiUrl: string;
+  /** Lift the sandboxes' own rate limits (ticketing, Slack, WhatsApp): a benchmark measures us, not them. Kommo keeps its limit. */
+  unlimited?: boolean;
+  /** Inspection port of the SMTP sandbox (default: any free port). */
+  smtpInspectionPort?: number;
+  /** Let the WhatsApp sandbox mark delivered messages read, as a person would. */
+  autoRead?: boolean;
+}
+
+export interface TenantSandboxes {
+  kommo?: KommoSandbox;
+  ticketing?: TicketingSandbox;
+  whatsapp?: WhatsAppSandbox;
+  urls: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const httpOf = (url: string): URL => new URL(url.replace(/^smtps?:/, 'http:'));
+const portOf = (url: string): number => Number(httpOf(url).port || (url.startsWith('https') ? 443 : 80));
+const isLocal = (url: string): boolean => ['127.0.0.1', 'localhost'].includes(httpOf(url).hostname);
+
+export async function startTenantSandboxes(tenantId: string, tenant: TenantConfig, options: TenantSandboxOptions): Promise<TenantSandboxes> {
+  const unlimited = options.unlimited ?? false;
+  const stops: Array<() => Promise<void>> = [];
+  const urls: Record<string, string> = {};
+  const sandboxes: Omit<TenantSandboxes, 'urls' | 'stop'> = {};
+
+  if (tenant.crm?.kind === 'kommo' && isLocal(tenant.crm.baseUrl)) {
+    const kommo = await startKommoSandbox({ port: portOf(tenant.crm.baseUrl), token: tenant.crm.token });
+    stops.push(() => kommo.stop());
+    urls.kommo = kommo.url;
+    sandboxes.kommo = kommo;
+  }
+  if (tenant.ticketing && isLocal(tenant.ticketing.baseUrl)) {
+    const ticketing = await startTicketingSandbox({ port: portOf(tenant.ticketing.baseUrl), token: tenant.ticketing.token, ...(unlimited ? { rateLimit: 1_000_000 } : {}) });
+    stops.push(() => ticketing.stop());
+    urls.ticketing = ticketing.url;
+    sandboxes.ticketing = ticketing;
+  }
+  const slackUrls = Object.values(tenant.slack ?? {}).filter((url): url is string => typeof url === 'string' && isLocal(url));
+  const [firstSlack] = slackUrls;
+  if (firstSlack) {
+    const slack = await startSlackSandbox({ port: portOf(firstSlack), webhooks: slackUrls.map((url) => new URL(url).pathname), ...(unlimited ? { burst: 1_000_000, perSecond: 1_000_000 } : {}) });
+    stops.push(() => slack.stop());
+    urls.slack = slack.url;
+  }
+  if (tenant.email && isLocal(tenant.email.smtpUrl)) {
+    const smtp = await startSmtpSandbox({ smtpPort: portOf(tenant.email.smtpUrl), ...(options.smtpInspectionPort !== undefined ? { httpPort: options.smtpInspectionPort } : {}) });
+    stops.push(() => smtp.stop());
+    urls.smtp = smtp.url;
+  }
+  if (tenant.whatsapp && isLocal(tenant.whatsapp.baseUrl)) {
+    const whatsapp = await startWhatsAppSandbox({
+      port: portOf(tenant.whatsapp.baseUrl),
+      token: tenant.whatsapp.token,
+      appSecret: tenant.secrets.whatsappAppSecret ?? `${tenantId}-whatsapp-app-secret`,
+      phoneNumberId: tenant.whatsapp.phoneNumberId,
+      wabaId: tenant.whatsapp.wabaId,
+      // The approved templates the tenant's flows use.
+      templates: Object.values(tenant.leads.messages).map((message) => ({
+        name: message.template.name,
+        language: message.template.language,
+        category: message.template.category,
+        body: `${message.text.replace(/\{\{\w+\}\}/g, '…')} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
+      })),
+      webhookUrl: `${options.apiUrl}/webhooks/${tenantId}/whatsapp`,
+      ...(options.autoRead ? { autoRead: true } : {}),
+      ...(unlimited ? { messagesPerSecond: 1_000 } : {}),
+    });
+    stops.push(() => whatsapp.stop());
+    urls.whatsapp = whatsapp.url;
+    sandboxes.whatsapp = whatsapp;
+  }
+  return {
+    ...sandboxes,
+    urls,
+    async stop() {
+      for (const stop of stops.reverse()) await stop();
+    },
+  };
+}
