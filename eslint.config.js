@@ -33,7 +33,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Node built-ins are not allowed in workflows.' })),
           patterns: [
             {
-              group: ['../activities/*', '../adapters/*', '../db/*', '../api/*', '../workers/*', '../observability/*', 'pg', 'express'],
+              group: ['../activities/*', '../adapters/*', '../db/*', '../api/*', '../ingestion/*', '../workers/*', '../observability/*', 'pg', 'express'],
               allowTypeImports: true,
               message: 'Workflows may import only types from activities and infrastructure.',
             },

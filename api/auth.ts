@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { AppConfig } from '../config/load.js';
-import { Rejection } from './rejections.js';
+import { Rejection } from '../ingestion/rejections.js';
 
 const sameToken = (a: string, b: string): boolean => {
   const left = Buffer.from(a);

@@ -5,8 +5,8 @@ import { createPool } from '../db/pool.js';
 import { createLogger } from '../observability/logger.js';
 import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifecycle.js';
 import { createApp } from './app.js';
-import { createHandOff } from './handoff.js';
-import { startInboxRelay } from './inbox-relay.js';
+import { createHandOff } from '../ingestion/handoff.js';
+import { startInboxRelay } from '../ingestion/inbox-relay.js';
 import { startLiveFeed } from './live-feed.js';
 import { createApiTemporalClient } from './temporal-client.js';
 

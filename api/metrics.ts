@@ -8,7 +8,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/pool.js';
 import type { LiveFeed } from './live-feed.js';
-import { inboxDepth } from './inbox-relay.js';
+import { inboxDepth } from '../ingestion/inbox-relay.js';
 
 export interface ApiMetrics {
   registry: Registry;

@@ -7,12 +7,12 @@ import path from 'node:path';
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { callResultSchema, callStatuses, dispositionSchema } from '../shared/calls.js';
-import { crmEventSchema } from './providers/crm-events.js';
-import { pbxEventSchema } from './providers/pbx.js';
-import { twilioCallbackSchema } from './providers/twilio.js';
-import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from './providers/voice-ai.js';
-import { whatsappWebhookSchema } from './providers/whatsapp-webhook.js';
-import { rejectionStatus } from './rejections.js';
+import { crmEventSchema } from '../ingestion/providers/crm-events.js';
+import { pbxEventSchema } from '../ingestion/providers/pbx.js';
+import { twilioCallbackSchema } from '../ingestion/providers/twilio.js';
+import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from '../ingestion/providers/voice-ai.js';
+import { whatsappWebhookSchema } from '../ingestion/providers/whatsapp-webhook.js';
+import { rejectionStatus } from '../ingestion/rejections.js';
 import { listCallsQuerySchema } from './routes/calls.js';
 import { leadActionSchema } from './routes/leads.js';
 

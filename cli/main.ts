@@ -5,15 +5,15 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHandOff } from '../api/handoff.js';
-import { leadDelivery } from '../api/lead-delivery.js';
+import { createHandOff } from '../ingestion/handoff.js';
+import { leadDelivery } from '../ingestion/lead-delivery.js';
 import { createApiTemporalClient } from '../api/temporal-client.js';
 import { loadConfigOrExit } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import type { Db } from '../db/pool.js';
 import { createLogger } from '../observability/logger.js';
-import { startInboxRelay, inboxDepth } from '../api/inbox-relay.js';
+import { startInboxRelay, inboxDepth } from '../ingestion/inbox-relay.js';
 import { planImport, readLegacyExport } from './legacy-import.js';
 import { listRejected, redriveCrmSync, replayRejected, stuckWork, table, timelineOf } from './operations.js';
 

@@ -2,11 +2,11 @@
  * What the ops CLI does, apart from argument parsing: replay stored rejections and the inbox, list
  * stuck work, re-drive a call's CRM sync, and read a lead's timeline.
  */
-import { callDelivery } from '../api/call-delivery.js';
-import type { HandOff } from '../api/handoff.js';
-import { ingestCallResult, ingestCallWebhook, ingestCrmEvent, ingestWhatsApp } from '../api/ingest.js';
-import type { IngestDeps } from '../api/ingest.js';
-import { Rejection } from '../api/rejections.js';
+import { callDelivery } from '../ingestion/call-delivery.js';
+import type { HandOff } from '../ingestion/handoff.js';
+import { ingestCallResult, ingestCallWebhook, ingestCrmEvent, ingestWhatsApp } from '../ingestion/ingest.js';
+import type { IngestDeps } from '../ingestion/ingest.js';
+import { Rejection } from '../ingestion/rejections.js';
 import type { AppConfig } from '../config/load.js';
 import { leadTimeline } from '../db/leads.js';
 import type { TimelineRow } from '../db/leads.js';

@@ -14,10 +14,10 @@ import type { Logger } from '../../observability/logger.js';
 import { verifyRecordingLinkSignature } from '../../security/signatures.js';
 import { callStatuses, dispositionSchema } from '../../shared/calls.js';
 import { checkOperator, requireOperator } from '../auth.js';
-import type { HandOff } from '../handoff.js';
+import type { HandOff } from '../../ingestion/handoff.js';
 import { normalizePhone } from '../../shared/phone.js';
-import { Rejection, fieldErrors } from '../rejections.js';
-import { ingestCallResult } from '../ingest.js';
+import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
+import { ingestCallResult } from '../../ingestion/ingest.js';
 import { answerUnavailable, bodyErrors, refuse } from './webhooks.js';
 
 export interface CallsRouterDeps {

@@ -13,7 +13,7 @@ import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
 import { checkOperator, issueSession, requireOperator, sessionCookieName, tenantOfToken } from '../auth.js';
 import type { LiveFeed, LiveListener } from '../live-feed.js';
-import { Rejection } from '../rejections.js';
+import { Rejection } from '../../ingestion/rejections.js';
 
 export const dashboardAssets = fileURLToPath(new URL('../dashboard/public', import.meta.url));
 

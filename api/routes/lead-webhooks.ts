@@ -8,9 +8,9 @@ import type { Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import type { HandOff } from '../handoff.js';
-import { ingestCrmEvent, ingestWhatsApp } from '../ingest.js';
-import { Rejection, storeRejection } from '../rejections.js';
+import type { HandOff } from '../../ingestion/handoff.js';
+import { ingestCrmEvent, ingestWhatsApp } from '../../ingestion/ingest.js';
+import { Rejection, storeRejection } from '../../ingestion/rejections.js';
 import { answerUnavailable, bodyErrors, providerRequest, rawBody, refuse } from './webhooks.js';
 
 export interface LeadWebhookDeps {

@@ -17,7 +17,7 @@ import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
 import { requireOperator } from '../auth.js';
-import { Rejection, fieldErrors } from '../rejections.js';
+import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
 
 export interface LeadsRouterDeps {
   config: AppConfig;

@@ -8,10 +8,10 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import type { HandOff, HandOffResult } from '../handoff.js';
-import { ingestCallWebhook } from '../ingest.js';
-import type { ProviderRequest } from '../providers/types.js';
-import { Rejection, storeRejection } from '../rejections.js';
+import type { HandOff, HandOffResult } from '../../ingestion/handoff.js';
+import { ingestCallWebhook } from '../../ingestion/ingest.js';
+import type { ProviderRequest } from '../../ingestion/providers/types.js';
+import { Rejection, storeRejection } from '../../ingestion/rejections.js';
 
 export interface WebhookRouterDeps {
   config: AppConfig;

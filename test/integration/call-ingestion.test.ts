@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { Client } from '@temporalio/client';
-import { createHandOff } from '../../api/handoff.js';
-import { startInboxRelay } from '../../api/inbox-relay.js';
+import { createHandOff } from '../../ingestion/handoff.js';
+import { startInboxRelay } from '../../ingestion/inbox-relay.js';
 import { createApiTemporalClient } from '../../api/temporal-client.js';
 import { createLogger } from '../../observability/logger.js';
 import { switchboardSignature } from '../../security/signatures.js';

@@ -1,6 +1,6 @@
 /** The ops CLI, each command run as its own process against a real deployment. */
 import assert from 'node:assert/strict';
-import { createHandOff } from '../../api/handoff.js';
+import { createHandOff } from '../../ingestion/handoff.js';
 import { createApiTemporalClient } from '../../api/temporal-client.js';
 import { createLogger } from '../../observability/logger.js';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { openApiDocument } from '../../api/openapi.js';
-import { pbxEventNames } from '../../api/providers/pbx.js';
+import { pbxEventNames } from '../../ingestion/providers/pbx.js';
 import type { AppConfig } from '../../config/load.js';
 import { createLogger } from '../../observability/logger.js';
 import { pbxEvents, signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
