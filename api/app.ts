@@ -4,9 +4,11 @@ import type { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
-import type { HandOff } from '../ingestion/handoff.js';
+import type { BacklogMonitor } from '../ingestion/backlog.js';
+import type { HandOff } from '../ingestion/intake.js';
 import type { LiveFeed } from './live-feed.js';
 import { createApiMetrics } from './metrics.js';
+import type { ApiMetrics } from './metrics.js';
 import { createOpenApiRouter } from './openapi.js';
 import { createDashboardRouter } from './routes/dashboard.js';
 import { Rejection } from '../ingestion/rejections.js';
@@ -25,6 +27,10 @@ export interface ApiDeps {
   /** The connection behind `temporal`, for health checks. */
   temporalConnection: Connection;
   handOff: HandOff;
+  /** The ingestion backlog, for readiness and metrics. */
+  backlog: BacklogMonitor;
+  /** Built by the caller when its forwarder reports into it; otherwise the app makes its own. */
+  metrics?: ApiMetrics;
   logger: Logger;
 }
 
@@ -33,7 +39,8 @@ export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
-  const metrics = createApiMetrics({ db: deps.db, ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}) });
+  const metrics = deps.metrics ?? createApiMetrics(deps.liveFeed ? { liveFeed: deps.liveFeed } : {});
+  metrics.watchBacklog(deps.backlog);
   app.use(metrics.webhooks);
   // One structured line per request: method, path, status, duration. Never bodies or headers.
   app.use((req, res, next) => {
@@ -47,7 +54,7 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.get('/metrics', (req, res) => void metrics.handler(req, res));
   app.use(createOpenApiRouter());
-  app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace } }));
+  app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace }, backlog: deps.backlog, limits: { maxEvents: deps.config.env.INGEST_MAX_BACKLOG_EVENTS, maxAgeSeconds: deps.config.env.INGEST_MAX_BACKLOG_AGE_SECONDS } }));
   // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
   app.use(createLeadWebhookRouter(deps));
   app.use(createWebhookRouter(deps));

@@ -4,10 +4,10 @@ import { loadConfigOrExit } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../observability/logger.js';
 import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifecycle.js';
+import { startIngestion } from '../ingestion/runtime.js';
 import { createApp } from './app.js';
-import { createHandOff } from '../ingestion/handoff.js';
-import { startInboxRelay } from '../ingestion/inbox-relay.js';
 import { startLiveFeed } from './live-feed.js';
+import { createApiMetrics } from './metrics.js';
 import { createApiTemporalClient } from './temporal-client.js';
 
 const config = loadConfigOrExit();
@@ -19,12 +19,14 @@ try {
   exitWithError('api', error);
 }
 const db = createPool(config.database.url, { max: 20, applicationName: 'switchboard-api' });
+// The commits on the answer's path have connections of their own: a slow report never delays an ack.
+const intakeDb = createPool(config.database.url, { max: 10, applicationName: 'switchboard-intake', queryTimeoutMs: 15_000 });
 const { connection, client: temporal } = createApiTemporalClient(config.temporal);
 
-const handOff = createHandOff({ temporal, connection, db, logger, timeoutMs: config.env.TEMPORAL_HANDOFF_TIMEOUT_MS });
-const relay = startInboxRelay({ db, temporal, connection, logger });
 const liveFeed = await startLiveFeed({ databaseUrl: config.database.url, logger });
-const app = createApp({ config, db, temporal, temporalConnection: connection, handOff, logger, liveFeed });
+const metrics = createApiMetrics({ liveFeed });
+const ingestion = startIngestion({ config, db, intakeDb, temporal, connection, logger, observer: metrics.forwarder });
+const app = createApp({ config, db, temporal, temporalConnection: connection, handOff: ingestion.handOff, backlog: ingestion.backlog, metrics, logger, liveFeed });
 const server = app.listen(config.api.port, config.api.host);
 server.keepAliveTimeout = 65_000;
 try {
@@ -32,7 +34,7 @@ try {
 } catch (error) {
   exitWithError('api', new Error(`cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`));
 }
-logger.info({ port: config.api.port, namespace: config.temporal.namespace }, 'API listening');
+logger.info({ port: config.api.port, namespace: config.temporal.namespace, forwarder: ingestion.forwarder !== undefined }, 'API listening');
 
 onShutdownSignal(async (reason) => {
   logger.info({ reason }, 'API shutting down');
@@ -42,6 +44,7 @@ onShutdownSignal(async (reason) => {
   const forceClose = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs).unref();
   await closed;
   clearTimeout(forceClose);
-  await relay.stop();
-  await Promise.allSettled([db.end(), connection.close()]);
+  // Accepted events are already committed; whatever the forwarder has not sent waits for the next process.
+  await ingestion.stop();
+  await Promise.allSettled([db.end(), intakeDb.end(), connection.close()]);
 });

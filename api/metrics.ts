@@ -1,56 +1,86 @@
 /**
  * Prometheus metrics of an API process at /metrics: webhook acknowledgement latency by provider,
- * events accepted / queued / rejected, inbox depth and relay lag, open dashboard streams, and Node's process metrics.
- * (The Temporal SDK's worker metrics, and duplicate events seen by workflows, are served by each
- * worker at WORKER_METRICS_ADDRESS.)
+ * events by outcome, the inbox (depth, age of the oldest event, forwards, their latency, dead
+ * letters), open dashboard streams, and Node's process metrics. (The Temporal SDK's worker
+ * metrics, and duplicate events seen by workflows, are served by each worker at WORKER_METRICS_ADDRESS.)
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Db } from '../db/pool.js';
+import type { BacklogMonitor } from '../ingestion/backlog.js';
+import type { ForwarderObserver } from '../ingestion/forwarder.js';
+import { callProviders } from '../shared/calls.js';
 import type { LiveFeed } from './live-feed.js';
-import { inboxDepth } from '../ingestion/inbox-relay.js';
 
 export interface ApiMetrics {
   registry: Registry;
   /** Times every webhook and labels its outcome. */
   webhooks: RequestHandler;
   handler: (req: Request, res: Response) => Promise<void>;
+  /** Counts what the forwarder of this process does. */
+  forwarder: ForwarderObserver;
+  /** Reads inbox depth and age from this backlog view (no query per scrape). */
+  watchBacklog(backlog: BacklogMonitor): void;
 }
 
 const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)$/;
+// Labels come from a fixed set: a path segment chosen by a caller must never create a series.
+const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp']);
 
-export function createApiMetrics(deps: { db: Db; liveFeed?: LiveFeed }): ApiMetrics {
+export function createApiMetrics(deps: { liveFeed?: LiveFeed } = {}): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'switchboard_api_' });
+  let backlog: BacklogMonitor | undefined;
   const ack = new Histogram({
     name: 'switchboard_webhook_ack_seconds',
     help: 'Time from receiving a webhook to acknowledging it, by provider and status class',
     labelNames: ['provider', 'status'] as const,
-    buckets: [0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
   const events = new Counter({
     name: 'switchboard_events_total',
-    help: 'Webhook deliveries by provider and outcome: accepted (handed to Temporal), queued (inbox), rejected (4xx, stored)',
+    help: 'Webhook deliveries by provider and outcome: accepted (committed to the inbox), duplicate (already waiting), direct (PostgreSQL slow: straight to Temporal), rejected (4xx, stored), backlog_full and unavailable (503 Retry-After), failed (5xx)',
     labelNames: ['provider', 'outcome'] as const,
     registers: [registry],
   });
   new Gauge({
     name: 'switchboard_inbox_depth',
-    help: 'Accepted events waiting in the PostgreSQL inbox for Temporal',
+    help: 'Accepted events waiting in the PostgreSQL inbox to be forwarded to Temporal (dead letters excluded)',
     registers: [registry],
-    async collect() {
-      this.set((await inboxDepth(deps.db)).pending);
+    collect() {
+      this.set(backlog?.current().pending ?? 0);
     },
   });
   new Gauge({
     name: 'switchboard_inbox_lag_seconds',
-    help: 'Age of the oldest event still waiting in the inbox (relay lag)',
+    help: 'Age of the oldest event waiting in the inbox',
     registers: [registry],
-    async collect() {
-      this.set((await inboxDepth(deps.db)).oldestAgeSeconds);
+    collect() {
+      this.set(backlog?.current().oldestAgeSeconds ?? 0);
     },
   });
+  new Gauge({
+    name: 'switchboard_inbox_dead_letters',
+    help: 'Events Temporal refused for good, kept in the inbox for inspection and replay',
+    registers: [registry],
+    collect() {
+      this.set(backlog?.current().deadLetters ?? 0);
+    },
+  });
+  const forwarded = new Counter({ name: 'switchboard_inbox_forwarded_total', help: 'Events this process forwarded from the inbox to Temporal', registers: [registry] });
+  const forwardLatency = new Histogram({
+    name: 'switchboard_inbox_forward_seconds',
+    help: 'Time from an event entering the inbox to its forward to Temporal',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  const forwardFailures = new Counter({
+    name: 'switchboard_inbox_forward_failures_total',
+    help: 'Forwards that failed: unavailable (Temporal unreachable or slow; retried) or refused (Temporal refused the event; dead letter after repeated refusals)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const deadLettered = new Counter({ name: 'switchboard_inbox_dead_lettered_total', help: 'Events this process moved to dead letter', registers: [registry] });
 
   new Gauge({
     name: 'switchboard_dashboard_streams',
@@ -64,13 +94,13 @@ export function createApiMetrics(deps: { db: Db; liveFeed?: LiveFeed }): ApiMetr
   const webhooks: RequestHandler = (req, res, next) => {
     const match = webhookPath.exec(req.path);
     if (req.method !== 'POST' || !match) return next();
-    const provider = (match[1] ?? 'unknown').slice(0, 30);
+    const provider = knownProviders.has(match[1] ?? '') ? (match[1] as string) : 'other';
     const stop = ack.startTimer({ provider });
     res.once('finish', () => {
       const status = res.statusCode;
       stop({ status: `${Math.floor(status / 100)}xx` });
-      const outcome = status >= 500 ? 'failed' : status >= 400 || res.locals.rejected === true ? 'rejected' : res.locals.queued === true ? 'queued' : 'accepted';
-      events.inc({ provider, outcome });
+      const outcome = typeof res.locals.outcome === 'string' ? res.locals.outcome : status >= 500 ? 'failed' : status >= 400 || res.locals.rejected === true ? 'rejected' : 'accepted';
+      events.inc({ provider, outcome: res.locals.rejected === true ? 'rejected' : outcome });
     });
     next();
   };
@@ -80,6 +110,21 @@ export function createApiMetrics(deps: { db: Db; liveFeed?: LiveFeed }): ApiMetr
     webhooks,
     async handler(_req, res) {
       res.set('Content-Type', registry.contentType).send(await registry.metrics());
+    },
+    forwarder: {
+      forwarded(count, waitedSeconds) {
+        forwarded.inc(count);
+        for (const seconds of waitedSeconds) forwardLatency.observe(seconds);
+      },
+      failed(kind) {
+        forwardFailures.inc({ kind });
+      },
+      deadLettered() {
+        deadLettered.inc();
+      },
+    },
+    watchBacklog(next) {
+      backlog = next;
     },
   };
 }

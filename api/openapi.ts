@@ -14,6 +14,7 @@ import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from '..
 import { whatsappWebhookSchema } from '../ingestion/providers/whatsapp-webhook.js';
 import { rejectionStatus } from '../ingestion/rejections.js';
 import { listCallsQuerySchema } from './routes/calls.js';
+import { ingestBacklogSchema } from './routes/dashboard.js';
 import { leadActionSchema } from './routes/leads.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -23,8 +24,10 @@ const schema = (zodSchema: z.ZodType): JsonSchema => {
   return rest;
 };
 
+/** 503s that are not refusals: the sender should retry after `Retry-After` seconds. */
+const unavailableReasons = ['backlog_full', 'temporarily_unavailable'] as const;
 export const errorResponseSchema = z.object({
-  error: z.enum(Object.keys(rejectionStatus) as [string, ...string[]]).describe('Machine-readable reason'),
+  error: z.enum([...unavailableReasons, ...Object.keys(rejectionStatus)]).describe('Machine-readable reason'),
   message: z.string(),
   details: z.unknown().optional(),
 });
@@ -33,14 +36,22 @@ export const acceptedResponseSchema = z.object({
   callId: z.string().optional(),
   leadId: z.string().optional(),
   events: z.number().int().optional(),
-  queued: z.boolean().describe('true when Temporal was unreachable and the event waits in the PostgreSQL inbox'),
+  via: z.enum(['inbox', 'temporal']).describe('`inbox`: committed to PostgreSQL, forwarded to Temporal in the background; `temporal`: PostgreSQL was slow, so it went to Temporal directly'),
+  duplicates: z.number().int().describe('Events of this delivery already waiting in the inbox (a repeated delivery)'),
 });
 const readinessSchema = z.object({
-  status: z.enum(['ready', 'not_ready']),
+  status: z.enum(['ready', 'degraded', 'not_ready']).describe('`degraded`: events are accepted, but one store is down or forwarding is behind (see `checks.inbox`)'),
   checks: z.record(z.string(), z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() })),
 });
 
 const json = (body: JsonSchema) => ({ content: { 'application/json': { schema: body } } });
+const retryLater = {
+  503: {
+    description: '`backlog_full` (too many events waiting to be forwarded) or `temporarily_unavailable` (neither PostgreSQL nor Temporal answered). Nothing was stored; retry after `Retry-After` seconds.',
+    headers: { 'Retry-After': { schema: { type: 'integer', minimum: 1 }, description: 'Seconds to wait before retrying' } },
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
+};
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [String(status), { description: 'Refused; the request is stored for inspection and replay', ...json(ref('Error')) }]));
@@ -62,7 +73,7 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: 'Switchboard API',
       version: '0.1.0',
-      description: 'Durable call and lead lifecycles on Temporal. Webhooks are acknowledged with 202 once handed to Temporal (or its PostgreSQL inbox); refusals carry a machine-readable `error` and are stored.',
+      description: 'Durable call and lead lifecycles on Temporal. Webhooks are acknowledged with 202 once committed to the PostgreSQL inbox (or, when PostgreSQL is slow, handed to Temporal directly); a forwarder takes them to Temporal. Refusals carry a machine-readable `error` and are stored. `503` with `Retry-After` (`backlog_full`, `temporarily_unavailable`) means retry later: nothing was stored.',
     },
     components: {
       securitySchemes: {
@@ -90,14 +101,17 @@ export function openApiDocument(): Record<string, unknown> {
         Readiness: schema(readinessSchema),
         CallStatus: { type: 'string', enum: [...callStatuses] },
         Disposition: schema(dispositionSchema),
+        IngestBacklog: schema(ingestBacklogSchema),
+        // Only the backlog is described field by field; the figures are documented in the README.
+        DashboardSnapshot: { type: 'object', additionalProperties: true, required: ['ingestBacklog'], properties: { ingestBacklog: ref('IngestBacklog') } },
       },
     },
     paths: {
       '/healthz': { get: { summary: 'Liveness', responses: { 200: object('The process is alive') } } },
-      '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations', responses: { 200: { description: 'Ready', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
+      '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations, inbox backlog', responses: { 200: { description: 'Ready, or degraded but accepting events', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
       '/webhooks/{tenant}/pbx': {
-        post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+        post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/twilio': {
         post: {
@@ -105,14 +119,14 @@ export function openApiDocument(): Record<string, unknown> {
           security: [{ twilioSignature: [] }],
           parameters: [tenantParam],
           requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: ref('TwilioStatusCallback') } } },
-          responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422) },
+          responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater },
         },
       },
       '/webhooks/{tenant}/voice-ai': {
-        post: { summary: 'Voice-AI agent event: call.start, call.end, analytics.completed', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('VoiceAiEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+        post: { summary: 'Voice-AI agent event: call.start, call.end, analytics.completed', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('VoiceAiEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/crm': {
-        post: { summary: 'CRM lead or meeting event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('CrmEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422) } },
+        post: { summary: 'CRM lead or meeting event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('CrmEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/whatsapp': {
         get: {
@@ -120,7 +134,7 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [tenantParam, { name: 'hub.mode', in: 'query', schema: { type: 'string' } }, { name: 'hub.verify_token', in: 'query', schema: { type: 'string' } }, { name: 'hub.challenge', in: 'query', schema: { type: 'string' } }],
           responses: { 200: { description: 'The challenge', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: object('Wrong verify token') },
         },
-        post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: object('Processed (duplicates included)'), ...errors(400, 401, 404, 409, 413, 415, 422) } },
+        post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: object('Processed (duplicates included)'), ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
       },
       '/api/{tenant}/calls': {
         get: { summary: 'Search the call journal, newest first (keyset paging)', security: operator, parameters: [tenantParam, ...queryParameters(listCallsQuerySchema)], responses: { 200: object('`{calls, nextCursor}`'), ...errors(401, 403, 404, 422) } },
@@ -129,7 +143,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: { summary: 'One call: journal row, events, enrichment, CRM links, outcome actions', security: operator, parameters: [tenantParam, callIdParam], responses: { 200: object('`{call, events, recording?}`'), 404: object('No such call'), ...errors(401, 403) } },
       },
       '/api/{tenant}/calls/{callId}/result': {
-        post: { summary: "The manager's call-result form (CRM widget)", security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422) } },
+        post: { summary: "The manager's call-result form (CRM widget)", security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422), ...retryLater } },
       },
       '/api/{tenant}/calls/{callId}/recording': {
         get: {
@@ -156,9 +170,9 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       '/api/{tenant}/dashboard/context': { get: { summary: 'Tenant facts the dashboard pages need (name, time zone, Temporal Web UI)', security: operator, parameters: [tenantParam], responses: { 200: object('`{tenant, displayName, timeZone, serviceLevelSeconds, temporal}`'), ...errors(401, 403, 404) } } },
-      '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: object('DashboardSnapshot'), ...errors(401, 403, 404) } } },
+      '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: { description: 'DashboardSnapshot', ...json(ref('DashboardSnapshot')) }, ...errors(401, 403, 404) } } },
       '/api/{tenant}/dashboard/stream': {
-        get: { summary: 'Live dashboard updates (Server-Sent Events: `snapshot`, `change`; Last-Event-ID catches up)', security: operator, parameters: [tenantParam], responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 403, 404) } },
+        get: { summary: 'Live dashboard updates (Server-Sent Events: `snapshot`, `change`, `backlog` = `{generatedAt, ingestBacklog}` when it changed; Last-Event-ID catches up)', security: operator, parameters: [tenantParam], responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 403, 404) } },
       },
     },
   };

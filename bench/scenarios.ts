@@ -355,7 +355,7 @@ export async function leadScale(stack: BenchStack, options: { leads: number; log
         completedSteps: ['welcome:message', `booking_confirmation:message:m-${index}`],
         meeting: { id: `m-${index}`, startsAt: new Date(meetingAt).toISOString(), endsAt: new Date(meetingAt + 30 * 60_000).toISOString() },
       },
-    ]);
+    ], 'bench');
     await signalWithStart(client, delivery);
   });
   const startSeconds = (performance.now() - startedAt) / 1000;
@@ -392,7 +392,7 @@ export async function leadScale(stack: BenchStack, options: { leads: number; log
   // Updates until the lead continues as new: how many that takes depends on how the worker batches signals.
   let beforeContinueAsNew: number | null = null;
   for (let index = 0; index < 4_000 && beforeContinueAsNew === null; index++) {
-    await signalWithStart(client, leadDelivery(stack.config, stack.tenantId, chatty, [{ eventId: `chatty-${stack.runTag}-${index}`, type: 'lead.updated', occurredAt: new Date().toISOString(), profile: { name: `Chatty ${index}` } }]));
+    await signalWithStart(client, leadDelivery(stack.config, stack.tenantId, chatty, [{ eventId: `chatty-${stack.runTag}-${index}`, type: 'lead.updated', occurredAt: new Date().toISOString(), profile: { name: `Chatty ${index}` } }], 'bench'));
     if (index % 25 !== 24) continue;
     const previous = (await chattyHandle.fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
     if (previous) beforeContinueAsNew = (await client.workflow.getHandle(leadWorkflowId(stack.tenantId, chatty), previous).fetchHistory()).events?.length ?? null;

@@ -5,17 +5,20 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHandOff } from '../ingestion/handoff.js';
 import { leadDelivery } from '../ingestion/lead-delivery.js';
+import { replayRejected } from '../ingestion/replay.js';
+import { startIngestion } from '../ingestion/runtime.js';
+import type { Ingestion } from '../ingestion/runtime.js';
 import { createApiTemporalClient } from '../api/temporal-client.js';
 import { loadConfigOrExit } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import type { Db } from '../db/pool.js';
+import { inboxBacklog, listDeadLetters, requeueDeadLetters } from '../db/inbox.js';
+import { listRejected } from '../db/rejections.js';
 import { createLogger } from '../observability/logger.js';
-import { startInboxRelay, inboxDepth } from '../ingestion/inbox-relay.js';
 import { planImport, readLegacyExport } from './legacy-import.js';
-import { listRejected, redriveCrmSync, replayRejected, stuckWork, table, timelineOf } from './operations.js';
+import { redriveCrmSync, stuckWork, table, timelineOf } from './operations.js';
 
 export interface CliContext {
   config: AppConfig;
@@ -28,9 +31,32 @@ type Command = (context: CliContext, args: string[]) => Promise<number>;
 
 const logger = createLogger({ name: 'switchboard-cli', level: 'silent' });
 
-function handOffFor(context: CliContext) {
-  return createHandOff({ temporal: context.temporal.client, connection: context.temporal.connection, db: context.db, logger, timeoutMs: 5_000 });
+/**
+ * The CLI commits what it hands off to the inbox like the API does, then forwards it itself before
+ * exiting; what Temporal does not take stays in the inbox for the API's forwarders.
+ */
+async function withIngestion<T>(context: CliContext, work: (ingestion: Ingestion) => Promise<T>): Promise<{ result: T; forwarded: number; waiting: number }> {
+  const ingestion = startIngestion({
+    config: context.config,
+    db: context.db,
+    temporal: context.temporal.client,
+    connection: context.temporal.connection,
+    logger,
+    forward: true,
+    runForwarderLoop: false,
+    commitDeadlineMs: 10_000,
+  });
+  try {
+    const result = await work(ingestion);
+    const forwarded = (await ingestion.forwarder?.drainOnce()) ?? 0;
+    const { pending } = await inboxBacklog(context.db);
+    return { result, forwarded, waiting: pending };
+  } finally {
+    await ingestion.stop();
+  }
 }
+
+const stillWaiting = (waiting: number): string => (waiting > 0 ? ` (${waiting} event(s) still wait in the inbox: is Temporal reachable? The API forwards them once it is)` : '');
 
 function tenantOf(config: AppConfig, tenantId: string | undefined): string {
   if (!tenantId) throw new UsageError('--tenant is required');
@@ -58,15 +84,12 @@ const commands: Record<string, { usage: string; run: Command }> = {
         context.out(`dry run: ${leads.length} lead(s) would be imported, ${problems.length} problem(s)`);
         return problems.some((problem) => !problem.reason.endsWith('ignored')) ? 1 : 0;
       }
-      const handOff = handOffFor(context);
-      let queued = 0;
-      for (const lead of leads) {
-        const result = await handOff(leadDelivery(context.config, tenantId, lead.leadId, [lead.event]));
-        if (result.via === 'inbox') queued++;
-      }
+      const { waiting } = await withIngestion(context, async ({ handOff }) => {
+        for (const lead of leads) await handOff(leadDelivery(context.config, tenantId, lead.leadId, [lead.event], 'cli'));
+      });
       const byStage = new Map<string, number>();
       for (const lead of leads) byStage.set(lead.stage, (byStage.get(lead.stage) ?? 0) + 1);
-      context.out(`imported ${leads.length} lead(s): ${[...byStage].map(([stage, count]) => `${stage} ${count}`).join(', ') || 'none'}${queued ? ` (${queued} queued in the inbox: Temporal was unreachable)` : ''}`);
+      context.out(`imported ${leads.length} lead(s): ${[...byStage].map(([stage, count]) => `${stage} ${count}`).join(', ') || 'none'}${stillWaiting(waiting)}`);
       return problems.some((problem) => !problem.reason.endsWith('ignored')) ? 1 : 0;
     },
   },
@@ -87,26 +110,53 @@ const commands: Record<string, { usage: string; run: Command }> = {
       const tenantId = tenantOf(context.config, values.tenant);
       if (!values.id && !values.reason && !values.all) throw new UsageError('choose what to replay: --id, --reason or --all');
       const rows = await listRejected(context.db, { tenantId, ...(values.id ? { id: Number(values.id) } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(values.since ? { since: values.since } : {}) });
-      const deps = { config: context.config, db: context.db, logger, handOff: handOffFor(context) };
-      let accepted = 0;
-      for (const row of rows) {
-        const outcome = await replayRejected(deps, row, { skipAuthentication: values['skip-signature'] === true });
-        if (outcome.startsWith('accepted')) accepted++;
-        context.out(`#${row.id} ${row.source} ${row.reason}: ${outcome}`);
-      }
-      context.out(`replayed ${rows.length}: ${accepted} accepted, ${rows.length - accepted} rejected again`);
+      const { result: accepted, waiting } = await withIngestion(context, async ({ handOff }) => {
+        const deps = { config: context.config, db: context.db, logger, handOff };
+        let count = 0;
+        for (const row of rows) {
+          const outcome = await replayRejected(deps, row, { skipAuthentication: values['skip-signature'] === true });
+          if (outcome.startsWith('accepted')) count++;
+          context.out(`#${row.id} ${row.source} ${row.reason}: ${outcome}`);
+        }
+        return count;
+      });
+      context.out(`replayed ${rows.length}: ${accepted} accepted, ${rows.length - accepted} rejected again${stillWaiting(waiting)}`);
       return rows.length - accepted === 0 ? 0 : 1;
     },
   },
   'replay-inbox': {
     usage: 'replay-inbox',
     async run(context) {
-      const relay = startInboxRelay({ db: context.db, temporal: context.temporal.client, connection: context.temporal.connection, logger, autoStart: false });
-      const forwarded = await relay.drainOnce();
-      await relay.stop();
-      const left = await inboxDepth(context.db);
-      context.out(`forwarded ${forwarded} queued event(s) to Temporal; ${left.pending} still waiting${left.pending > 0 ? ` (oldest ${Math.round(left.oldestAgeSeconds)} s; is Temporal reachable?)` : ''}`);
-      return left.pending === 0 ? 0 : 1;
+      const { forwarded, waiting } = await withIngestion(context, () => Promise.resolve());
+      const left = await inboxBacklog(context.db);
+      context.out(
+        `forwarded ${forwarded} waiting event(s) to Temporal; ${waiting} still waiting${waiting > 0 ? ` (oldest ${Math.round(left.oldestAgeSeconds)} s; is Temporal reachable?)` : ''}${left.deadLetters > 0 ? `; ${left.deadLetters} in dead letter (npm run cli -- dead-letters)` : ''}`,
+      );
+      return waiting === 0 ? 0 : 1;
+    },
+  },
+  'dead-letters': {
+    usage: 'dead-letters --tenant <id> [--limit <n>]',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, limit: { type: 'string' } } });
+      const rows = await listDeadLetters(context.db, tenantOf(context.config, values.tenant), Number(values.limit ?? 100));
+      context.out(table([['id', 'received', 'dead since', 'source', 'workflow', 'event', 'tries', 'reason'], ...rows.map((row) => [String(row.id), row.receivedAt.toISOString(), row.deadAt.toISOString(), row.source, row.workflowId, row.eventId, String(row.attempts), row.reason.slice(0, 120)])]));
+      context.out(`${rows.length} dead letter(s): events Temporal refused for good; fix the cause, then replay-dead-letters`);
+      return 0;
+    },
+  },
+  'replay-dead-letters': {
+    usage: 'replay-dead-letters --tenant <id> (--id <n> | --all)',
+    async run(context, args) {
+      const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, id: { type: 'string', multiple: true }, all: { type: 'boolean' } } });
+      const tenantId = tenantOf(context.config, values.tenant);
+      if (!values.id?.length && !values.all) throw new UsageError('choose what to replay: --id (repeatable) or --all');
+      const ids = values.id?.map(Number) ?? [];
+      if (ids.some((id) => !Number.isSafeInteger(id))) throw new UsageError('--id must be a number');
+      const { result: requeued, forwarded } = await withIngestion(context, () => requeueDeadLetters(context.db, tenantId, values.all ? 'all' : ids));
+      const left = await inboxBacklog(context.db, tenantId);
+      context.out(`put ${requeued} dead letter(s) back in line; forwarded ${forwarded}; ${left.deadLetters} in dead letter, ${left.pending} waiting`);
+      return left.deadLetters === 0 ? 0 : 1;
     },
   },
   stuck: {
@@ -120,7 +170,7 @@ const commands: Record<string, { usage: string; run: Command }> = {
       for (const call of stuck.crmSyncFailed) context.out(`  ${call.callId} ${call.state} since ${call.since}${call.error ? `: ${call.error}` : ''}`);
       context.out(`sends failed: ${stuck.sendsFailed.length}`);
       for (const send of stuck.sendsFailed) context.out(`  lead ${send.leadId ?? '?'} message ${send.messageId} error ${send.errorCode ?? '?'} at ${send.at}`);
-      context.out(`inbox: ${stuck.inbox.pending} waiting${stuck.inbox.pending ? `, oldest ${stuck.inbox.oldestAgeSeconds} s` : ''}`);
+      context.out(`inbox: ${stuck.inbox.pending} waiting${stuck.inbox.pending ? `, oldest ${stuck.inbox.oldestAgeSeconds} s` : ''}, ${stuck.inbox.deadLetters} in dead letter`);
       return 0;
     },
   },
@@ -130,8 +180,8 @@ const commands: Record<string, { usage: string; run: Command }> = {
       const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, call: { type: 'string' }, operator: { type: 'string' } } });
       const tenantId = tenantOf(context.config, values.tenant);
       if (!values.call) throw new UsageError('--call is required');
-      await redriveCrmSync({ config: context.config, handOff: handOffFor(context) }, tenantId, values.call, values.operator ?? 'cli');
-      context.out(`asked ${values.call} to sync with the CRM again; follow it with: npm run cli -- stuck --tenant ${tenantId}`);
+      const { waiting } = await withIngestion(context, ({ handOff }) => redriveCrmSync({ config: context.config, handOff }, tenantId, values.call ?? '', values.operator ?? 'cli'));
+      context.out(`asked ${values.call} to sync with the CRM again${stillWaiting(waiting)}; follow it with: npm run cli -- stuck --tenant ${tenantId}`);
       return 0;
     },
   },

@@ -206,8 +206,20 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().nonnegative().default(500),
-  /** How long a webhook waits for Temporal before its event goes to the PostgreSQL inbox. */
+  /** How long a webhook waits for its inbox commit before handing the event to Temporal directly. */
+  INGEST_COMMIT_DEADLINE_MS: z.coerce.number().int().positive().default(150),
+  /** How long that direct hand-off may wait for Temporal (PostgreSQL slow or down) before answering 503. */
   TEMPORAL_HANDOFF_TIMEOUT_MS: z.coerce.number().int().positive().default(1_500),
+  /** Waiting events past which webhooks are answered 503 with Retry-After (protects the database disk). */
+  INGEST_MAX_BACKLOG_EVENTS: z.coerce.number().int().positive().default(100_000),
+  /** Age of the oldest waiting event past which webhooks are answered 503 with Retry-After. */
+  INGEST_MAX_BACKLOG_AGE_SECONDS: z.coerce.number().positive().default(900),
+  /** Whether this API process also forwards the inbox to Temporal (`0` when a separate `npm run forwarder` does). */
+  INGEST_FORWARDER: z.enum(['0', '1', 'true', 'false']).default('1').transform((value) => value === '1' || value === 'true'),
+  /** Workflows one forwarder sends side by side. */
+  INGEST_FORWARD_CONCURRENCY: z.coerce.number().int().positive().max(512).default(32),
+  /** Times Temporal may refuse an event for good before it becomes a dead letter. */
+  INGEST_MAX_REFUSALS: z.coerce.number().int().positive().default(5),
   /** Where operators open the Temporal Web UI (links from the dashboard's detail pages). */
   TEMPORAL_WEB_UI_URL: z.url().optional(),
   /** Where the worker serves Temporal SDK metrics for Prometheus (host:port; empty = off). */

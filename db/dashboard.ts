@@ -1,6 +1,8 @@
-/** The supervisor dashboard's figures, straight from the journal and the lead projection. */
+/** The supervisor dashboard's figures, straight from the journal, the lead projection and the inbox. */
 import { listColumns, toListItem } from './call-journal.js';
 import type { CallListItem, CallListRow } from './call-journal.js';
+import { inboxBacklog } from './inbox.js';
+import type { InboxBacklog } from './inbox.js';
 import type { Db } from './pool.js';
 
 export interface DashboardSnapshot {
@@ -20,6 +22,8 @@ export interface DashboardSnapshot {
     averageSatisfaction: number | null;
   };
   leads: { byStage: Record<string, number>; dueNextHour: number; recentReplies: Array<{ leadId: string; at: string }> };
+  /** The tenant's accepted events not yet in Temporal, and those set aside as dead letters. */
+  ingestBacklog: InboxBacklog;
 }
 
 const round = (value: number | null, digits = 1): number | null => (value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits);
@@ -29,7 +33,7 @@ const round = (value: number | null, digits = 1): number | null => (value === nu
  * service level = share of them answered within the threshold.
  */
 export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string, serviceLevelSeconds: number, now = new Date()): Promise<DashboardSnapshot> {
-  const [live, recent, today, stages, due, replies] = await Promise.all([
+  const [live, recent, today, stages, due, replies, ingestBacklog] = await Promise.all([
     db.query<CallListRow>(
       `SELECT ${listColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ringing', 'in_progress') AND started_at > $2::timestamptz - interval '6 hours' ORDER BY started_at`,
       [tenant, now],
@@ -58,6 +62,7 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
       [tenant, now],
     ),
     db.query<{ lead_id: string; at: Date }>(`SELECT lead_id, at FROM lead_timeline WHERE tenant_id = $1 AND kind = 'replied' ORDER BY at DESC LIMIT 10`, [tenant]),
+    inboxBacklog(db, tenant),
   ]);
   const calls = live.rows.map(toListItem);
   const ringing = calls.filter((call) => call.status === 'ringing');
@@ -89,5 +94,6 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
       dueNextHour: due.rows[0]?.due ?? 0,
       recentReplies: replies.rows.map((row) => ({ leadId: row.lead_id, at: row.at.toISOString() })),
     },
+    ingestBacklog,
   };
 }

@@ -5,21 +5,21 @@ import type { CallEventBatch, CallWorkflowInput } from '../workflows/call.js';
 import type { WorkflowDelivery } from './handoff.js';
 
 /** The signalWithStart that routes a call's events to its workflow, whoever sends them. */
-export function callDelivery(config: AppConfig, tenantId: string, provider: CallProvider, providerCallId: string, events: CallEvent[]): WorkflowDelivery {
+export function callDelivery(config: AppConfig, tenantId: string, provider: CallProvider, providerCallId: string, events: CallEvent[], source: string = provider): WorkflowDelivery {
   const tenant = config.tenants[tenantId];
   if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
   const callId = callIdOf(provider, providerCallId);
   const input: CallWorkflowInput = { tenantId, provider, providerCallId, policy: tenant.calls, integrationsTaskQueue: config.temporal.taskQueues.integrations };
-  const batch: CallEventBatch = { events };
   const direction = events.find((event) => event.direction)?.direction;
   return {
     tenantId,
+    source,
     workflowType: 'callWorkflow',
     workflowId: callWorkflowId(tenantId, callId),
     taskQueue: config.temporal.taskQueues.calls,
     args: [input],
     signalName: 'callEvents',
-    signalArgs: [batch],
+    events: events satisfies CallEventBatch['events'],
     searchAttributes: { tenant: tenantId, callProvider: provider, callStatus: 'ringing', ...(direction ? { callDirection: direction } : {}) },
     staticSummary: `${direction ? `${direction[0]?.toUpperCase()}${direction.slice(1)} call` : 'Call'} via ${provider} · ${tenant.displayName}`,
     staticDetails: [

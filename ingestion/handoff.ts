@@ -1,14 +1,12 @@
 /**
- * Hands an accepted event to Temporal (signalWithStart) within a deadline. If Temporal is
- * unreachable or too slow the event goes to the PostgreSQL inbox instead, and the caller still
- * gets its acknowledgement; the inbox relay forwards it, in order, once Temporal answers again.
+ * What a workflow delivery is, and how one reaches Temporal: signalWithStart of the workflow with
+ * a batch of events. The inbox stores deliveries of one event each; the forwarder merges a
+ * workflow's waiting events into one signal.
  */
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Client, Connection } from '@temporalio/client';
+import { ServiceError, WorkflowExecutionAlreadyStartedError, isGrpcServiceError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { ValueError } from '@temporalio/common';
 import type { SearchAttributePair } from '@temporalio/common';
-import type { Db } from '../db/pool.js';
-import type { Logger } from '../observability/logger.js';
-import { scrubText } from '../observability/logger.js';
 import { searchAttributes } from '../shared/search-attributes.js';
 
 type KnownAttribute = keyof typeof searchAttributes;
@@ -16,18 +14,19 @@ type KnownAttribute = keyof typeof searchAttributes;
 /** Everything needed to signalWithStart a workflow; plain JSON so it can wait in the inbox. */
 export interface WorkflowDelivery {
   tenantId: string;
+  /** Who sent it (pbx, twilio, voice-ai, crm, whatsapp, call-result, cli): part of the dedupe key's story, and of the metrics. */
+  source: string;
   workflowType: string;
   workflowId: string;
   taskQueue: string;
   args: unknown[];
   signalName: string;
-  signalArgs: unknown[];
+  /** The signal's argument is `{ events }`; every event has its own id, which the workflow dedupes by. */
+  events: Array<{ eventId: string }>;
   searchAttributes: Partial<Record<KnownAttribute, string>>;
   staticSummary?: string;
   staticDetails?: string;
 }
-
-export type HandOffResult = { via: 'temporal'; runId: string } | { via: 'inbox'; inboxId: number };
 
 function typedAttributes(values: WorkflowDelivery['searchAttributes']): SearchAttributePair[] {
   return Object.entries(values).flatMap(([name, value]) => {
@@ -53,7 +52,7 @@ async function signalWithStartOnce(temporal: Client, delivery: WorkflowDelivery)
     taskQueue: delivery.taskQueue,
     args: delivery.args,
     signal: delivery.signalName,
-    signalArgs: delivery.signalArgs,
+    signalArgs: [{ events: delivery.events }],
     typedSearchAttributes: typedAttributes(delivery.searchAttributes),
     ...(delivery.staticSummary ? { staticSummary: delivery.staticSummary } : {}),
     ...(delivery.staticDetails ? { staticDetails: delivery.staticDetails } : {}),
@@ -61,38 +60,28 @@ async function signalWithStartOnce(temporal: Client, delivery: WorkflowDelivery)
   return handle.signaledRunId;
 }
 
-export async function enqueueInInbox(db: Db, delivery: WorkflowDelivery, reason: string): Promise<number> {
-  const inserted = await db.query<{ id: number }>(
-    `INSERT INTO event_inbox (tenant_id, workflow_id, workflow_type, signal_name, task_queue, payload, last_error)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-    [delivery.tenantId, delivery.workflowId, delivery.workflowType, delivery.signalName, delivery.taskQueue, JSON.stringify(delivery), reason],
-  );
-  const id = inserted.rows[0]?.id;
-  if (id === undefined) throw new Error('inbox insert returned no id');
-  return id;
+/** One delivery per event, as the inbox keeps them. */
+export function perEvent(delivery: WorkflowDelivery): WorkflowDelivery[] {
+  return delivery.events.map((event) => ({ ...delivery, events: [event] }));
 }
 
-export interface HandOffDeps {
-  temporal: Client;
-  connection: Connection;
-  db: Db;
-  logger: Logger;
-  /** How long a webhook may wait for Temporal before its event goes to the inbox. */
-  timeoutMs: number;
+/** gRPC status INVALID_ARGUMENT: what Temporal answers for a malformed or oversized request. */
+const invalidArgument = 3;
+
+/**
+ * Whether Temporal refused the delivery for good (retrying it unchanged cannot succeed), rather
+ * than being unreachable, slow or overloaded: a request it calls invalid (ids too long, payload
+ * over the blob limit), or a payload that cannot even be serialized.
+ */
+export function isRefusal(error: unknown): boolean {
+  if (error instanceof ValueError) return true;
+  const cause = error instanceof ServiceError ? error.cause : error;
+  return isGrpcServiceError(cause) && (cause.code as number) === invalidArgument;
 }
 
-export type HandOff = (delivery: WorkflowDelivery) => Promise<HandOffResult>;
-
-export function createHandOff(deps: HandOffDeps): HandOff {
-  return async (delivery) => {
-    try {
-      const runId = await deps.connection.withDeadline(Date.now() + deps.timeoutMs, () => signalWithStart(deps.temporal, delivery));
-      return { via: 'temporal', runId };
-    } catch (error) {
-      const reason = scrubText((error as Error).message ?? String(error)).slice(0, 500);
-      deps.logger.warn({ workflowId: delivery.workflowId, reason }, 'Temporal did not take the event in time; queued in the inbox');
-      const inboxId = await enqueueInInbox(deps.db, delivery, reason);
-      return { via: 'inbox', inboxId };
-    }
-  };
+/** What went wrong, in Temporal's own words where it gave any (the client wraps them). */
+export function describeForwardError(error: unknown): string {
+  const cause = error instanceof ServiceError ? error.cause : error;
+  if (isGrpcServiceError(cause)) return `${error instanceof ServiceError ? `${error.message}: ` : ''}${cause.details}`;
+  return error instanceof Error ? error.message : String(error);
 }

@@ -14,7 +14,7 @@ import type { LeadEvent } from '../shared/leads.js';
 import { callEventSchema, callIdOf, callProviders, callResultSchema, parseCallId } from '../shared/calls.js';
 import type { CallEvent, CallProvider } from '../shared/calls.js';
 import { callDelivery } from './call-delivery.js';
-import type { HandOff, HandOffResult } from './handoff.js';
+import type { HandOff, HandOffResult } from './intake.js';
 import { leadDelivery } from './lead-delivery.js';
 import { parseCrmEvent } from './providers/crm-events.js';
 import { callProviderAdapters } from './providers/index.js';
@@ -83,14 +83,14 @@ export async function ingestCallResult(
     occurredAt: new Date().toISOString(),
     result: parsed.data,
   };
-  const handedOff = await deps.handOff(callDelivery(deps.config, tenantId, call.provider, call.providerCallId, [event]));
+  const handedOff = await deps.handOff(callDelivery(deps.config, tenantId, call.provider, call.providerCallId, [event], 'call-result'));
   return { callId: callIdParam, handedOff };
 }
 
 export async function ingestCrmEvent(deps: IngestDeps, request: ProviderRequest, options: IngestOptions = {}): Promise<{ leadId: string; handedOff: HandOffResult }> {
   if (!options.skipAuthentication) authenticateSwitchboardSignature(request);
   const { leadId, event } = parseCrmEvent(request);
-  const handedOff = await deps.handOff(leadDelivery(deps.config, request.tenantId, leadId, [event]));
+  const handedOff = await deps.handOff(leadDelivery(deps.config, request.tenantId, leadId, [event], 'crm'));
   return { leadId, handedOff };
 }
 
@@ -160,7 +160,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
         errorCode: error?.code ?? 0,
         ...(error?.title ? { errorTitle: error.title } : {}),
       };
-      await deps.handOff(leadDelivery(config, tenantId, recorded.leadId, [failed]));
+      await deps.handOff(leadDelivery(config, tenantId, recorded.leadId, [failed], 'whatsapp'));
     }
   }
   const unmatched: WhatsAppIngestResult['unmatched'] = [];
@@ -174,7 +174,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
       continue;
     }
     const reply: LeadEvent = { eventId: `wa:${message.id}`, type: 'whatsapp.reply', occurredAt: new Date(Number(message.timestamp) * 1000).toISOString(), messageId: message.id, text };
-    await deps.handOff(leadDelivery(config, tenantId, leadId, [reply]));
+    await deps.handOff(leadDelivery(config, tenantId, leadId, [reply], 'whatsapp'));
   }
   return { statuses: statuses.length, duplicates, messages: messages.length, unmatched };
 }

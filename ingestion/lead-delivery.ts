@@ -5,7 +5,7 @@ import type { LeadEventBatch, LeadWorkflowInput } from '../workflows/lead.js';
 import type { WorkflowDelivery } from './handoff.js';
 
 /** The signalWithStart that routes a lead's events to its workflow, whoever sends them. */
-export function leadDelivery(config: AppConfig, tenantId: string, leadId: string, events: LeadEvent[]): WorkflowDelivery {
+export function leadDelivery(config: AppConfig, tenantId: string, leadId: string, events: LeadEvent[], source: string): WorkflowDelivery {
   const tenant = config.tenants[tenantId];
   if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
   const input: LeadWorkflowInput = {
@@ -16,15 +16,15 @@ export function leadDelivery(config: AppConfig, tenantId: string, leadId: string
     company: tenant.displayName,
     messagingTaskQueue: config.temporal.taskQueues.messaging,
   };
-  const batch: LeadEventBatch = { events };
   return {
     tenantId,
+    source,
     workflowType: 'leadWorkflow',
     workflowId: leadWorkflowId(tenantId, leadId),
     taskQueue: config.temporal.taskQueues.leads,
     args: [input],
     signalName: 'leadEvents',
-    signalArgs: [batch],
+    events: events satisfies LeadEventBatch['events'],
     searchAttributes: { tenant: tenantId, leadStage: 'new' },
     staticSummary: `Lead ${leadId} · ${tenant.displayName}`,
     staticDetails: [

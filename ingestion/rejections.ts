@@ -1,6 +1,7 @@
 /** Every refused or unprocessable request is answered with a machine-readable reason and kept for inspection and replay. */
 import type { Request } from 'express';
 import type { Db } from '../db/pool.js';
+import { insertRejectedEvent } from '../db/rejections.js';
 import type { Logger } from '../observability/logger.js';
 
 export type RejectionReason =
@@ -75,22 +76,18 @@ export interface RejectionRecord {
 export async function storeRejection(db: Db, logger: Logger, record: RejectionRecord): Promise<void> {
   const headers = Object.fromEntries(Object.entries(record.req.headers).filter(([name]) => !droppedHeaders.has(name.toLowerCase())));
   try {
-    await db.query(
-      `INSERT INTO rejected_events (tenant_id, source, reason, detail, http_status, method, path, headers, content_type, raw_body)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        record.tenantId.slice(0, 100),
-        record.source.slice(0, 100),
-        record.rejection.reason,
-        JSON.stringify({ message: record.rejection.message, details: record.rejection.details ?? null }),
-        record.rejection.status,
-        record.req.method,
-        record.req.originalUrl.slice(0, 2_000),
-        JSON.stringify(headers),
-        record.req.headers['content-type'] ?? null,
-        record.rawBody,
-      ],
-    );
+    await insertRejectedEvent(db, {
+      tenantId: record.tenantId.slice(0, 100),
+      source: record.source.slice(0, 100),
+      reason: record.rejection.reason,
+      detail: { message: record.rejection.message, details: record.rejection.details ?? null },
+      httpStatus: record.rejection.status,
+      method: record.req.method,
+      path: record.req.originalUrl.slice(0, 2_000),
+      headers,
+      contentType: record.req.headers['content-type'] ?? null,
+      rawBody: record.rawBody,
+    });
   } catch (error) {
     logger.error({ err: error, reason: record.rejection.reason, source: record.source }, 'could not store a rejected event');
   }

@@ -14,11 +14,11 @@ import type { Logger } from '../../observability/logger.js';
 import { verifyRecordingLinkSignature } from '../../security/signatures.js';
 import { callStatuses, dispositionSchema } from '../../shared/calls.js';
 import { checkOperator, requireOperator } from '../auth.js';
-import type { HandOff } from '../../ingestion/handoff.js';
+import type { HandOff } from '../../ingestion/intake.js';
 import { normalizePhone } from '../../shared/phone.js';
 import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
 import { ingestCallResult } from '../../ingestion/ingest.js';
-import { answerUnavailable, bodyErrors, refuse } from './webhooks.js';
+import { answerUnavailable, bodyErrors, handOffSummary, refuse } from './webhooks.js';
 
 export interface CallsRouterDeps {
   config: AppConfig;
@@ -82,7 +82,7 @@ export function createCallsRouter(deps: CallsRouterDeps): Router {
       const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const idempotencyKey = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : undefined;
       const result = await answerUnavailable(deps, res, () => ingestCallResult(deps, req.params.tenant, req.params.callId, rawBody, idempotencyKey));
-      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, queued: result.handedOff.via === 'inbox' });
+      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, ...handOffSummary(result.handedOff) });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, 'call-result', error);
       throw error;

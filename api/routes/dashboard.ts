@@ -1,14 +1,17 @@
 /**
  * The supervisor dashboard: sign-in, the live page and the call and lead detail pages (static
  * files in api/dashboard/public), their JSON (a snapshot, and a Server-Sent Events stream fed by
- * PostgreSQL LISTEN/NOTIFY through the live feed).
+ * PostgreSQL LISTEN/NOTIFY through the live feed, plus a periodic read of the ingest backlog).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
 import { dashboardSnapshot } from '../../db/dashboard.js';
+import { inboxBacklog } from '../../db/inbox.js';
+import type { InboxBacklog } from '../../db/inbox.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
 import { checkOperator, issueSession, requireOperator, sessionCookieName, tenantOfToken } from '../auth.js';
@@ -27,6 +30,67 @@ export interface DashboardRouterDeps {
 /** Pushes a fresh snapshot at most this often while changes keep coming. */
 const snapshotDebounceMs = 250;
 const heartbeatMs = 15_000;
+/**
+ * How often open streams re-read the ingest backlog. No journal write announces it: while
+ * Temporal is down or slow the backlog grows and nothing else moves.
+ */
+const backlogRefreshMs = 2_000;
+
+/** `ingestBacklog` of the snapshot and of the stream's `backlog` event (described in the OpenAPI document). */
+export const ingestBacklogSchema = z
+  .object({
+    pending: z.number().int().min(0).describe('Accepted events of the tenant not yet handed to Temporal (waiting or retrying)'),
+    oldestAgeSeconds: z.number().min(0).describe('Age of the oldest of them; 0 when none wait'),
+    deadLetters: z.number().int().min(0).describe('Events Temporal refused for good, set aside (`npm run cli -- dead-letters`)'),
+  })
+  .describe("The tenant's ingestion backlog: the PostgreSQL event inbox") satisfies z.ZodType<InboxBacklog>;
+
+type BacklogListener = (backlog: InboxBacklog, at: Date) => void;
+interface BacklogWatch {
+  listeners: Set<BacklogListener>;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * One backlog read per tenant every `backlogRefreshMs`, however many of its streams this process
+ * has open; the timer exists only while one is (the last to leave clears it).
+ */
+function createBacklogWatch(read: (tenant: string) => Promise<InboxBacklog>, logger: Logger): (tenant: string, listener: BacklogListener) => () => void {
+  const watches = new Map<string, BacklogWatch>();
+  const schedule = (tenant: string, watch: BacklogWatch): void => {
+    watch.timer = setTimeout(() => void poll(tenant, watch), backlogRefreshMs);
+  };
+  const poll = async (tenant: string, watch: BacklogWatch): Promise<void> => {
+    try {
+      const at = new Date();
+      const backlog = await read(tenant);
+      for (const listener of watch.listeners) listener(backlog, at);
+    } catch (error) {
+      logger.warn({ err: error }, 'dashboard backlog read failed');
+    }
+    // Rescheduled after the read, so a slow database never stacks reads; not when everyone left meanwhile.
+    if (watches.get(tenant) === watch) schedule(tenant, watch);
+  };
+  return (tenant, listener) => {
+    let watch = watches.get(tenant);
+    if (!watch) {
+      watch = { listeners: new Set() };
+      watches.set(tenant, watch);
+      schedule(tenant, watch);
+    }
+    const own = watch;
+    own.listeners.add(listener);
+    return () => {
+      own.listeners.delete(listener);
+      if (own.listeners.size > 0 || watches.get(tenant) !== own) return;
+      clearTimeout(own.timer);
+      watches.delete(tenant);
+    };
+  };
+}
+
+/** What the page would show differently: counts, and the age in whole seconds. */
+const backlogKey = (backlog: InboxBacklog): string => `${backlog.pending}/${Math.floor(backlog.oldestAgeSeconds)}/${backlog.deadLetters}`;
 
 export function createDashboardRouter(deps: DashboardRouterDeps): Router {
   const { config, db } = deps;
@@ -51,6 +115,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
     if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
     return dashboardSnapshot(db, tenantId, tenant.timeZone, tenant.dashboard.serviceLevelSeconds);
   };
+  const watchBacklog = createBacklogWatch((tenantId) => inboxBacklog(db, tenantId), deps.logger);
 
   router.use('/dashboard/assets', express.static(path.join(dashboardAssets, 'assets'), { fallthrough: false, maxAge: '5m' }));
   router.get('/dashboard', page('login.html'));
@@ -98,10 +163,14 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
       res.write(`${id ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     let pending: NodeJS.Timeout | undefined;
+    /** The backlog as of the last snapshot or backlog event sent: only a difference is sent again. */
+    let sentBacklog: string | undefined;
     const pushSnapshot = async (): Promise<void> => {
       pending = undefined;
       try {
-        write('snapshot', await snapshotOf(tenantId), deps.liveFeed?.lastEventId());
+        const snapshot = await snapshotOf(tenantId);
+        write('snapshot', snapshot, deps.liveFeed?.lastEventId());
+        sentBacklog = backlogKey(snapshot.ingestBacklog);
       } catch (error) {
         deps.logger.warn({ err: error }, 'dashboard snapshot failed');
       }
@@ -119,14 +188,22 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
       scheduleSnapshot();
     };
     const unsubscribe = deps.liveFeed?.subscribe(tenantId, onChange);
+    // No id: a backlog event is no journal change, so Last-Event-ID keeps naming the last one.
+    const unwatchBacklog = watchBacklog(tenantId, (backlog, at) => {
+      const key = backlogKey(backlog);
+      if (key === sentBacklog) return;
+      sentBacklog = key;
+      write('backlog', { generatedAt: at.toISOString(), ingestBacklog: backlog });
+    });
     let heartbeat: NodeJS.Timeout | undefined;
     // Registered before the first await: a client gone while the first snapshot is read must not
-    // leave its subscription and heartbeat behind (a leaked timer also holds the process open).
+    // leave its subscription, backlog watch and heartbeat behind (a leaked timer also holds the process open).
     res.on('close', () => {
       closed = true;
       if (heartbeat) clearInterval(heartbeat);
       if (pending) clearTimeout(pending);
       unsubscribe?.();
+      unwatchBacklog();
     });
     // Catch up after a reconnect: the changes missed (when this process still has them), then a fresh snapshot.
     const lastEventId = typeof req.headers['last-event-id'] === 'string' ? req.headers['last-event-id'] : undefined;

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Connection } from '@temporalio/client';
 import { migrationStatus } from '../../db/migrate.js';
 import type { Db } from '../../db/pool.js';
+import type { BacklogLimits, BacklogMonitor } from '../../ingestion/backlog.js';
 import { scrubText } from '../../observability/logger.js';
 
 interface CheckResult {
@@ -30,10 +31,20 @@ async function timed(check: () => Promise<Record<string, unknown> | void>): Prom
 export interface HealthDeps {
   db: Db;
   temporal: { connection: Connection; namespace: string };
+  backlog: BacklogMonitor;
+  limits: BacklogLimits;
 }
 
-/** /healthz: the process is alive. /readyz: Temporal, PostgreSQL and the schema are usable. */
-export function createHealthRouter({ db, temporal }: HealthDeps): Router {
+/** Forwarding counts as behind (degraded, and shown on the dashboard) past this age. */
+export const catchingUpAfterSeconds = 5;
+
+/**
+ * /healthz: the process is alive. /readyz: whether it accepts events. Either store alone is enough
+ * (the inbox waits for Temporal; Temporal takes events directly while PostgreSQL is away), so one
+ * being down, or forwarding being behind, is `degraded` and still 200. Not ready (503): both
+ * stores down, the schema not applied, or the backlog past its bound (webhooks get 503 then).
+ */
+export function createHealthRouter({ db, temporal, backlog, limits }: HealthDeps): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'alive', uptimeSeconds: Math.round(process.uptime()) });
@@ -55,9 +66,22 @@ export function createHealthRouter({ db, temporal }: HealthDeps): Router {
         return { applied: status.applied };
       }),
     ]);
-    const checks = { temporal: temporalCheck, postgres, migrations };
-    const ready = Object.values(checks).every((check) => check.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+    const view = backlog.current();
+    const admission = backlog.admit();
+    const inbox: CheckResult = {
+      ok: admission.admitted,
+      latencyMs: 0,
+      pending: view.pending,
+      oldestAgeSeconds: Math.round(view.oldestAgeSeconds * 10) / 10,
+      deadLetters: view.deadLetters,
+      catchingUp: view.oldestAgeSeconds > catchingUpAfterSeconds,
+      ...(admission.admitted ? {} : { error: `backlog past its bound (${admission.reason === 'events' ? `${limits.maxEvents} events` : `${limits.maxAgeSeconds} s`}): webhooks are answered 503` }),
+    };
+    const checks = { temporal: temporalCheck, postgres, migrations, inbox };
+    const accepting = (postgres.ok || temporalCheck.ok) && (!postgres.ok || migrations.ok) && inbox.ok;
+    const healthy = Object.values(checks).every((check) => check.ok) && inbox.catchingUp !== true;
+    const status = !accepting ? 'not_ready' : healthy ? 'ready' : 'degraded';
+    res.status(accepting ? 200 : 503).json({ status, checks });
   });
   return router;
 }

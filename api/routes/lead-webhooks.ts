@@ -8,10 +8,10 @@ import type { Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import type { HandOff } from '../../ingestion/handoff.js';
+import type { HandOff } from '../../ingestion/intake.js';
 import { ingestCrmEvent, ingestWhatsApp } from '../../ingestion/ingest.js';
 import { Rejection, storeRejection } from '../../ingestion/rejections.js';
-import { answerUnavailable, bodyErrors, providerRequest, rawBody, refuse } from './webhooks.js';
+import { answerUnavailable, bodyErrors, handOffSummary, providerRequest, rawBody, refuse } from './webhooks.js';
 
 export interface LeadWebhookDeps {
   config: AppConfig;
@@ -28,7 +28,7 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
     try {
       const request = providerRequest(config, req, req.params.tenant);
       const result = await answerUnavailable(deps, res, () => ingestCrmEvent(deps, request));
-      if (result) res.status(202).json({ status: 'accepted', leadId: result.leadId, queued: result.handedOff.via === 'inbox' });
+      if (result) res.status(202).json({ status: 'accepted', leadId: result.leadId, ...handOffSummary(result.handedOff) });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, 'crm', error);
       throw error;

@@ -1,6 +1,6 @@
 /**
- * POST /webhooks/{tenant}/{provider}: verify the signature, safeParse, normalize, hand off to
- * Temporal, answer 202. Anything refused is answered 4xx with a machine-readable reason and
+ * POST /webhooks/{tenant}/{provider}: verify the signature, safeParse, normalize, commit to the
+ * inbox, answer 202 (the forwarder takes it to Temporal). Anything refused is answered 4xx with a machine-readable reason and
  * stored (raw body included) for inspection and replay.
  */
 import express, { Router } from 'express';
@@ -8,7 +8,8 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import type { HandOff, HandOffResult } from '../../ingestion/handoff.js';
+import { BacklogFull, IntakeUnavailable } from '../../ingestion/intake.js';
+import type { HandOff, HandOffResult } from '../../ingestion/intake.js';
 import { ingestCallWebhook } from '../../ingestion/ingest.js';
 import type { ProviderRequest } from '../../ingestion/providers/types.js';
 import { Rejection, storeRejection } from '../../ingestion/rejections.js';
@@ -66,21 +67,36 @@ export async function refuse(deps: Pick<WebhookRouterDeps, 'db' | 'logger'>, req
 }
 
 /**
- * Runs an ingestion; if neither Temporal nor the inbox could take the event (the database is down
- * too), answers 503 so the sender retries (every phone system here does) rather than losing it.
- * Refusals (Rejection) pass through to the caller.
+ * Runs an ingestion and answers what the sender must do when it could not be stored: past the
+ * backlog bound, or with neither PostgreSQL nor Temporal answering, 503 with Retry-After (every
+ * phone system here retries on it) rather than losing the event. Such answers are not stored as
+ * rejections: the bound exists to protect the disk. Refusals (Rejection) pass through to the caller.
  */
 export async function answerUnavailable<T>(deps: Pick<WebhookRouterDeps, 'logger'>, res: Response, ingest: () => Promise<T>): Promise<T | undefined> {
   try {
     const result = await ingest();
-    if ((result as { handedOff?: HandOffResult }).handedOff?.via === 'inbox') res.locals.queued = true;
+    const handedOff = (result as { handedOff?: HandOffResult }).handedOff;
+    res.locals.outcome = !handedOff ? 'accepted' : handedOff.via === 'temporal' ? 'direct' : handedOff.inserted === 0 ? 'duplicate' : 'accepted';
     return result;
   } catch (error) {
-    if (error instanceof Rejection) throw error;
-    deps.logger.error({ err: error }, 'neither Temporal nor the inbox took the event');
-    res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'The event could not be stored; retry later.' });
-    return undefined;
+    if (error instanceof BacklogFull) {
+      res.locals.outcome = 'backlog_full';
+      res.status(503).set('Retry-After', String(error.retryAfterSeconds)).json({ error: 'backlog_full', message: `${error.message}; retry later`, details: { retryAfterSeconds: error.retryAfterSeconds, limit: error.limit } });
+      return undefined;
+    }
+    if (error instanceof IntakeUnavailable) {
+      res.locals.outcome = 'unavailable';
+      res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'The event could not be stored; retry later.' });
+      return undefined;
+    }
+    throw error;
   }
+}
+
+/** What a 202 says about the hand-off: `via` inbox (forwarded in the background) or temporal (PostgreSQL was slow). */
+export function handOffSummary(handedOff: HandOffResult | undefined): { via: 'inbox' | 'temporal'; duplicates: number } {
+  if (!handedOff) return { via: 'inbox', duplicates: 0 };
+  return handedOff.via === 'inbox' ? { via: 'inbox', duplicates: handedOff.duplicates } : { via: 'temporal', duplicates: 0 };
 }
 
 /** Body-parser failures (too large, aborted) become stored rejections too. */
@@ -104,7 +120,7 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
     try {
       const request = providerRequest(config, req, req.params.tenant);
       const result = await answerUnavailable(deps, res, () => ingestCallWebhook(deps, req.params.provider, request));
-      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, events: result.events, queued: result.handedOff?.via === 'inbox' });
+      if (result) res.status(202).json({ status: 'accepted', callId: result.callId, events: result.events, ...handOffSummary(result.handedOff) });
     } catch (error) {
       if (error instanceof Rejection) return refuse(deps, req, res, source, error);
       throw error;

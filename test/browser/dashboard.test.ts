@@ -1,8 +1,9 @@
 /**
  * The supervisor dashboard in a real browser (Debian's Chromium, driven by playwright-core) against
  * a full deployment: sign-in, live figures pushed over Server-Sent Events while simulated calls
- * ring, are answered and end, the figures checked against the journal with SQL of our own, the call
- * and lead detail pages, and a screenshot for the record (test-results/dashboard.png).
+ * ring, are answered and end, the figures checked against the journal with SQL of our own, the
+ * ingest backlog and dead-letter notices, the call and lead detail pages, and screenshots for the
+ * record (test-results/dashboard.png and others).
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -17,6 +18,8 @@ import type { LeadState } from '../../shared/leads.js';
 import { waitUntil } from '../../stack/processes.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
+import { inboxRowsOf, parkInboxRows } from '../harness/inbox.js';
+import type { ParkedRows } from '../harness/inbox.js';
 import { uniqueId } from '../harness/resources.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -27,7 +30,7 @@ const waitMs = 30_000;
 /** What the page functions below may touch (they run in the browser, not here). */
 interface BrowserGlobals {
   document: {
-    querySelector(selector: string): { getAttribute(name: string): string | null } | null;
+    querySelector(selector: string): { getAttribute(name: string): string | null; hidden?: boolean } | null;
   };
 }
 
@@ -328,6 +331,61 @@ describe('the supervisor dashboard in a browser', function () {
 
     await mkdir(resultsDir, { recursive: true });
     await page.screenshot({ path: `${resultsDir}dashboard.png`, fullPage: true });
+  });
+
+  it('says when ingestion is catching up and when events are in dead letter, until it clears', async () => {
+    const banner = page.locator(testid('ingest-backlog'));
+    const deadLetters = page.locator(testid('dead-letters'));
+    /** Waits until the banner's state (data-pending, hidden) is this one, in one look at the page. */
+    const bannerState = (pending: number, hidden: boolean): Promise<unknown> =>
+      page.waitForFunction(
+        ([selector, wanted, hide]) => {
+          const node = (globalThis as unknown as BrowserGlobals).document.querySelector(selector);
+          return node?.getAttribute('data-pending') === wanted && node.hidden === hide;
+        },
+        [testid('ingest-backlog'), String(pending), hidden] as const,
+        { timeout: waitMs },
+      );
+    // Count from zero: this tenant's webhook events have been forwarded (and their rows deleted).
+    await waitUntil(async () => (await inboxRowsOf(world.db, world.tenantId)) === 0, waitMs, "the tenant's webhook events never left the inbox");
+    await bannerState(0, true);
+    assert.equal(await deadLetters.isVisible(), false);
+
+    const parked: ParkedRows[] = [];
+    try {
+      // An event that has just arrived is no news: the stream reports it, the banner stays away…
+      parked.push(await parkInboxRows(world.db, world.tenantId, { count: 1, ageSeconds: 0 }));
+      await bannerState(1, true);
+      // …until it has waited more than 5 s, with no journal write or anything else happening.
+      await banner.waitFor({ state: 'visible', timeout: waitMs });
+      assert.match((await banner.textContent()) ?? '', /^Catching up: 1 event waiting, oldest \d+ s/);
+      assert.ok(Number(await banner.getAttribute('data-age')) > 5);
+
+      parked.push(await parkInboxRows(world.db, world.tenantId, { count: 2, ageSeconds: 40 }));
+      parked.push(await parkInboxRows(world.db, world.tenantId, { count: 2, ageSeconds: 120, dead: true }));
+      const expected = await world.db.query<{ pending: number; dead: number }>(
+        'SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending, count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead FROM event_inbox WHERE tenant_id = $1',
+        [world.tenantId],
+      );
+      assert.deepEqual(expected.rows[0], { pending: 3, dead: 2 });
+      await bannerState(3, false);
+      const text = (await banner.textContent()) ?? '';
+      const oldest = Number(/oldest (\d+) s/.exec(text)?.[1]);
+      assert.match(text, /^Catching up: 3 events waiting, oldest \d+ s/);
+      assert.ok(oldest >= 40 && oldest < 100, `the oldest waiting event is the 40 s one (${text})`);
+      await deadLetters.waitFor({ state: 'visible', timeout: waitMs });
+      assert.equal(await deadLetters.textContent(), '2 events in dead letter — see npm run cli -- dead-letters');
+      assert.equal(await deadLetters.getAttribute('data-value'), '2');
+      await mkdir(resultsDir, { recursive: true });
+      await page.screenshot({ path: `${resultsDir}dashboard-backlog.png` });
+
+      // Forwarded (the forwarder deletes the rows) and the dead letters dealt with: both notices go, again with nothing else happening.
+      for (const rows of parked.splice(0)) await rows.remove();
+      await bannerState(0, true);
+      await deadLetters.waitFor({ state: 'hidden', timeout: waitMs });
+    } finally {
+      for (const rows of parked) await rows.remove();
+    }
   });
 
   it('reads on a wall screen (?wall=1): bigger numerals', async () => {

@@ -3,10 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@temporalio/client';
 import type { Connection } from '@temporalio/client';
 import { createApp } from '../../api/app.js';
-import { createHandOff } from '../../ingestion/handoff.js';
-import { startInboxRelay } from '../../ingestion/inbox-relay.js';
 import { startLiveFeed } from '../../api/live-feed.js';
-import type { HandOff } from '../../ingestion/handoff.js';
+import { startIngestion } from '../../ingestion/runtime.js';
+import type { Ingestion } from '../../ingestion/runtime.js';
 import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
@@ -38,6 +37,8 @@ export function testConfig(overrides: { databaseUrl?: string; namespace?: string
 
 export interface RunningApi {
   baseUrl: string;
+  /** The API's intake, backlog view and (unless turned off) forwarder. */
+  ingestion: Ingestion;
   /** Every route the app serves, as "METHOD /path" (for tests that must cover them all). */
   routes: string[];
   close(): Promise<void>;
@@ -56,30 +57,34 @@ function routesOf(stack: RouteLayer[], out: string[] = []): string[] {
   return out;
 }
 
-/** Serves the real Express app on an ephemeral port, for tests over real HTTP. */
-export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; handOff?: HandOff; port?: number; relay?: boolean; liveFeed?: boolean }): Promise<RunningApi> {
+/**
+ * Serves the real Express app on an ephemeral port, for tests over real HTTP. As in production
+ * the API forwards its inbox to Temporal; `forward: false` leaves that to the test.
+ */
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; port?: number; forward?: boolean; liveFeed?: boolean }): Promise<RunningApi> {
   const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
   const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
   const liveFeed = deps.liveFeed ? await startLiveFeed({ databaseUrl: deps.config.database.url, logger }) : undefined;
+  const ingestion = startIngestion({ config: deps.config, db: deps.db, temporal, connection: deps.connection, logger, forward: deps.forward !== false, pollIntervalMs: 200 });
   const app = createApp({
     ...(liveFeed ? { liveFeed } : {}),
     config: deps.config,
     db: deps.db,
     temporal,
     temporalConnection: deps.connection,
-    handOff: deps.handOff ?? createHandOff({ temporal, connection: deps.connection, db: deps.db, logger, timeoutMs: 5_000 }),
+    handOff: ingestion.handOff,
+    backlog: ingestion.backlog,
     logger,
   });
   const server = app.listen(deps.port ?? 0, '127.0.0.1');
   await onceEvent(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  // As in production, the API forwards whatever had to wait in the inbox.
-  const relay = deps.handOff || deps.relay === false ? undefined : startInboxRelay({ db: deps.db, temporal, connection: deps.connection, logger, intervalMs: 200 });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    ingestion,
     routes: routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack),
     close: async () => {
-      await relay?.stop();
+      await ingestion.stop();
       await liveFeed?.stop();
       await new Promise<void>((resolve) => {
         server.closeAllConnections();

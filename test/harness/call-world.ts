@@ -116,8 +116,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
     workers = [];
   };
   await startWorker();
-  // No background relay here: the inbox test drives the relay itself, to see the queue before it drains.
-  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, relay: false, liveFeed: options.liveFeed ?? false });
+  const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, liveFeed: options.liveFeed ?? false });
   const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
 
   const call = (callId: string): Promise<CallSnapshot | undefined> => loadCall(db, tenantId, callId);

@@ -106,13 +106,16 @@ export async function startLeadWorld(
   const api = await startApi({ config, db, connection: env.connection, port: apiPort });
   const client = new Client({ connection: env.connection, namespace });
 
+  // Acknowledged events reach Temporal in the background; a journey skips time only once they have.
+  const inboxDrained = (): Promise<void> =>
+    waitUntil(async () => ((await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND dead_at IS NULL LIMIT 1', [tenantId])).rowCount ?? 0) === 0, 30_000, 'the inbox did not drain');
   const view = (leadId: string): Promise<LeadView> => client.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query<LeadView>('leadState');
   const idle = async (leadId: string): Promise<void> => {
     await waitUntil(
       async () => {
         await whatsapp.settle();
-        const queued = await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND forwarded_at IS NULL LIMIT 1', [tenantId]);
-        if ((queued.rowCount ?? 0) > 0) return false;
+        const waiting = await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND dead_at IS NULL LIMIT 1', [tenantId]);
+        if ((waiting.rowCount ?? 0) > 0) return false;
         const handle = client.workflow.getHandle(leadWorkflowId(tenantId, leadId));
         const described = await handle.describe();
         if (described.status.name !== 'RUNNING') return true;
@@ -155,11 +158,14 @@ export async function startLeadWorld(
       if (typeof body.lead_id === 'string') started.add(leadWorkflowId(tenantId, body.lead_id));
       // Signed with the wall clock, as a CRM would: replay protection checks real time.
       const request = signedJsonRequest('lead-webhook-secret', body);
-      return fetch(`${api.baseUrl}/webhooks/${tenantId}/crm`, { method: 'POST', headers: request.headers, body: request.body });
+      const response = await fetch(`${api.baseUrl}/webhooks/${tenantId}/crm`, { method: 'POST', headers: request.headers, body: request.body });
+      await inboxDrained();
+      return response;
     },
     async reply(phone, text) {
       await whatsapp.inbound({ from: phone.replace(/^\+/, ''), text });
       await whatsapp.settle();
+      await inboxDrained();
     },
     async inboundWebhook(phone, text) {
       const body = JSON.stringify({
@@ -172,6 +178,7 @@ export async function startLeadWorld(
         body,
       });
       if (response.status !== 200) throw new Error(`inbound webhook answered ${response.status}: ${await response.text()}`);
+      await inboxDrained();
     },
     sentTo(phone) {
       const digits = phone.replace(/^\+/, '');
@@ -186,8 +193,7 @@ export async function startLeadWorld(
     },
     now: () => env.currentTimeMs(),
     async advance(leadId, ms) {
-      // Events still on their way (e.g. via the inbox relay) arrive before time jumps ahead.
-      await waitUntil(async () => ((await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND forwarded_at IS NULL LIMIT 1', [tenantId])).rowCount ?? 0) === 0, 30_000, 'the inbox did not drain');
+      await inboxDrained();
       await env.sleep(ms);
       await idle(leadId);
     },

@@ -1,8 +1,6 @@
 /** The ops CLI, each command run as its own process against a real deployment. */
 import assert from 'node:assert/strict';
-import { createHandOff } from '../../ingestion/handoff.js';
 import { createApiTemporalClient } from '../../api/temporal-client.js';
-import { createLogger } from '../../observability/logger.js';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';
 import { pbxEvents, signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../../sandboxes/pbx-simulator.js';
@@ -11,6 +9,7 @@ import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
 import { runCli } from '../harness/cli.js';
 import { startLeadWorld } from '../harness/lead-world.js';
+import { createTestDatabase } from '../harness/postgres.js';
 import { freePort, uniqueId } from '../harness/resources.js';
 
 const plan = (overrides: Partial<CallPlan> = {}): CallPlan => ({
@@ -76,9 +75,11 @@ describe('ops CLI', function () {
   });
 
   it('forwards the inbox to Temporal', async () => {
-    const logger = createLogger({ name: 'test', level: 'silent' });
+    // An inbox of its own, filled by an API whose Temporal is unreachable, so that only the CLI forwards it.
+    const inbox = await createTestDatabase('cli-inbox');
+    const inboxConfig = { ...world.config, database: { url: inbox.url, embedded: false } };
     const dead = createApiTemporalClient({ connection: { address: `127.0.0.1:${await freePort()}` }, namespace: world.config.temporal.namespace });
-    const outage = await startApi({ config: world.config, db: world.db, connection: dead.connection, handOff: createHandOff({ temporal: dead.client, connection: dead.connection, db: world.db, logger, timeoutMs: 500 }) });
+    const outage = await startApi({ config: inboxConfig, db: inbox.db, connection: dead.connection, forward: false });
     const call = plan({ customerPhone: '+14155557001' });
     try {
       for (const event of pbxEvents(call)) {
@@ -89,9 +90,9 @@ describe('ops CLI', function () {
       await outage.close();
       await dead.connection.close();
     }
-    const { code, output } = await runCli(world.config, ['replay-inbox']);
+    const { code, output } = await runCli(inboxConfig, ['replay-inbox']);
     assert.equal(code, 0, output);
-    assert.match(output, /forwarded 3 queued event\(s\) to Temporal; 0 still waiting/);
+    assert.match(output, /forwarded 3 waiting event\(s\) to Temporal; 0 still waiting/);
     await world.waitForCall(`pbx:${call.callId}`, (snapshot) => snapshot.status === 'completed');
   });
 

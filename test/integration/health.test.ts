@@ -37,11 +37,11 @@ describe('health endpoints (real HTTP, PostgreSQL and Temporal)', () => {
     const { status, body } = await readyz(api);
     assert.equal(status, 200);
     assert.equal(body.status, 'ready');
-    assert.deepEqual(Object.keys(body.checks).sort(), ['migrations', 'postgres', 'temporal']);
+    assert.deepEqual(Object.keys(body.checks).sort(), ['inbox', 'migrations', 'postgres', 'temporal']);
     assert.ok(Object.values(body.checks).every((check) => check.ok));
   });
 
-  it('/readyz answers 503 naming Temporal when it is unreachable', async () => {
+  it('/readyz stays 200 but degraded, naming Temporal, when it is unreachable: the inbox still takes events', async () => {
     const { url, db } = await createTestDatabase('health');
     const deadAddress = `127.0.0.1:${await freePort()}`;
     const config = testConfig({ databaseUrl: url, address: deadAddress });
@@ -51,10 +51,11 @@ describe('health endpoints (real HTTP, PostgreSQL and Temporal)', () => {
     running.push(api);
 
     const { status, body } = await readyz(api);
-    assert.equal(status, 503);
-    assert.equal(body.status, 'not_ready');
+    assert.equal(status, 200);
+    assert.equal(body.status, 'degraded');
     assert.equal(body.checks.temporal?.ok, false);
     assert.equal(body.checks.postgres?.ok, true);
+    assert.equal(body.checks.inbox?.ok, true);
   });
 
   it('/readyz answers 503 naming the migrations when the schema is not applied', async () => {

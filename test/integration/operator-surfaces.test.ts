@@ -15,6 +15,7 @@ import type { RunningApi } from '../harness/api.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
 import { uniqueId } from '../harness/resources.js';
+import { inboxRowsOf, parkInboxRows } from '../harness/inbox.js';
 import { getDevServer } from '../harness/temporal.js';
 import { parsePrometheus } from '../harness/prometheus.js';
 import { waitUntil } from '../../stack/processes.js';
@@ -32,6 +33,54 @@ const plan = (overrides: Partial<CallPlan> = {}): CallPlan => ({
   ...overrides,
 });
 
+interface StreamEvent {
+  event: string;
+  id?: string;
+  data: string;
+}
+
+/** Reads a dashboard stream event by event (comments and heartbeats skipped). */
+async function openDashboardStream(url: string, token: string): Promise<{ next(wanted: (event: StreamEvent) => boolean, timeoutMs?: number): Promise<StreamEvent | undefined>; close(): void }> {
+  const controller = new AbortController();
+  const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+  assert.equal(response.headers.get('content-type'), 'text/event-stream');
+  const reader = response.body?.getReader();
+  assert.ok(reader);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let reading: ReturnType<typeof reader.read> | undefined;
+  return {
+    /** The next wanted event; undefined when none came within `timeoutMs` (waits for ever without it). */
+    async next(wanted, timeoutMs) {
+      const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+      for (;;) {
+        const separator = buffer.indexOf('\n\n');
+        if (separator >= 0) {
+          const block = buffer.slice(0, separator);
+          buffer = buffer.slice(separator + 2);
+          const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(':')).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+          if (fields.event && fields.data !== undefined) {
+            const event = { event: fields.event, ...(fields.id ? { id: fields.id } : {}), data: fields.data };
+            if (wanted(event)) return event;
+          }
+          continue;
+        }
+        // A read left pending by a timeout is picked up again, so no bytes are lost.
+        reading ??= reader.read();
+        const chunk = deadline === undefined ? await reading : await Promise.race([reading, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())))]);
+        if (chunk === 'timeout') return undefined;
+        reading = undefined;
+        if (chunk.done) throw new Error('stream ended');
+        buffer += decoder.decode(chunk.value as Uint8Array, { stream: true });
+      }
+    },
+    close() {
+      reading?.catch(() => undefined);
+      controller.abort();
+    },
+  };
+}
+
 describe('operator surfaces', function () {
   this.timeout(180_000);
   let world: CallWorld;
@@ -48,7 +97,7 @@ describe('operator surfaces', function () {
       ...world.config,
       tenants: { ...world.config.tenants, [tenantB]: { ...tenantA, displayName: 'Other Co', secrets: { ...tenantA.secrets, operatorToken: tokenB, webhookSigningSecret: 'tenant-b-secret' } } },
     };
-    shared = await startApi({ config, db: world.db, connection: (await getDevServer()).connection, relay: false, liveFeed: true });
+    shared = await startApi({ config, db: world.db, connection: (await getDevServer()).connection, liveFeed: true });
   });
   after(async () => {
     await shared.close();
@@ -173,34 +222,20 @@ describe('operator surfaces', function () {
     assert.equal(docs.status, 200);
     assert.match(await docs.text(), /swagger-ui-bundle\.js/);
     assert.equal((await fetch(`${world.api.baseUrl}/docs/assets/swagger-ui-bundle.js`)).status, 200);
+    const snapshot = (served.paths['/api/{tenant}/dashboard/snapshot']?.get as { responses: Record<string, { content: Record<string, { schema: { $ref: string } }> }> }).responses['200']?.content['application/json']?.schema.$ref;
+    assert.equal(snapshot, '#/components/schemas/DashboardSnapshot');
+    const snapshotSchema = schemas.DashboardSnapshot as { properties?: Record<string, { $ref?: string }> } | undefined;
+    assert.equal(snapshotSchema?.properties?.ingestBacklog?.$ref, '#/components/schemas/IngestBacklog');
+    assert.deepEqual(Object.keys(schemas.IngestBacklog?.properties ?? {}).sort(), ['deadLetters', 'oldestAgeSeconds', 'pending'], 'the backlog schema comes from the zod schema');
   });
 
   it('pushes dashboard updates over SSE as calls change, and catches a reconnecting client up', async () => {
     const token = world.tenant.secrets.operatorToken;
-    const controller = new AbortController();
-    const response = await fetch(`${world.api.baseUrl}/api/${world.tenantId}/dashboard/stream`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
-    assert.equal(response.headers.get('content-type'), 'text/event-stream');
-    const reader = response.body?.getReader();
-    assert.ok(reader);
-    let buffer = '';
-    const decoder = new TextDecoder();
-    const nextEvent = async (wanted: (event: { event: string; id?: string; data: string }) => boolean) => {
-      for (;;) {
-        const separator = buffer.indexOf('\n\n');
-        if (separator >= 0) {
-          const block = buffer.slice(0, separator);
-          buffer = buffer.slice(separator + 2);
-          const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(':')).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
-          if (fields.event && fields.data !== undefined) {
-            const event = { event: fields.event, ...(fields.id ? { id: fields.id } : {}), data: fields.data };
-            if (wanted(event)) return event;
-          }
-          continue;
-        }
-        const chunk = await reader.read();
-        if (chunk.done) throw new Error('stream ended');
-        buffer += decoder.decode(chunk.value as Uint8Array, { stream: true });
-      }
+    const stream = await openDashboardStream(`${world.api.baseUrl}/api/${world.tenantId}/dashboard/stream`, token);
+    const nextEvent = async (wanted: (event: StreamEvent) => boolean): Promise<StreamEvent> => {
+      const event = await stream.next(wanted);
+      assert.ok(event);
+      return event;
     };
     const first = await nextEvent((event) => event.event === 'snapshot');
     const before = JSON.parse(first.data) as { today: { answered: number } };
@@ -211,7 +246,7 @@ describe('operator surfaces', function () {
     type Snapshot = { today: { answered: number }; calls: { recent: Array<{ callId: string }> } };
     const updated = await nextEvent((event) => event.event === 'snapshot' && (JSON.parse(event.data) as Snapshot).calls.recent.some((item) => item.callId === `pbx:${call.callId}`));
     assert.ok((JSON.parse(updated.data) as Snapshot).today.answered >= before.today.answered + 1, 'the answered call is counted');
-    controller.abort();
+    stream.close();
 
     // Reconnect with the last id seen: the changes since then come first, then a fresh snapshot.
     const later = plan();
@@ -228,6 +263,55 @@ describe('operator surfaces', function () {
     }
     await replay?.cancel();
     assert.ok(seen.indexOf(later.callId) >= 0 && seen.indexOf(later.callId) < seen.indexOf('event: snapshot'), 'missed changes are replayed before the snapshot');
+  });
+
+  it("reports the tenant's ingest backlog in the snapshot, and on the stream as it changes with no journal write", async () => {
+    type Backlog = { pending: number; oldestAgeSeconds: number; deadLetters: number };
+    const token = world.tenant.secrets.operatorToken;
+    const snapshotBacklog = async (): Promise<Backlog> => {
+      const response = await fetch(`${world.api.baseUrl}/api/${world.tenantId}/dashboard/snapshot`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(response.status, 200);
+      return ((await response.json()) as { ingestBacklog: Backlog }).ingestBacklog;
+    };
+    // The earlier tests' webhooks have been forwarded (and their rows deleted) before counting from zero.
+    await waitUntil(async () => (await inboxRowsOf(world.db, world.tenantId)) === 0, 30_000, "the tenant's webhook events never left the inbox");
+    assert.deepEqual(await snapshotBacklog(), { pending: 0, oldestAgeSeconds: 0, deadLetters: 0 });
+
+    const stream = await openDashboardStream(`${world.api.baseUrl}/api/${world.tenantId}/dashboard/stream`, token);
+    const parked: Array<{ remove(): Promise<void> }> = [];
+    try {
+      const first = await stream.next((event) => event.event === 'snapshot', 10_000);
+      assert.ok(first, 'a first snapshot');
+      assert.deepEqual((JSON.parse(first.data) as { ingestBacklog: Backlog }).ingestBacklog, { pending: 0, oldestAgeSeconds: 0, deadLetters: 0 });
+
+      // Two events waiting 40 s, one dead letter, and another tenant's waiting event that must not count.
+      parked.push(await parkInboxRows(world.db, world.tenantId, { count: 2, ageSeconds: 40 }));
+      parked.push(await parkInboxRows(world.db, world.tenantId, { count: 1, ageSeconds: 90, dead: true }));
+      parked.push(await parkInboxRows(world.db, tenantB, { count: 3, ageSeconds: 600 }));
+      const backlogEvent = (test: (backlog: Backlog) => boolean) => (event: StreamEvent) => event.event === 'backlog' && test((JSON.parse(event.data) as { ingestBacklog: Backlog }).ingestBacklog);
+      const arrived = await stream.next(backlogEvent((backlog) => backlog.pending > 0), 10_000);
+      assert.ok(arrived, 'the stream reported the backlog by itself (no journal change announced it)');
+      const reported = JSON.parse(arrived.data) as { generatedAt: string; ingestBacklog: Backlog };
+      assert.equal(reported.ingestBacklog.pending, 2);
+      assert.equal(reported.ingestBacklog.deadLetters, 1);
+      assert.ok(reported.ingestBacklog.oldestAgeSeconds >= 40 && reported.ingestBacklog.oldestAgeSeconds < 120, `oldest ${reported.ingestBacklog.oldestAgeSeconds} s`);
+      assert.ok(!Number.isNaN(Date.parse(reported.generatedAt)));
+      const fromSnapshot = await snapshotBacklog();
+      assert.deepEqual({ ...fromSnapshot, oldestAgeSeconds: Math.round(fromSnapshot.oldestAgeSeconds / 10) }, { pending: 2, deadLetters: 1, oldestAgeSeconds: 4 });
+      // While it waits, the oldest event ages: the stream keeps refreshing it.
+      const aged = await stream.next(backlogEvent((backlog) => backlog.pending === 2 && backlog.oldestAgeSeconds >= reported.ingestBacklog.oldestAgeSeconds + 1), 10_000);
+      assert.ok(aged, 'the backlog is refreshed while it lasts');
+
+      for (const rows of parked.splice(0)) await rows.remove();
+      const cleared = await stream.next(backlogEvent((backlog) => backlog.pending === 0), 10_000);
+      assert.ok(cleared, 'the stream reported the backlog gone');
+      assert.deepEqual((JSON.parse(cleared.data) as { ingestBacklog: Backlog }).ingestBacklog, { pending: 0, oldestAgeSeconds: 0, deadLetters: 0 });
+      // Nothing changes any more, so nothing more is sent (several refresh periods).
+      assert.equal(await stream.next((event) => event.event === 'backlog', 5_000), undefined, 'an unchanged backlog is not sent again');
+    } finally {
+      stream.close();
+      for (const rows of parked) await rows.remove();
+    }
   });
 
   it('lets go of a dashboard stream whose client left before the first snapshot', async () => {

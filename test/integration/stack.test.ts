@@ -154,6 +154,7 @@ describe('npm start: the whole stack on one command', function () {
       temporal: true,
       postgres: true,
       migrations: true,
+      inbox: true,
     });
 
     const uiPage = await fetch(`http://127.0.0.1:${stack.uiPort}/namespaces/${stack.namespace}/workflows`);
@@ -185,10 +186,19 @@ describe('npm start: the whole stack on one command', function () {
   it("serves the worker's Temporal SDK metrics, with the duplicates workflows ignored", async () => {
     // One PBX event delivered twice: the call workflow ignores the second and counts it.
     const event = { event_id: uniqueId('dup'), event: 'call.ringing', call_id: uniqueId('dup-call'), timestamp: new Date().toISOString(), direction: 'inbound', from: '+14155559000' };
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const deliver = async (): Promise<void> => {
       const request = signedJsonRequest('demo-webhook-signing-secret', event);
       assert.equal((await fetch(`http://127.0.0.1:${stack.apiPort}/webhooks/demo/pbx`, { method: 'POST', headers: request.headers, body: request.body })).status, 202);
-    }
+    };
+    await deliver();
+    // While the first copy still waits in the inbox the second is dropped there; once the call is
+    // journaled, the copy reaches the workflow, which ignores it.
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${stack.apiPort}/api/demo/calls/${encodeURIComponent(`pbx:${event.call_id}`)}`, { headers: { authorization: 'Bearer demo-operator-token' } })).status === 200,
+      60_000,
+      'the call was never journaled',
+    );
+    await deliver();
     let families: MetricFamily[] = [];
     await waitUntil(
       async () => {

@@ -223,12 +223,12 @@ export function temporalLink(ctx, workflowId) {
 }
 
 /**
- * Follows the tenant's live stream. `onState('live' | 'reconnecting' | 'offline')`; `onSnapshot`
- * and `onChange` receive parsed data. EventSource reconnects by itself (Last-Event-ID catch-up);
- * when the server refuses the stream (session gone) it is closed for good, so this checks the
- * session and opens a new one later.
+ * Follows the tenant's live stream. `onState('live' | 'reconnecting' | 'offline')`; `onSnapshot`,
+ * `onChange` and `onBacklog` (the ingest backlog, sent when it changed) receive parsed data.
+ * EventSource reconnects by itself (Last-Event-ID catch-up); when the server refuses the stream
+ * (session gone) it is closed for good, so this checks the session and opens a new one later.
  */
-export function followStream(tenant, { onSnapshot, onChange, onState }) {
+export function followStream(tenant, { onSnapshot, onChange, onBacklog, onState }) {
   let source;
   const open = () => {
     source = new EventSource(apiPath(tenant, 'dashboard/stream'));
@@ -249,6 +249,7 @@ export function followStream(tenant, { onSnapshot, onChange, onState }) {
     });
     if (onSnapshot) source.addEventListener('snapshot', (event) => onSnapshot(JSON.parse(event.data), event.lastEventId));
     if (onChange) source.addEventListener('change', (event) => onChange(JSON.parse(event.data), event.lastEventId));
+    if (onBacklog) source.addEventListener('backlog', (event) => onBacklog(JSON.parse(event.data)));
   };
   open();
   return { close: () => source?.close() };

@@ -1,5 +1,6 @@
 // The live supervisor dashboard: renders each DashboardSnapshot from the stream, ticks running
-// durations every second, lists recent changes. Phone numbers are always shown masked here.
+// durations every second, lists recent changes, says when ingestion is catching up. Phone numbers
+// are always shown masked here.
 import {
   byId,
   callPath,
@@ -27,11 +28,15 @@ const { document, location, setInterval } = globalThis;
 const [tenant = ''] = pathParts();
 const stageOrder = ['new', 'contacted', 'engaged', 'booked', 'attended', 'no_show', 'won', 'lost', 'opted_out', 'dormant'];
 const feedLength = 15;
+/** The "catching up" banner shows once the oldest event waiting for Temporal is older than this. */
+const catchingUpAfterSeconds = 5;
 
 let timeZone;
 /** Server clock minus browser clock, so durations tick from the server's point of view. */
 let offsetMs = 0;
 let latest;
+/** The latest ingest backlog seen (snapshot or backlog event) and the server time it was read. */
+let backlog;
 const seenChanges = new Set();
 
 const serverNow = () => Date.now() + offsetMs;
@@ -104,6 +109,45 @@ function tick() {
   const longest = ringing.length === 0 ? 0 : Math.max(0, Math.floor(Math.max(...ringing.map((call) => secondsSince(call.startedAt)))));
   setText('longest-wait', clock(longest), longest);
   byId('last-update').dataset.age = String(Math.round((serverNow() - Date.parse(latest.generatedAt)) / 1000));
+  renderBacklog();
+}
+
+const plural = (count, word) => `${count} ${word}${count === 1 ? '' : 's'}`;
+
+/** 40 → "40 s", 300 → "5 min", 5400 → "1 h 30 min". */
+function age(seconds) {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+}
+
+/** Keeps the newest reading: a snapshot read before a backlog event may arrive after it. */
+function applyBacklog(value, at) {
+  if (!value || (backlog && at < backlog.at)) return;
+  backlog = { value, at };
+  renderBacklog();
+}
+
+function renderBacklog() {
+  if (!backlog) return;
+  const { pending, oldestAgeSeconds, deadLetters } = backlog.value;
+  // Between readings the oldest waiting event only gets older (until it is forwarded), so it ticks.
+  const oldest = pending > 0 ? Math.max(0, Math.floor(oldestAgeSeconds + secondsSince(backlog.at))) : 0;
+  const banner = byId('ingest-backlog');
+  Object.assign(banner.dataset, { pending: String(pending), age: String(oldest) });
+  // Whole seconds, as shown: the banner never says "oldest 5 s".
+  banner.hidden = !(oldest > catchingUpAfterSeconds);
+  if (!banner.hidden) {
+    banner.replaceChildren(
+      h('strong', { text: 'Catching up:' }),
+      ` ${plural(pending, 'event')} waiting, oldest ${age(oldest)}`,
+      h('span', { className: 'muted', text: ' · received and stored; the figures follow as they are applied' }),
+    );
+  }
+  const dead = byId('dead-letters');
+  dead.dataset.value = String(deadLetters);
+  dead.hidden = !(deadLetters > 0);
+  if (!dead.hidden) dead.replaceChildren(`${plural(deadLetters, 'event')} in dead letter — see `, h('code', { text: 'npm run cli -- dead-letters' }));
 }
 
 function render(snapshot) {
@@ -148,6 +192,7 @@ function render(snapshot) {
   updated.textContent = timeOf(snapshot.generatedAt, timeZone);
   updated.setAttribute('datetime', snapshot.generatedAt);
   updated.dataset.at = snapshot.generatedAt;
+  applyBacklog(snapshot.ingestBacklog, snapshot.generatedAt);
   tick();
 }
 
@@ -212,7 +257,7 @@ async function start() {
   } catch (error) {
     showError(`Could not load the dashboard: ${error.message}`);
   }
-  followStream(tenant, { onSnapshot: render, onChange, onState: showConnection });
+  followStream(tenant, { onSnapshot: render, onChange, onBacklog: (event) => applyBacklog(event.ingestBacklog, event.generatedAt), onState: showConnection });
   setInterval(tick, 1_000);
 }
 

@@ -1,0 +1,99 @@
+/**
+ * How far forwarding is behind, as this process last saw it, and whether one more event may be
+ * admitted. The database is read in the background (never per request); events this process
+ * committed since then are added, so one process alone keeps the bound exactly.
+ */
+import { inboxBacklog } from '../db/inbox.js';
+import type { InboxBacklog } from '../db/inbox.js';
+import type { Db } from '../db/pool.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface BacklogLimits {
+  /** Waiting events past which new ones are refused (protects the database disk). */
+  maxEvents: number;
+  /** Age of the oldest waiting event past which new ones are refused. */
+  maxAgeSeconds: number;
+}
+
+export interface BacklogView extends InboxBacklog {
+  /** Events per second leaving the inbox, from the last two readings (0 when unknown). */
+  drainPerSecond: number;
+  /** When the database was last read successfully. */
+  observedAt: Date | undefined;
+}
+
+export type Admission = { admitted: true } | { admitted: false; reason: 'events' | 'age'; retryAfterSeconds: number };
+
+export interface BacklogMonitor {
+  current(): BacklogView;
+  admit(): Admission;
+  /** Called after a commit, with the rows it added. */
+  committed(rows: number): void;
+  refresh(): Promise<BacklogView>;
+  stop(): void;
+}
+
+export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: BacklogLimits; refreshMs?: number }): BacklogMonitor {
+  const refreshMs = deps.refreshMs ?? 500;
+  let observed: InboxBacklog = { pending: 0, oldestAgeSeconds: 0, deadLetters: 0 };
+  let observedAt: number | undefined;
+  let committedSince = 0;
+  let drainPerSecond = 0;
+  let refreshing: Promise<BacklogView> | undefined;
+
+  const current = (): BacklogView => {
+    const pending = observed.pending + committedSince;
+    const elapsed = observedAt === undefined ? 0 : (Date.now() - observedAt) / 1000;
+    // The oldest waiting event keeps ageing until the next reading says otherwise.
+    const oldestAgeSeconds = observed.pending > 0 ? observed.oldestAgeSeconds + elapsed : 0;
+    return { pending, oldestAgeSeconds, deadLetters: observed.deadLetters, drainPerSecond, observedAt: observedAt === undefined ? undefined : new Date(observedAt) };
+  };
+
+  const refresh = (): Promise<BacklogView> => {
+    refreshing ??= (async () => {
+      const startedAt = Date.now();
+      const added = committedSince;
+      try {
+        const next = await inboxBacklog(deps.db);
+        if (observedAt !== undefined) {
+          const seconds = (startedAt - observedAt) / 1000;
+          const drained = observed.pending + added - next.pending;
+          if (seconds > 0) drainPerSecond = Math.max(0, drained / seconds);
+        }
+        observed = next;
+        observedAt = startedAt;
+        committedSince -= added;
+      } catch (error) {
+        deps.logger.debug({ err: error }, 'inbox backlog not readable; keeping the last reading');
+      }
+      return current();
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  };
+
+  const timer = setInterval(() => void refresh(), refreshMs);
+  timer.unref();
+  void refresh();
+
+  return {
+    current,
+    admit() {
+      const view = current();
+      const { maxEvents, maxAgeSeconds } = deps.limits;
+      if (view.pending < maxEvents && view.oldestAgeSeconds < maxAgeSeconds) return { admitted: true };
+      // Long enough for the forwarder to make room at the rate it drains now.
+      const excess = Math.max(view.pending - 0.9 * maxEvents, 1);
+      const retryAfterSeconds = view.drainPerSecond > 0 ? Math.min(60, Math.max(1, Math.ceil(excess / view.drainPerSecond))) : 5;
+      return { admitted: false, reason: view.pending >= maxEvents ? 'events' : 'age', retryAfterSeconds };
+    },
+    committed(rows) {
+      committedSince += rows;
+    },
+    refresh,
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * The hand-off of an accepted event: committed to the PostgreSQL inbox in one short statement,
+ * then answered; the forwarder takes it to Temporal in the background. The answer waits on
+ * neither store alone: if the commit misses its deadline (PostgreSQL slow, restarting, frozen),
+ * the event goes straight to Temporal instead. A commit that lands later only forwards a
+ * duplicate, which the workflow drops by event id.
+ */
+import type { Client, Connection } from '@temporalio/client';
+import { insertInboxEvents, notifyInbox } from '../db/inbox.js';
+import type { Db } from '../db/pool.js';
+import type { Logger } from '../observability/logger.js';
+import { scrubText } from '../observability/logger.js';
+import type { BacklogMonitor } from './backlog.js';
+import { perEvent, signalWithStart } from './handoff.js';
+import type { WorkflowDelivery } from './handoff.js';
+
+export type HandOffResult = { via: 'inbox'; inserted: number; duplicates: number } | { via: 'temporal'; runId: string };
+
+export type HandOff = (delivery: WorkflowDelivery) => Promise<HandOffResult>;
+
+/** Past the backlog bound: the sender should retry later (503 with Retry-After). */
+export class BacklogFull extends Error {
+  override readonly name = 'BacklogFull';
+  constructor(
+    readonly retryAfterSeconds: number,
+    readonly limit: 'events' | 'age',
+  ) {
+    super(limit === 'events' ? 'too many events are waiting to be forwarded' : 'the oldest waiting event is too old');
+  }
+}
+
+/** Neither PostgreSQL nor Temporal took the event: nothing was stored, the sender must retry. */
+export class IntakeUnavailable extends Error {
+  override readonly name = 'IntakeUnavailable';
+}
+
+export interface IntakeDeps {
+  /** A pool of its own, so slow dashboard or report queries never delay an answer. */
+  db: Db;
+  temporal: Client;
+  connection: Connection;
+  logger: Logger;
+  backlog: BacklogMonitor;
+  /** How long the answer may wait for the commit before going to Temporal directly. */
+  commitDeadlineMs: number;
+  /** How long the direct path may wait for Temporal. */
+  temporalTimeoutMs: number;
+  /** Wakes this process's forwarder at once. */
+  wakeForwarder?: () => void;
+  /** Other processes' forwarders are woken by NOTIFY, at most this often. */
+  notifyIntervalMs?: number;
+}
+
+type Settled<T> = { value: T } | { error: unknown } | { pending: true };
+
+/** How `work` stands after `ms`: done, failed, or still running (it keeps running). */
+function settledWithin<T>(work: Promise<T>, ms: number): Promise<Settled<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<Settled<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ pending: true }), ms);
+  });
+  return Promise.race([work.then((value) => ({ value }), (error: unknown) => ({ error })), deadline]).finally(() => clearTimeout(timer));
+}
+
+export function createIntake(deps: IntakeDeps): HandOff {
+  const notifyIntervalMs = deps.notifyIntervalMs ?? 50;
+  // Commits still running past their deadline: while there are any, PostgreSQL is not answering
+  // and new events try Temporal first instead of queueing up behind them.
+  let overdueCommits = 0;
+  // After a commit failed outright (connection refused), PostgreSQL is tried second for this long.
+  let databaseSecondUntil = 0;
+  let notifyScheduled = false;
+  let lastNotifyAt = 0;
+
+  const notifyOthers = (): void => {
+    if (notifyScheduled) return;
+    notifyScheduled = true;
+    const delay = Math.max(0, lastNotifyAt + notifyIntervalMs - Date.now());
+    setTimeout(() => {
+      notifyScheduled = false;
+      lastNotifyAt = Date.now();
+      notifyInbox(deps.db).catch(() => undefined); // forwarders also poll, so a lost wake-up only delays
+    }, delay).unref();
+  };
+
+  const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
+    const rows = perEvent(delivery).map((one) => ({
+      tenantId: one.tenantId,
+      source: one.source,
+      workflowId: one.workflowId,
+      eventId: one.events[0]?.eventId ?? '',
+      workflowType: one.workflowType,
+      signalName: one.signalName,
+      taskQueue: one.taskQueue,
+      payload: JSON.stringify(one),
+    }));
+    try {
+      const { inserted } = await insertInboxEvents(deps.db, rows);
+      deps.backlog.committed(inserted);
+      deps.wakeForwarder?.();
+      notifyOthers();
+      return { via: 'inbox', inserted, duplicates: rows.length - inserted };
+    } catch (error) {
+      databaseSecondUntil = Date.now() + 1_000;
+      deps.logger.warn({ err: error, workflowId: delivery.workflowId }, 'inbox commit failed');
+      throw error;
+    }
+  };
+
+  /** A commit whose lateness is tracked, so later events know PostgreSQL is not answering. */
+  const trackedCommit = (delivery: WorkflowDelivery): Promise<HandOffResult> => {
+    const work = commit(delivery);
+    const overdue = setTimeout(() => {
+      overdueCommits++;
+      void work.catch(() => undefined).finally(() => overdueCommits--);
+    }, deps.commitDeadlineMs);
+    void work.catch(() => undefined).finally(() => clearTimeout(overdue));
+    return work;
+  };
+
+  const direct = async (delivery: WorkflowDelivery, giveUpAt: number): Promise<HandOffResult> => {
+    const runId = await deps.connection.withDeadline(giveUpAt, () => signalWithStart(deps.temporal, delivery));
+    return { via: 'temporal', runId };
+  };
+
+  /** The first of `takers` that stores the event answers; none by `giveUpAt` means 503. */
+  const firstTaker = async (delivery: WorkflowDelivery, takers: Array<Promise<HandOffResult>>, giveUpAt: number): Promise<HandOffResult> => {
+    const outcome = await settledWithin(Promise.any(takers), Math.max(0, giveUpAt - Date.now()));
+    if ('value' in outcome) return outcome.value;
+    const reason = 'error' in outcome ? scrubText(String((outcome.error as AggregateError).errors?.map((error: Error) => error.message).join('; '))).slice(0, 300) : 'no answer in time';
+    deps.logger.error({ workflowId: delivery.workflowId, reason }, 'neither the inbox nor Temporal took the event');
+    throw new IntakeUnavailable('the event could not be stored; retry later');
+  };
+
+  return async (delivery) => {
+    const admission = deps.backlog.admit();
+    if (!admission.admitted) throw new BacklogFull(admission.retryAfterSeconds, admission.reason);
+    const giveUpAt = Date.now() + deps.commitDeadlineMs + deps.temporalTimeoutMs;
+    if (overdueCommits === 0 && Date.now() >= databaseSecondUntil) {
+      const work = trackedCommit(delivery);
+      const early = await settledWithin(work, deps.commitDeadlineMs);
+      if ('value' in early) return early.value;
+      deps.logger.warn({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
+      // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
+      return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, giveUpAt)] : [direct(delivery, giveUpAt)], giveUpAt);
+    }
+    // PostgreSQL is not answering: Temporal first, the inbox if Temporal fails too.
+    return firstTaker(delivery, [direct(delivery, giveUpAt).catch(() => trackedCommit(delivery))], giveUpAt);
+  };
+}
