@@ -80,13 +80,7 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
   return {
     current,
     admit() {
-      const view = current();
-      const { maxEvents, maxAgeSeconds } = deps.limits;
-      if (view.pending < maxEvents && view.oldestAgeSeconds < maxAgeSeconds) return { admitted: true };
-      // Long enough for the forwarder to make room at the rate it drains now.
-      const excess = Math.max(view.pending - 0.9 * maxEvents, 1);
-      const retryAfterSeconds = view.drainPerSecond > 0 ? Math.min(60, Math.max(1, Math.ceil(excess / view.drainPerSecond))) : 5;
-      return { admitted: false, reason: view.pending >= maxEvents ? 'events' : 'age', retryAfterSeconds };
+      return admissionFor(current(), deps.limits);
     },
     committed(rows) {
       committedSince += rows;
@@ -96,4 +90,14 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
       clearInterval(timer);
     },
   };
+}
+
+/** Whether one more event fits, and if not, how long the sender should wait at the rate the inbox drains now. */
+export function admissionFor(view: Pick<BacklogView, 'pending' | 'oldestAgeSeconds' | 'drainPerSecond'>, limits: BacklogLimits): Admission {
+  if (view.pending < limits.maxEvents && view.oldestAgeSeconds < limits.maxAgeSeconds) return { admitted: true };
+  const reason = view.pending >= limits.maxEvents ? 'events' : 'age';
+  // Long enough for the forwarder to make some room (a tenth of the bound), between 1 s and a minute.
+  const excess = Math.max(view.pending - 0.9 * limits.maxEvents, 1);
+  const retryAfterSeconds = view.drainPerSecond > 0 ? Math.min(60, Math.max(1, Math.ceil(excess / view.drainPerSecond))) : 5;
+  return { admitted: false, reason, retryAfterSeconds };
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -115,5 +116,22 @@ export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(message);
     await delay(200);
+  }
+}
+
+/**
+ * Scheduling priorities (nice values) on a machine the whole stack shares. The API answers every
+ * webhook from a commit of its own and must keep doing so while the others catch up on a burst:
+ * Temporal drains the backlog a little behind it, the worker and the demo simulators after both.
+ */
+export const processPriorities = { api: 0, temporal: 5, worker: 10, demo: 10 } as const;
+
+/** Lowers a child's priority (raising it would need root); a refusal only costs latency, never correctness. */
+export function setNiceness(child: ManagedProcess, niceness: number): void {
+  if (child.child.pid === undefined || niceness === 0) return;
+  try {
+    os.setPriority(child.child.pid, niceness);
+  } catch {
+    // not permitted here (e.g. a container without CAP_SYS_NICE): run at the default priority
   }
 }

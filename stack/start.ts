@@ -7,7 +7,7 @@
 import { loadConfigOrExit, repoRoot } from '../config/load.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { exitWithError, prepareDatabase } from './lifecycle.js';
-import { spawnManaged, waitUntil } from './processes.js';
+import { processPriorities, setNiceness, spawnManaged, waitUntil } from './processes.js';
 import type { ManagedProcess } from './processes.js';
 import { ensureTemporalCli } from './provision.js';
 import { startDevServer } from './temporal-dev-server.js';
@@ -42,13 +42,14 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 /** Node child processes get an IPC channel: it closes if the launcher dies, and they stop. */
-function startNodeProcess(name: string, entry: string, env: NodeJS.ProcessEnv): ManagedProcess {
+function startNodeProcess(name: keyof typeof processPriorities, entry: string, env: NodeJS.ProcessEnv): ManagedProcess {
   const child = spawnManaged(name, process.execPath, ['--import', 'tsx', entry], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.push(child);
+  setNiceness(child, processPriorities[name]);
   void child.exited.then((code) => {
     if (!shuttingDown) void shutdown(1, `${name} exited unexpectedly (${code})`);
   });
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
     say(`starting Temporal dev server on ${settings.ip}:${settings.frontendPort} (history in ${settings.dbFilename})`);
     const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`));
     children.push(server.process);
+    setNiceness(server.process, processPriorities.temporal);
     stoppers.push({ name: 'Temporal dev server', stop: () => server.process.stop(15_000) });
     void server.process.exited.then((code) => {
       if (!shuttingDown) void shutdown(1, `the Temporal dev server exited unexpectedly (${code})`);
