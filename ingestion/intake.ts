@@ -63,7 +63,7 @@ function settledWithin<T>(work: Promise<T>, ms: number): Promise<Settled<T>> {
 }
 
 export function createIntake(deps: IntakeDeps): HandOff {
-  const notifyIntervalMs = deps.notifyIntervalMs ?? 50;
+  const notifyIntervalMs = deps.notifyIntervalMs ?? 10;
   // Commits still running past their deadline: while there are any, PostgreSQL is not answering
   // and new events try Temporal first instead of queueing up behind them.
   let overdueCommits = 0;

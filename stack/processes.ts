@@ -122,9 +122,10 @@ export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number
 /**
  * Scheduling priorities (nice values) on a machine the whole stack shares. The API answers every
  * webhook from a commit of its own and must keep doing so while the others catch up on a burst:
- * Temporal drains the backlog a little behind it, the worker and the demo simulators after both.
+ * the forwarder and Temporal drain the backlog a little behind it, the worker and the demo
+ * simulators after them.
  */
-export const processPriorities = { api: 0, temporal: 5, worker: 10, demo: 10 } as const;
+export const processPriorities = { api: 0, forwarder: 5, temporal: 5, worker: 10, demo: 10 } as const;
 
 /** Lowers a child's priority (raising it would need root); a refusal only costs latency, never correctness. */
 export function setNiceness(child: ManagedProcess, niceness: number): void {

@@ -1,6 +1,6 @@
 /**
- * `npm start`: PostgreSQL, the Temporal dev server with its Web UI, the worker and the API on
- * one machine, then the URLs. Ctrl-C or SIGTERM stops everything in order and leaves nothing
+ * `npm start`: PostgreSQL, the Temporal dev server with its Web UI, the worker, the forwarder and
+ * the API on one machine, then the URLs. Ctrl-C or SIGTERM stops everything in order and leaves nothing
  * running. Each piece can also run alone (npm run api / npm run worker) against an external
  * Temporal and PostgreSQL.
  */
@@ -103,7 +103,11 @@ async function main(): Promise<void> {
   }
   const worker = startNodeProcess('worker', 'workers/main.ts', childEnv);
   stoppers.push({ name: 'worker', stop: () => worker.stop(config.shutdownGraceMs + 5_000) });
-  const api = startNodeProcess('api', 'api/main.ts', childEnv);
+  // Forwarding runs in a process of its own, below the API's priority: the CPU it takes to move a
+  // burst into Temporal is never taken from the answers (INGEST_FORWARDER=0 on the API).
+  const forwarder = startNodeProcess('forwarder', 'workers/forwarder.ts', childEnv);
+  stoppers.push({ name: 'forwarder', stop: () => forwarder.stop(config.shutdownGraceMs + 5_000) });
+  const api = startNodeProcess('api', 'api/main.ts', { ...childEnv, INGEST_FORWARDER: '0' });
   stoppers.push({ name: 'API', stop: () => api.stop(config.shutdownGraceMs + 5_000) });
 
   const apiUrl = `http://localhost:${config.api.port}`;
