@@ -8,7 +8,7 @@ import { startIngestion } from '../ingestion/runtime.js';
 import { createApp } from './app.js';
 import { startLiveFeed } from './live-feed.js';
 import { createApiMetrics } from './metrics.js';
-import { createApiTemporalClient } from './temporal-client.js';
+import { createApiTemporalClient } from '../workers/temporal-client.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ name: 'switchboard-api', level: config.env.LOG_LEVEL });

@@ -9,7 +9,7 @@ import { leadDelivery } from '../ingestion/lead-delivery.js';
 import { replayRejected } from '../ingestion/replay.js';
 import { startIngestion } from '../ingestion/runtime.js';
 import type { Ingestion } from '../ingestion/runtime.js';
-import { createApiTemporalClient } from '../api/temporal-client.js';
+import { createApiTemporalClient } from '../workers/temporal-client.js';
 import { loadConfigOrExit } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
 import { createPool } from '../db/pool.js';

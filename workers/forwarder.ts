@@ -3,7 +3,7 @@
  * the API processes' own forwarders, e.g. with INGEST_FORWARDER=0 on the API so that it only commits
  * and answers. Any number of them can share one inbox.
  */
-import { createApiTemporalClient } from '../api/temporal-client.js';
+import { createApiTemporalClient } from './temporal-client.js';
 import { loadConfigOrExit } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import { startIngestion } from '../ingestion/runtime.js';

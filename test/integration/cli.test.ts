@@ -1,6 +1,6 @@
 /** The ops CLI, each command run as its own process against a real deployment. */
 import assert from 'node:assert/strict';
-import { createApiTemporalClient } from '../../api/temporal-client.js';
+import { createApiTemporalClient } from '../../workers/temporal-client.js';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';
 import { pbxEvents, signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../../sandboxes/pbx-simulator.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { createApiTemporalClient } from '../../api/temporal-client.js';
+import { createApiTemporalClient } from '../../workers/temporal-client.js';
 import { createPool } from '../../db/pool.js';
 import { startApi, testConfig } from '../harness/api.js';
 import type { RunningApi } from '../harness/api.js';

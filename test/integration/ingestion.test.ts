@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { createApiTemporalClient } from '../../api/temporal-client.js';
+import { createApiTemporalClient } from '../../workers/temporal-client.js';
 import { loadConfig, repoRoot } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
 import { listDeadLetters } from '../../db/inbox.js';

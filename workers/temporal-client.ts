@@ -2,9 +2,9 @@ import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor }
 import type { AppConfig } from '../config/load.js';
 
 /**
- * The API's Temporal client. Lazy, so the API starts (and /readyz says why it is not ready)
- * while Temporal is down. Retries are short: a webhook that cannot reach Temporal quickly goes to
- * the PostgreSQL inbox instead of waiting, and no retry chain outlives a request.
+ * The Temporal client of the API, the forwarder and the CLI. Lazy, so they start (and /readyz says
+ * why Temporal is missing) while Temporal is down. Retries are short: a forward that fails is
+ * retried by the forwarder with its own backoff, and no retry chain outlives a request.
  */
 export function createApiTemporalClient(temporal: Pick<AppConfig['temporal'], 'connection' | 'namespace'>): { connection: Connection; client: Client } {
   const { address, tls, apiKey, metadata } = temporal.connection;
