@@ -1,9 +1,16 @@
+import { Context } from '@temporalio/activity';
 import type { WhatsAppAdapter, OutgoingMessage } from '../adapters/whatsapp.js';
+import { WhatsAppSendError } from '../adapters/whatsapp.js';
 import { OutsideSystemError } from '../adapters/http.js';
+import type { AppConfig } from '../config/load.js';
 import { performOnce } from '../db/effects.js';
+import { notifyInbox } from '../db/inbox.js';
 import { isSuppressed } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
 import { messageForEffect, recordAcceptedMessage } from '../db/whatsapp.js';
+import { commitToInbox } from '../ingestion/intake.js';
+import { leadDelivery } from '../ingestion/lead-delivery.js';
+import { whatsappFailedEvent } from '../ingestion/providers/whatsapp-webhook.js';
 import { callOutside } from './failures.js';
 import { effectLeaseSeconds } from './lease.js';
 
@@ -21,40 +28,78 @@ export type SendWhatsAppOutcome = { status: 'sent'; wamid: string; kind: 'text' 
 /** WhatsApp reports an accepted message within seconds; wait that long before concluding a lost send never happened. */
 export const statusWebhookGraceSeconds = 30;
 
-export function createMessagingActivities(deps: { db: Db; whatsapp: (tenantId: string) => WhatsAppAdapter | undefined }) {
+/** This attempt's number and when Temporal scheduled it (its clock, which tests may skip ahead); outside a worker, 1 and now. */
+function attemptInfo(): { attempt: number; scheduledAtMs: number } {
+  try {
+    const { info } = Context.current();
+    return { attempt: info.attempt, scheduledAtMs: info.currentAttemptScheduledTimestampMs };
+  } catch {
+    return { attempt: 1, scheduledAtMs: Date.now() };
+  }
+}
+
+export function createMessagingActivities(deps: { db: Db; config: AppConfig; whatsapp: (tenantId: string) => WhatsAppAdapter | undefined }) {
+  /**
+   * A refusal of the message itself goes to the lead's workflow as the event a `failed` status
+   * webhook makes (same id, so a refusal reported both ways counts once), through the inbox like
+   * every webhook event: the workflow decides per code there (131047: the template instead;
+   * 131049: again in 24 h). Throttling is retried here instead, and a bad token is no news about the lead.
+   */
+  const reportRefusal = async (input: SendWhatsAppInput, error: WhatsAppSendError, occurredAtMs: number): Promise<void> => {
+    if (error.decision.action === 'retry' || error.kind === 'unauthorized') return;
+    const event = whatsappFailedEvent({
+      effectKey: input.effectKey,
+      messageId: `refused:${error.fbtraceId ?? 'no-trace-id'}`,
+      errorCode: error.decision.code,
+      errorTitle: error.title ?? error.decision.reason,
+      occurredAt: new Date(occurredAtMs).toISOString(),
+    });
+    const delivery = leadDelivery(deps.config, input.tenantId, input.leadId, [event], 'whatsapp');
+    await commitToInbox(deps.db, delivery);
+    await notifyInbox(deps.db).catch(() => undefined); // forwarders also poll
+  };
+
   return {
     /**
      * Sends one lead message exactly once per key: suppressed numbers are never messaged; a send
-     * whose answer was lost is found again through its status webhook, not sent twice.
+     * whose answer was lost is found again through its status webhook, not sent twice. A refused
+     * send is decided by its error code (adapters/whatsapp.ts), like a failure reported by webhook.
      */
     async sendWhatsApp(input: SendWhatsAppInput): Promise<SendWhatsAppOutcome> {
       const whatsapp = deps.whatsapp(input.tenantId);
       if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured' };
       if (await isSuppressed(deps.db, input.tenantId, input.to)) return { status: 'skipped', reason: 'opted out' };
-      const outcome = await callOutside(() =>
-        performOnce(deps.db, {
-          tenantId: input.tenantId,
-          key: input.effectKey,
-          kind: 'whatsapp',
-          leaseSeconds: effectLeaseSeconds(),
-          lookup: () => messageForEffect(deps.db, input.tenantId, input.effectKey),
-          perform: async () => {
-            const { wamid } = await whatsapp.send(input.to, input.message, input.effectKey);
-            await recordAcceptedMessage(deps.db, {
-              tenantId: input.tenantId,
-              wamid,
-              effectKey: input.effectKey,
-              leadId: input.leadId,
-              kind: input.message.type,
-              ...(input.message.type === 'template' ? { templateName: input.message.template.name } : {}),
-            });
-            return { wamid, kind: input.message.type };
-          },
-          unknownOutcomeGraceSeconds: statusWebhookGraceSeconds,
-          // WhatsApp answered with a refusal (4xx): nothing was sent.
-          definiteFailure: (error) => error instanceof OutsideSystemError && error.status !== undefined && error.status < 500,
-        }),
-      );
+      const { attempt, scheduledAtMs } = attemptInfo();
+      const outcome = await callOutside(async () => {
+        try {
+          return await performOnce(deps.db, {
+            tenantId: input.tenantId,
+            key: input.effectKey,
+            kind: 'whatsapp',
+            leaseSeconds: effectLeaseSeconds(),
+            lookup: () => messageForEffect(deps.db, input.tenantId, input.effectKey),
+            perform: async () => {
+              const { wamid } = await whatsapp.send(input.to, input.message, input.effectKey);
+              await recordAcceptedMessage(deps.db, {
+                tenantId: input.tenantId,
+                wamid,
+                effectKey: input.effectKey,
+                leadId: input.leadId,
+                kind: input.message.type,
+                ...(input.message.type === 'template' ? { templateName: input.message.template.name } : {}),
+              });
+              return { wamid, kind: input.message.type };
+            },
+            unknownOutcomeGraceSeconds: statusWebhookGraceSeconds,
+            // WhatsApp answered with a refusal (4xx): nothing was sent.
+            definiteFailure: (error) => error instanceof OutsideSystemError && error.status !== undefined && error.status < 500,
+          });
+        } catch (error) {
+          if (!(error instanceof WhatsAppSendError)) throw error;
+          await reportRefusal(input, error, scheduledAtMs);
+          throw error.withBackoff(attempt);
+        }
+      });
       return { status: 'sent', wamid: outcome.result.wamid, kind: outcome.result.kind === 'text' ? 'text' : 'template' };
     },
   };

@@ -4,6 +4,8 @@
  * Every failure is a Rejection (a 4xx with a reason).
  */
 import { createHash } from 'node:crypto';
+import { decideWhatsAppError } from '../adapters/whatsapp.js';
+import type { WhatsAppErrorDecision } from '../adapters/whatsapp.js';
 import type { AppConfig } from '../config/load.js';
 import { appendTimeline, findLeadIdByPhone, suppress } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
@@ -20,7 +22,7 @@ import { parseCrmEvent } from './providers/crm-events.js';
 import { callProviderAdapters } from './providers/index.js';
 import { authenticateSwitchboardSignature } from './providers/pbx.js';
 import type { ProviderRequest } from './providers/types.js';
-import { authenticateWhatsApp, inboundText, parseWhatsAppWebhook } from './providers/whatsapp-webhook.js';
+import { authenticateWhatsApp, inboundText, parseWhatsAppWebhook, whatsappFailedEvent } from './providers/whatsapp-webhook.js';
 import { Rejection, fieldErrors } from './rejections.js';
 
 export interface IngestDeps {
@@ -102,18 +104,26 @@ export interface WhatsAppIngestResult {
   messages: number;
   /** Inbound messages from numbers no lead has. */
   unmatched: Array<{ messageId: string }>;
+  /** Errors tied to no message (`value.errors`), with what the error table says of each code. */
+  errors: Array<{ code: number; action: WhatsAppErrorDecision['action'] }>;
 }
 
 /**
- * Statuses: recorded once per message and status (any order), into the ledger and the lead's
- * timeline; failures go to the lead's workflow. Replies go to the lead's workflow; STOP suppresses
- * the number at once.
+ * Statuses: recorded once per message and status (any order; a `read` may come without the
+ * `delivered` it implies), into the ledger and the lead's timeline; failures go to the lead's
+ * workflow as the same event a refused send makes. Replies go to the lead's workflow; STOP
+ * suppresses the number at once. Errors tied to no message are logged by code.
  */
 export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest, options: IngestOptions = {}): Promise<WhatsAppIngestResult> {
   if (!options.skipAuthentication) authenticateWhatsApp(request);
-  const { statuses, messages } = parseWhatsAppWebhook(request);
+  const { statuses, messages, errors } = parseWhatsAppWebhook(request);
   const { db, config } = deps;
   const tenantId = request.tenantId;
+  const accountErrors = errors.map((error) => ({ code: error.code, action: decideWhatsAppError(error.code).action }));
+  for (const [index, error] of errors.entries()) {
+    // Codes and Meta's titles only: they name conditions (rate limits, account state), not people.
+    deps.logger.warn({ tenantId, code: error.code, title: error.title?.slice(0, 200), decision: accountErrors[index]?.action }, 'WhatsApp reported an error tied to no message');
+  }
   let duplicates = 0;
   for (const status of statuses) {
     if (status.status !== 'sent' && status.status !== 'delivered' && status.status !== 'read' && status.status !== 'failed') continue;
@@ -151,15 +161,13 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
       true,
     );
     if (status.status === 'failed' && recorded.effectKey) {
-      const failed: LeadEvent = {
-        eventId: `wa-failed:${status.id}`,
-        type: 'whatsapp.failed',
-        occurredAt,
-        messageId: status.id,
+      const failed = whatsappFailedEvent({
         effectKey: recorded.effectKey,
+        messageId: status.id,
         errorCode: error?.code ?? 0,
         ...(error?.title ? { errorTitle: error.title } : {}),
-      };
+        occurredAt,
+      });
       await deps.handOff(leadDelivery(config, tenantId, recorded.leadId, [failed], 'whatsapp'));
     }
   }
@@ -176,5 +184,5 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
     const reply: LeadEvent = { eventId: `wa:${message.id}`, type: 'whatsapp.reply', occurredAt: new Date(Number(message.timestamp) * 1000).toISOString(), messageId: message.id, text };
     await deps.handOff(leadDelivery(config, tenantId, leadId, [reply], 'whatsapp'));
   }
-  return { statuses: statuses.length, duplicates, messages: messages.length, unmatched };
+  return { statuses: statuses.length, duplicates, messages: messages.length, unmatched, errors: accountErrors };
 }

@@ -51,6 +51,22 @@ export interface IntakeDeps {
   notifyIntervalMs?: number;
 }
 
+/** Commits a delivery's events to the inbox, one row each (a row already waiting is a duplicate). */
+export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise<{ inserted: number; duplicates: number }> {
+  const rows = perEvent(delivery).map((one) => ({
+    tenantId: one.tenantId,
+    source: one.source,
+    workflowId: one.workflowId,
+    eventId: one.events[0]?.eventId ?? '',
+    workflowType: one.workflowType,
+    signalName: one.signalName,
+    taskQueue: one.taskQueue,
+    payload: JSON.stringify(one),
+  }));
+  const { inserted } = await insertInboxEvents(db, rows);
+  return { inserted, duplicates: rows.length - inserted };
+}
+
 type Settled<T> = { value: T } | { error: unknown } | { pending: true };
 
 /** How `work` stands after `ms`: done, failed, or still running (it keeps running). */
@@ -84,22 +100,12 @@ export function createIntake(deps: IntakeDeps): HandOff {
   };
 
   const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
-    const rows = perEvent(delivery).map((one) => ({
-      tenantId: one.tenantId,
-      source: one.source,
-      workflowId: one.workflowId,
-      eventId: one.events[0]?.eventId ?? '',
-      workflowType: one.workflowType,
-      signalName: one.signalName,
-      taskQueue: one.taskQueue,
-      payload: JSON.stringify(one),
-    }));
     try {
-      const { inserted } = await insertInboxEvents(deps.db, rows);
+      const { inserted, duplicates } = await commitToInbox(deps.db, delivery);
       deps.backlog.committed(inserted);
       deps.wakeForwarder?.();
       notifyOthers();
-      return { via: 'inbox', inserted, duplicates: rows.length - inserted };
+      return { via: 'inbox', inserted, duplicates };
     } catch (error) {
       databaseSecondUntil = Date.now() + 1_000;
       deps.logger.warn({ err: error, workflowId: delivery.workflowId }, 'inbox commit failed');

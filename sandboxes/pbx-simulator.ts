@@ -148,10 +148,12 @@ export function signedJsonRequest(secret: string, body: unknown, nowSeconds = Ma
   };
 }
 
-export function signedTwilioRequest(authToken: string, url: string, params: Record<string, string>): { body: string; headers: Record<string, string> } {
+/** A form body signed as Twilio signs it; pairs (in body order) allow a repeated parameter. */
+export function signedTwilioRequest(authToken: string, url: string, params: Record<string, string> | Array<[string, string]>): { body: string; headers: Record<string, string> } {
+  const form = new URLSearchParams(params);
   return {
-    body: new URLSearchParams(params).toString(),
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(authToken, url, params) },
+    body: form.toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(authToken, url, form) },
   };
 }
 

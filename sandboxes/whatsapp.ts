@@ -56,6 +56,18 @@ export interface WhatsAppSandboxOptions {
   unreachable?: string[];
   /** Also report `read` after `delivered`. */
   autoRead?: boolean;
+  /**
+   * With autoRead: report `read` without the `delivered` before it, as Meta does when a message is
+   * read as it arrives ("the delivered webhook is not sent because it's implied").
+   */
+  readWithoutDelivered?: boolean;
+  /**
+   * How each failure of an accepted-looking send is reported: `webhook` (200 with a wamid, then a
+   * `failed` status; the default), `response` (the send is answered with the Graph error at once,
+   * HTTP 400) or `both` (that answer and a `failed` status). Meta: errors come "synchronously as a
+   * Graph API response, asynchronously via Webhook, or sometimes through both methods".
+   */
+  errorReporting?: Partial<Record<WhatsAppOutcomeCode, WhatsAppErrorVia>>;
   /** Probability (0–1) that a webhook delivery is sent twice. */
   duplicateRate?: number;
   /** Deliver the statuses of one message in a random (seeded) order. */
@@ -70,6 +82,32 @@ export interface WhatsAppSandboxOptions {
 }
 
 export type WhatsAppStatusName = 'sent' | 'delivered' | 'read' | 'failed';
+
+/** How an error is reported: in the send's answer, in a `failed` status webhook, or both. */
+export type WhatsAppErrorVia = 'response' | 'webhook' | 'both';
+
+/** The failures the sandbox produces by itself after a send: 24 h window, marketing cap, unreachable. */
+export type WhatsAppOutcomeCode = 131047 | 131049 | 131026;
+
+/** A failure a test arranges for coming sends (codes the sandbox cannot provoke, e.g. 131048, 4, 80007). */
+export interface WhatsAppInjectedFailure {
+  code: number;
+  /** Default `response`. */
+  via?: WhatsAppErrorVia;
+  /** Only sends to this recipient (digits, `+` tolerated); default any. */
+  to?: string;
+  /** How many sends it fails (default 1). */
+  times?: number;
+  /** The HTTP status of the answer (default: Meta's for the code, else 400). */
+  httpStatus?: number;
+}
+
+/** An error tied to no message (the `value.errors` webhook): system, app or account level. */
+export interface WhatsAppAccountErrorInput {
+  code: number;
+  title?: string;
+  details?: string;
+}
 
 export interface WhatsAppStatusError {
   code: number;
@@ -99,6 +137,7 @@ export interface WhatsAppWebhookValue {
   messaging_product: 'whatsapp';
   metadata: { display_phone_number: string; phone_number_id: string };
   statuses?: WhatsAppStatus[];
+  errors?: Array<WhatsAppStatusError & { href: string }>;
   contacts?: { profile: { name: string }; wa_id: string }[];
   messages?: WhatsAppInboundMessage[];
 }
@@ -150,6 +189,10 @@ export interface WhatsAppSandbox {
   setWebhookUrl(url: string | undefined): void;
   /** A user's message: queues its webhook and opens that user's 24 h window. */
   inbound(input: WhatsAppInboundInput): Promise<void>;
+  /** Makes coming sends fail with this code (also POST /_sandbox/failures). */
+  failNext(failure: WhatsAppInjectedFailure): void;
+  /** Delivers an errors webhook tied to no message (also POST /_sandbox/errors). */
+  accountError(error: WhatsAppAccountErrorInput): void;
   /** Resolves when every webhook delivery queued so far has finished (delivered or given up). */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -220,6 +263,37 @@ const STATUS_ERRORS = {
     error_data: { details: 'Unable to deliver message. The recipient may not be a WhatsApp user or may not have accepted the latest terms.' },
   },
 } satisfies Record<string, WhatsAppStatusError>;
+
+/**
+ * Titles, details and HTTP statuses for the codes tests inject, as Meta's error-code reference
+ * gives them. Sources differ on the HTTP status of 4 (400 or 429); the sandbox answers 400, the
+ * stricter case for a client (Meta: key on `code`, not on the HTTP status).
+ */
+const KNOWN_ERRORS: Record<number, { httpStatus: number; title: string; details: string }> = {
+  4: { httpStatus: 400, title: 'Too many API calls', details: 'This app has reached its API call rate limit.' },
+  80007: { httpStatus: 400, title: 'Rate limit issues', details: 'The WhatsApp Business Account has reached its rate limit.' },
+  130429: { httpStatus: 429, title: 'Rate limit hit', details: 'Cloud API message throughput has been reached.' },
+  131048: {
+    httpStatus: 400,
+    title: 'Spam rate limit hit',
+    details: 'Message failed to send because there are restrictions on how many messages can be sent from this phone number. This may be because too many previous messages were blocked or flagged as spam.',
+  },
+  131056: {
+    httpStatus: 400,
+    title: '(Business Account, Consumer Account) pair rate limit hit',
+    details: 'Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.',
+  },
+  131047: { httpStatus: 400, title: STATUS_ERRORS.reengagement.title, details: STATUS_ERRORS.reengagement.error_data.details },
+  131049: { httpStatus: 400, title: STATUS_ERRORS.marketingCap.title, details: STATUS_ERRORS.marketingCap.error_data.details },
+  131026: { httpStatus: 400, title: STATUS_ERRORS.undeliverable.title, details: STATUS_ERRORS.undeliverable.error_data.details },
+};
+
+function errorFor(code: number): { httpStatus: number; error: WhatsAppStatusError } {
+  const known = KNOWN_ERRORS[code] ?? { httpStatus: 400, title: `Error ${code}`, details: `Injected error ${code}` };
+  return { httpStatus: known.httpStatus, error: { code, title: known.title, message: known.title, error_data: { details: known.details } } };
+}
+
+const ERROR_CODES_HREF = 'https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/';
 
 /** Distinct {{n}} placeholders: WhatsApp counts `{{1}} … {{1}}` as one parameter. */
 export function templateParameterCount(body: string): number {
@@ -520,11 +594,36 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
         ),
       );
     }
+    const timestamp = unixSeconds(nowMs);
+    const injected = takeInjected(send.waId);
+    const failure = injected ? errorFor(injected.code).error : outcomeOf(send, template?.category, nowMs);
+    const via: WhatsAppErrorVia = injected ? (injected.via ?? 'response') : failure ? (options.errorReporting?.[failure.code as WhatsAppOutcomeCode] ?? 'webhook') : 'webhook';
+    if (failure && via !== 'webhook') {
+      // Refused in the answer: nothing was sent, so it counts towards no limit. With `both` a
+      // `failed` status follows, under an id the sender never saw.
+      if (via === 'both') {
+        enqueue([
+          envelope({
+            statuses: [
+              {
+                id: wamid(),
+                status: 'failed',
+                timestamp,
+                recipient_id: send.waId,
+                ...(send.bizOpaqueCallbackData === undefined ? {} : { biz_opaque_callback_data: send.bizOpaqueCallbackData }),
+                errors: [failure],
+              },
+            ],
+          }),
+        ]);
+      }
+      const httpStatus = injected?.httpStatus ?? errorFor(failure.code).httpStatus;
+      return sendGraphError(res, new GraphError(httpStatus, failure.code, failure.message, failure.error_data.details));
+    }
     throughput.record(options.phoneNumberId);
     lastAcceptedAt.set(send.waId, nowMs);
 
     const id = wamid();
-    const timestamp = unixSeconds(nowMs);
     const status = (name: WhatsAppStatusName, error?: WhatsAppStatusError): WhatsAppStatus => ({
       id,
       status: name,
@@ -533,10 +632,10 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
       ...(send.bizOpaqueCallbackData === undefined ? {} : { biz_opaque_callback_data: send.bizOpaqueCallbackData }),
       ...(error === undefined ? {} : { errors: [error] }),
     });
-    const failure = outcomeOf(send, template?.category, nowMs);
+    const impliedDelivery = options.autoRead === true && options.readWithoutDelivered === true;
     const statuses = failure
       ? [status('sent'), status('failed', failure)]
-      : [status('sent'), status('delivered'), ...(options.autoRead ? [status('read')] : [])];
+      : [status('sent'), ...(impliedDelivery ? [] : [status('delivered')]), ...(options.autoRead ? [status('read')] : [])];
 
     messages.push({
       id,
@@ -565,6 +664,25 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     res.json({ messaging_product: 'whatsapp', contacts: [{ input: send.to, wa_id: send.waId }], messages: [{ id }] });
   }
 
+  const injectedFailures: Array<WhatsAppInjectedFailure & { remaining: number }> = [];
+  function failNext(failure: WhatsAppInjectedFailure): void {
+    injectedFailures.push({ ...failure, ...(failure.to === undefined ? {} : { to: digitsOf(failure.to) }), remaining: failure.times ?? 1 });
+  }
+  /** The first arranged failure for this recipient, used up by this send. */
+  function takeInjected(waId: string): WhatsAppInjectedFailure | undefined {
+    const index = injectedFailures.findIndex((failure) => failure.to === undefined || failure.to === waId);
+    const found = injectedFailures[index];
+    if (!found) return undefined;
+    if (--found.remaining <= 0) injectedFailures.splice(index, 1);
+    return found;
+  }
+
+  function accountError(input: WhatsAppAccountErrorInput): void {
+    const known = errorFor(input.code).error;
+    const title = input.title ?? known.title;
+    enqueue([envelope({ errors: [{ code: input.code, title, message: title, error_data: { details: input.details ?? known.error_data.details }, href: ERROR_CODES_HREF }] })]);
+  }
+
   async function inbound(input: WhatsAppInboundInput): Promise<void> {
     const waId = digitsOf(input.from);
     const nowMs = await now();
@@ -588,6 +706,39 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
       return;
     }
     await inbound({ from: body.from, text: body.text, ...(typeof body.name === 'string' ? { name: body.name } : {}) });
+    res.json({ ok: true });
+  });
+
+  app.post(`${CONTROL_PREFIX}failures`, express.json(), (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    const vias: unknown[] = ['response', 'webhook', 'both'];
+    if (
+      !isRecord(body) ||
+      typeof body.code !== 'number' ||
+      (body.via !== undefined && !vias.includes(body.via)) ||
+      (body.to !== undefined && typeof body.to !== 'string') ||
+      (body.times !== undefined && (typeof body.times !== 'number' || body.times < 1)) ||
+      (body.httpStatus !== undefined && (typeof body.httpStatus !== 'number' || body.httpStatus < 400 || body.httpStatus > 599))
+    ) {
+      res.status(400).json({ error: 'expected {code, via?: response|webhook|both, to?, times?, httpStatus?: 4xx|5xx}' });
+      return;
+    }
+    failNext({
+      code: body.code,
+      ...(body.via === undefined ? {} : { via: body.via as WhatsAppErrorVia }),
+      ...(typeof body.to === 'string' ? { to: body.to } : {}),
+      ...(typeof body.times === 'number' ? { times: body.times } : {}),
+      ...(typeof body.httpStatus === 'number' ? { httpStatus: body.httpStatus } : {}),
+    });
+    res.json({ ok: true });
+  });
+  app.post(`${CONTROL_PREFIX}errors`, express.json(), (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    if (!isRecord(body) || typeof body.code !== 'number' || (body.title !== undefined && typeof body.title !== 'string') || (body.details !== undefined && typeof body.details !== 'string')) {
+      res.status(400).json({ error: 'expected {code, title?, details?}' });
+      return;
+    }
+    accountError({ code: body.code, ...(typeof body.title === 'string' ? { title: body.title } : {}), ...(typeof body.details === 'string' ? { details: body.details } : {}) });
     res.json({ ok: true });
   });
 
@@ -634,6 +785,8 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
       webhookUrl = url;
     },
     inbound,
+    failNext,
+    accountError,
     settle: async () => {
       await Promise.all([...inFlight]);
     },

@@ -1,5 +1,6 @@
 /** Webhook signatures: ours (PBX, voice-AI, CRM events), Twilio's and Meta's (WhatsApp). */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { parse as parseQuerystring, stringify as stringifyQuerystring } from 'node:querystring';
 
 export type SignatureFailure = 'missing_signature' | 'invalid_signature' | 'invalid_timestamp' | 'stale_timestamp';
 export type SignatureCheck = { ok: true } | { ok: false; reason: SignatureFailure };
@@ -34,20 +35,81 @@ export function verifySwitchboardSignature(options: {
   return { ok: true };
 }
 
-/** Twilio: base64(HMAC-SHA1(auth token, full URL + each POST parameter's name and value, sorted by name)). */
-export function twilioSignature(authToken: string, url: string, params: URLSearchParams | Record<string, string>): string {
-  const entries = params instanceof URLSearchParams ? [...params.entries()] : Object.entries(params);
-  const data = entries
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .reduce((text, [name, value]) => text + name + value, url);
+/** Form parameters as Twilio signs them: each name once, with all its values. */
+export type TwilioParams = URLSearchParams | Record<string, string | readonly string[]>;
+
+function groupedParams(params: TwilioParams): Map<string, string[]> {
+  const grouped = new Map<string, string[]>();
+  const add = (name: string, value: string): void => {
+    const values = grouped.get(name);
+    if (values) values.push(value);
+    else grouped.set(name, [value]);
+  };
+  if (params instanceof URLSearchParams) for (const [name, value] of params) add(name, value);
+  else for (const [name, value] of Object.entries(params)) for (const one of typeof value === 'string' ? [value] : value) add(name, one);
+  return grouped;
+}
+
+/**
+ * Twilio: base64(HMAC-SHA1(auth token, URL + each parameter name and value)), names sorted and a
+ * repeated name's distinct values sorted, as twilio-node's getExpectedTwilioSignature and
+ * toFormUrlEncodedParam build it (default string order: UTF-16 code units).
+ */
+export function twilioSignature(authToken: string, url: string, params: TwilioParams): string {
+  const grouped = groupedParams(params);
+  const data = [...grouped.keys()].sort().reduce((text, name) => {
+    const values = [...new Set(grouped.get(name) ?? [])].sort();
+    return values.reduce((acc, value) => acc + name + value, text);
+  }, url);
   return createHmac('sha1', authToken).update(Buffer.from(data, 'utf8')).digest('base64');
 }
 
-/** Twilio signs the URL it was configured with; behind proxies that may differ in port, so try each candidate. */
-export function verifyTwilioSignature(options: { authToken: string; signature: string | undefined; urls: string[]; params: URLSearchParams }): SignatureCheck {
+// The URL forms twilio-node's validateRequest tries (src/webhooks/webhooks.ts), ported as written:
+// Twilio signs "inconsistently" with and without the default port, and with its legacy query encoding.
+function withStandardPort(url: URL): string {
+  if (url.port) return url.toString();
+  const port = url.protocol === 'https:' ? ':443' : ':80';
+  const credentials = url.username || url.password ? `${url.username}${url.password ? `:${url.password}` : ''}@` : '';
+  return `${url.protocol}//${credentials}${url.host ? url.host + port : ''}${url.pathname}${url.search}${url.hash}`;
+}
+
+function withoutPort(url: URL): string {
+  const copy = new URL(url);
+  copy.port = '';
+  return copy.toString();
+}
+
+function withLegacyQuerystring(url: string): string {
+  const parsed = new URL(url);
+  if (!parsed.search) return url;
+  const query = parseQuerystring(parsed.search.slice(1));
+  parsed.search = '';
+  return `${parsed.toString()}?${stringifyQuerystring(query)}`;
+}
+
+/** Every URL string a Twilio signature for `url` may have been computed over (no more than twilio-node accepts). */
+export function twilioSignedUrlVariants(url: string): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const bare = withoutPort(parsed);
+  const ported = withStandardPort(parsed);
+  return [...new Set([bare, ported, withLegacyQuerystring(bare), withLegacyQuerystring(ported)])];
+}
+
+/**
+ * Twilio signs the URL it was configured with; we know it as our public URL (or the one the request
+ * names), each tried in every form twilio-node tries. JSON bodies signed through `bodySHA256` do not
+ * reach this: status callbacks are form-encoded and the route refuses other content types first.
+ */
+export function verifyTwilioSignature(options: { authToken: string; signature: string | undefined; urls: string[]; params: TwilioParams }): SignatureCheck {
   if (!options.signature) return { ok: false, reason: 'missing_signature' };
   const signature = options.signature;
-  const matches = options.urls.some((url) => safeEqual(signature, twilioSignature(options.authToken, url, options.params)));
+  const candidates = [...new Set(options.urls.flatMap(twilioSignedUrlVariants))];
+  const matches = candidates.some((url) => safeEqual(signature, twilioSignature(options.authToken, url, options.params)));
   return matches ? { ok: true } : { ok: false, reason: 'invalid_signature' };
 }
 

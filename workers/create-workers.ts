@@ -91,7 +91,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueues.messaging,
-      activities: createMessagingActivities({ db: deps.db, whatsapp: deps.integrations.whatsapp }),
+      activities: createMessagingActivities({ db: deps.db, config, whatsapp: deps.integrations.whatsapp }),
       maxTaskQueueActivitiesPerSecond: config.temporal.messagingRatePerSecond,
     }),
   ]);

@@ -1,6 +1,7 @@
 /**
  * Twilio voice status callbacks (and recording status callbacks): form-encoded, keyed by CallSid,
- * signed with X-Twilio-Signature over the full URL and the sorted POST parameters. Twilio may
+ * signed with X-Twilio-Signature over the full URL and the sorted POST parameters, checked in every
+ * URL form twilio-node's validateRequest tries (security/signatures.ts). Twilio may
  * deliver a callback more than once; each status happens once per call, so it names the event.
  */
 import { z } from 'zod';

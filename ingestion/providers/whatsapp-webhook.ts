@@ -1,17 +1,28 @@
 /** WhatsApp Cloud API webhooks: delivery statuses and inbound messages, signed with X-Hub-Signature-256. */
 import { z } from 'zod';
 import { verifyMetaSignature } from '../../security/signatures.js';
+import type { LeadEvent } from '../../shared/leads.js';
 import { Rejection } from '../rejections.js';
 import type { ProviderRequest } from './types.js';
 import { header, readJson, validate } from './types.js';
 
+/** Meta's error object, in `statuses[].errors` and in `value.errors` (errors messages webhook reference). */
+const errorSchema = z.object({
+  code: z.number().int(),
+  title: z.string().optional(),
+  message: z.string().optional(),
+  error_data: z.object({ details: z.string().optional() }).partial().optional(),
+});
+
+// `played`: a voice message was played (status messages webhook reference); we send none, but a
+// refused delivery would be redelivered for days, so it is accepted and ignored.
 const statusSchema = z.object({
   id: z.string().min(1),
-  status: z.enum(['sent', 'delivered', 'read', 'failed', 'deleted', 'warning']),
+  status: z.enum(['sent', 'delivered', 'read', 'played', 'failed', 'deleted', 'warning']),
   timestamp: z.string().regex(/^\d+$/),
   recipient_id: z.string().optional(),
   biz_opaque_callback_data: z.string().max(512).optional(),
-  errors: z.array(z.object({ code: z.number().int(), title: z.string().optional(), message: z.string().optional() })).optional(),
+  errors: z.array(errorSchema).optional(),
 });
 
 const inboundSchema = z.object({
@@ -38,6 +49,8 @@ export const whatsappWebhookSchema = z.object({
               metadata: z.object({ phone_number_id: z.string() }).partial().optional(),
               statuses: z.array(statusSchema).optional(),
               messages: z.array(inboundSchema).optional(),
+              // System-, app- or account-level problems, tied to no message (e.g. 130429).
+              errors: z.array(errorSchema).optional(),
             }),
           }),
         ),
@@ -48,6 +61,7 @@ export const whatsappWebhookSchema = z.object({
 
 export type WhatsAppStatusPayload = z.infer<typeof statusSchema>;
 export type WhatsAppInboundPayload = z.infer<typeof inboundSchema>;
+export type WhatsAppErrorPayload = z.infer<typeof errorSchema>;
 
 export function authenticateWhatsApp(request: ProviderRequest): void {
   const appSecret = request.tenant.secrets.whatsappAppSecret;
@@ -56,10 +70,31 @@ export function authenticateWhatsApp(request: ProviderRequest): void {
   if (!check.ok) throw new Rejection(check.reason, 'the request signature could not be verified');
 }
 
-export function parseWhatsAppWebhook(request: ProviderRequest): { statuses: WhatsAppStatusPayload[]; messages: WhatsAppInboundPayload[] } {
+export function parseWhatsAppWebhook(request: ProviderRequest): { statuses: WhatsAppStatusPayload[]; messages: WhatsAppInboundPayload[]; errors: WhatsAppErrorPayload[] } {
   const body = validate(whatsappWebhookSchema, readJson(request));
   const values = body.entry.flatMap((entry) => entry.changes.filter((change) => change.field === 'messages').map((change) => change.value));
-  return { statuses: values.flatMap((value) => value.statuses ?? []), messages: values.flatMap((value) => value.messages ?? []) };
+  return {
+    statuses: values.flatMap((value) => value.statuses ?? []),
+    messages: values.flatMap((value) => value.messages ?? []),
+    errors: values.flatMap((value) => value.errors ?? []),
+  };
+}
+
+/**
+ * The lead event for a message WhatsApp failed, whether it refused the send at once or reported it
+ * in a status webhook. One id per effect key (one message per key): a failure reported both ways
+ * is applied once.
+ */
+export function whatsappFailedEvent(failure: { effectKey: string; messageId: string; errorCode: number; errorTitle?: string; occurredAt: string }): LeadEvent {
+  return {
+    eventId: `wa-failed:${failure.effectKey}`,
+    type: 'whatsapp.failed',
+    occurredAt: failure.occurredAt,
+    messageId: failure.messageId,
+    effectKey: failure.effectKey,
+    errorCode: failure.errorCode,
+    ...(failure.errorTitle ? { errorTitle: failure.errorTitle.slice(0, 500) } : {}),
+  };
 }
 
 /** The text of an inbound message, whatever its kind. */

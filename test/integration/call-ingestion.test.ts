@@ -7,9 +7,11 @@ import { switchboardSignature } from '../../security/signatures.js';
 import { deterministicWav } from '../../sandboxes/recordings.js';
 import { pbxEvents, signedJsonRequest, signedTwilioRequest, twilioCallbacks, voiceAiEvents } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../../sandboxes/pbx-simulator.js';
+import { startApi } from '../harness/api.js';
 import { startCallWorld } from '../harness/call-world.js';
 import type { CallWorld } from '../harness/call-world.js';
 import { uniqueId } from '../harness/resources.js';
+import { getDevServer } from '../harness/temporal.js';
 
 interface Refusal {
   error: string;
@@ -214,6 +216,45 @@ describe('call ingestion over HTTP', function () {
     assert.equal(call.disposition, 'answered');
     assert.equal(call.durationSeconds, 42);
     assert.equal(call.customerPhone, '+14155550123');
+  });
+
+  // twilio-node validateRequest (src/webhooks/webhooks.ts) accepts a signature over the URL with and
+  // without the default port, and signs a repeated parameter's values sorted; so must the route.
+  it('accepts a Twilio callback signed over our public URL with the default port added or removed, and with a repeated parameter', async () => {
+    const temporal = await getDevServer();
+    const path = `/webhooks/${world.tenantId}/twilio`;
+    const cases = [
+      { publicUrl: 'https://hooks.example.test', signedOver: 'https://hooks.example.test:443' },
+      { publicUrl: 'https://hooks.example.test:443', signedOver: 'https://hooks.example.test' },
+    ];
+    for (const { publicUrl, signedOver } of cases) {
+      // An API that knows itself by that public URL, on the world's database (its forwarder delivers).
+      const api = await startApi({ config: { ...world.config, api: { ...world.config.api, publicUrl } }, db: world.db, connection: temporal.connection, forward: false });
+      try {
+        const callSid = `CA${uniqueId('x').replace(/\W/g, '')}`;
+        const pairs: Array<[string, string]> = [
+          ['CallSid', callSid],
+          ['CallStatus', 'ringing'],
+          ['Direction', 'inbound'],
+          ['From', '+14155550123'],
+          ['To', '+12025550100'],
+          ['Tag', 'second'],
+          ['Tag', 'first'],
+        ];
+        const post = (signedUrl: string) => {
+          const request = signedTwilioRequest('test-twilio-token', `${signedUrl}${path}`, pairs);
+          return fetch(`${api.baseUrl}${path}`, { method: 'POST', headers: request.headers, body: request.body });
+        };
+        const other = await post('https://hooks.example.test:8443');
+        assert.equal(other.status, 401, 'a port twilio-node would not try');
+        const accepted = await post(signedOver);
+        assert.equal(accepted.status, 202, `${publicUrl} / signed over ${signedOver}: ${await accepted.text()}`);
+        const call = await world.waitForCall(`twilio:${callSid}`, (snapshot) => snapshot.status === 'ringing');
+        assert.equal(call.customerPhone, '+14155550123');
+      } finally {
+        await api.close();
+      }
+    }
   });
 
   it('stores the recording and serves byte ranges (206) with Accept-Ranges, to operators and signed links', async () => {

@@ -507,6 +507,135 @@ describe('WhatsApp Cloud API sandbox (real HTTP)', () => {
     });
   });
 
+  // developers.facebook.com, WhatsApp error codes: "Cloud API errors are returned either
+  // synchronously as a Graph API response, asynchronously via Webhook, or sometimes through both
+  // methods"; errors tied to no message come in `value.errors` (errors messages webhook reference).
+  describe('errors reported in the answer, by webhook, or both', () => {
+    const failedStatuses = (receiver: Receiver): WhatsAppStatus[] => statusesIn(receiver.received).filter((s) => s.status === 'failed');
+
+    it('answers a text outside the 24 h window with 400 code 131047 at once, sending nothing and counting towards no limit (errorReporting response)', async () => {
+      const { wa, receiver } = await setup({ errorReporting: { 131047: 'response' } });
+      const refused = await send(wa, text('15550001001', 'Hello?', { biz_opaque_callback_data: 'wa:L1:welcome:message' }));
+      assertGraphError(refused, 400, 131047, /more than 24 hours have passed/);
+      assert.equal(graphError(refused).message, 'Re-engagement message');
+      await wa.settle();
+      assert.deepEqual(wa.state().messages, []);
+      assert.equal(receiver.received.length, 0, 'no webhook');
+      // Nothing went out, so the pair spacing does not hold the template back.
+      const viaTemplate = wamidOf(await send(wa, template('15550001001', 'hello_world')));
+      await wa.settle();
+      assert.deepEqual(delivered(receiver, viaTemplate), ['sent', 'delivered']);
+    });
+
+    it('reports 131047 both ways: the 400 answer and a failed status under an id the sender never saw, echoing biz_opaque_callback_data', async () => {
+      const { wa, receiver } = await setup({ errorReporting: { 131047: 'both' } });
+      assertGraphError(await send(wa, text('15550001001', 'Hello?', { biz_opaque_callback_data: 'wa:L1:welcome:message' })), 400, 131047);
+      await wa.settle();
+      assert.deepEqual(wa.state().messages, []);
+      const [failed, ...more] = failedStatuses(receiver);
+      assert.equal(more.length, 0);
+      assert.match(failed?.id ?? '', /^wamid\./);
+      assert.equal(failed?.biz_opaque_callback_data, 'wa:L1:welcome:message');
+      assert.equal(failed?.recipient_id, '15550001001');
+      assert.equal(failed?.errors?.[0]?.code, 131047);
+      assert.deepEqual(delivered(receiver, failed?.id ?? ''), ['failed'], 'no "sent" for a refused message');
+      for (const { headers, raw } of receiver.received) assert.equal(headers['x-hub-signature-256'], metaSignature(APP_SECRET, raw));
+    });
+
+    it('reports the marketing cap (131049) and an unreachable recipient (131026) in the answer when told to', async () => {
+      const { wa, clock } = await setup({ errorReporting: { 131049: 'response', 131026: 'response' }, marketingPerUserPerDay: 1, unreachable: ['15550009999'] });
+      wamidOf(await send(wa, template('15550001003', 'spring_sale', ['10%'])));
+      clock.now += 6000;
+      assertGraphError(await send(wa, template('15550001003', 'spring_sale', ['20%'])), 400, 131049, /healthy ecosystem engagement/);
+      assertGraphError(await send(wa, template('15550009999', 'hello_world')), 400, 131026, /Unable to deliver message/);
+      assert.equal(wa.state().messages.length, 1);
+    });
+
+    it('fails coming sends with arranged codes (131048, 4, 80007, 130429, 131056), in the answer with Meta\'s title and details', async () => {
+      const { wa } = await setup();
+      const cases: Array<[number, number, RegExp]> = [
+        [131048, 400, /restrictions on how many messages/],
+        [4, 400, /API call rate limit/],
+        [80007, 400, /WhatsApp Business Account has reached its rate limit/],
+        [130429, 429, /throughput has been reached/],
+        [131056, 400, /same phone number in a short period/],
+      ];
+      for (const [code, status, details] of cases) {
+        wa.failNext({ code });
+        assertGraphError(await send(wa, template('15550001001', 'hello_world')), status, code, details);
+      }
+      assert.equal(wa.state().messages.length, 0);
+      wamidOf(await send(wa, template('15550001001', 'hello_world')));
+    });
+
+    it('fails arranged sends by webhook or both, only for the recipient named, as many times as asked, and takes arrangements over HTTP', async () => {
+      const { wa, receiver, clock } = await setup();
+      wa.failNext({ code: 131048, via: 'webhook', to: '+15550001002', times: 2 });
+      const other = wamidOf(await send(wa, template('15550001001', 'hello_world')));
+      const first = wamidOf(await send(wa, template('15550001002', 'hello_world')));
+      clock.now += 6000;
+      const second = wamidOf(await send(wa, template('15550001002', 'hello_world')));
+      clock.now += 6000;
+      const third = wamidOf(await send(wa, template('15550001002', 'hello_world')));
+      await wa.settle();
+      assert.deepEqual(delivered(receiver, other), ['sent', 'delivered']);
+      for (const id of [first, second]) {
+        assert.deepEqual(delivered(receiver, id), ['sent', 'failed']);
+        assert.equal(failureCode(receiver, id), 131048);
+      }
+      assert.deepEqual(delivered(receiver, third), ['sent', 'delivered']);
+
+      const arranged = await request(wa.url, '/_sandbox/failures', { token: null, body: { code: 80007, via: 'both', httpStatus: 400 } });
+      assert.equal(arranged.status, 200);
+      for (const bad of [{}, { code: '80007' }, { code: 4, via: 'later' }, { code: 4, times: 0 }, { code: 4, httpStatus: 200 }]) {
+        assert.equal((await request(wa.url, '/_sandbox/failures', { token: null, body: bad })).status, 400, JSON.stringify(bad));
+      }
+      clock.now += 6000;
+      assertGraphError(await send(wa, template('15550001001', 'hello_world', [], { biz_opaque_callback_data: 'k-80007' })), 400, 80007);
+      await wa.settle();
+      const failed = failedStatuses(receiver).find((s) => s.biz_opaque_callback_data === 'k-80007');
+      assert.equal(failed?.errors?.[0]?.code, 80007);
+    });
+
+    it('delivers an errors webhook tied to no message (value.errors), from the handle and over HTTP', async () => {
+      const { wa, receiver } = await setup();
+      wa.accountError({ code: 130429 });
+      assert.equal((await request(wa.url, '/_sandbox/errors', { token: null, body: { code: 131000, title: 'Something went wrong', details: 'Try again later' } })).status, 200);
+      assert.equal((await request(wa.url, '/_sandbox/errors', { token: null, body: { title: 'no code' } })).status, 400);
+      await wa.settle();
+      const values = receiver.received.map((r) => r.body.entry[0]?.changes[0]?.value);
+      assert.deepEqual(values, [
+        {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: DISPLAY, phone_number_id: PHONE_ID },
+          errors: [
+            {
+              code: 130429,
+              title: 'Rate limit hit',
+              message: 'Rate limit hit',
+              error_data: { details: 'Cloud API message throughput has been reached.' },
+              href: 'https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/',
+            },
+          ],
+        },
+        {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: DISPLAY, phone_number_id: PHONE_ID },
+          errors: [
+            {
+              code: 131000,
+              title: 'Something went wrong',
+              message: 'Something went wrong',
+              error_data: { details: 'Try again later' },
+              href: 'https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/',
+            },
+          ],
+        },
+      ]);
+      for (const { headers, raw } of receiver.received) assert.equal(headers['x-hub-signature-256'], metaSignature(APP_SECRET, raw));
+    });
+  });
+
   describe('webhooks', () => {
     it('posts the standard envelope, signed with X-Hub-Signature-256 over the exact bytes, echoing biz_opaque_callback_data', async () => {
       const { wa, receiver } = await setup();
@@ -551,6 +680,14 @@ describe('WhatsApp Cloud API sandbox (real HTTP)', () => {
       assert.deepEqual(delivered(receiver, id), ['sent', 'delivered', 'read']);
       assert.deepEqual(wa.state().messages[0]?.statuses.map((s) => s.status), ['sent', 'delivered', 'read']);
       assert.equal(statusesIn(receiver.received).some((s) => 'biz_opaque_callback_data' in s), false);
+    });
+
+    // Status messages webhook reference: a message read as it arrives gets no "delivered" webhook ("it's implied").
+    it('reports read without delivered with readWithoutDelivered', async () => {
+      const { wa, receiver } = await setup({ autoRead: true, readWithoutDelivered: true });
+      const id = wamidOf(await send(wa, template('15550001001', 'hello_world')));
+      await wa.settle();
+      assert.deepEqual(delivered(receiver, id), ['sent', 'read']);
     });
 
     it('delivers each status twice, byte for byte, with duplicateRate 1', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import {
   metaSignature,
   recordingLinkSignature,
@@ -15,6 +16,10 @@ describe('webhook signatures', () => {
     // The worked example in Twilio's webhook security documentation (auth token 12345).
     const url = 'https://mycompany.com/myapp.php?foo=1&bar=2';
     const params = { CallSid: 'CA1234567890ABCDE', Caller: '+14158675310', Digits: '1234', From: '+14158675310', To: '+18005551212' };
+    /** HMAC-SHA1 of an explicitly written signed string, independent of the code under test. */
+    const sign = (token: string, data: string): string => createHmac('sha1', token).update(Buffer.from(data, 'utf8')).digest('base64');
+    const verify = (signature: string, urls: string[], form: URLSearchParams | Record<string, string> = {}) =>
+      verifyTwilioSignature({ authToken: '12345', signature, urls, params: form instanceof URLSearchParams ? form : new URLSearchParams(form) });
 
     it("matches Twilio's documented example", () => {
       assert.equal(twilioSignature('12345', url, params), 'GvWf1cFY/Q7PnoempGyD5oXAezc=');
@@ -28,6 +33,70 @@ describe('webhook signatures', () => {
       assert.deepEqual(verifyTwilioSignature({ authToken: '12345', signature, urls: [url], params: tampered }), { ok: false, reason: 'invalid_signature' });
       assert.deepEqual(verifyTwilioSignature({ authToken: 'other', signature, urls: [url], params: form }), { ok: false, reason: 'invalid_signature' });
       assert.deepEqual(verifyTwilioSignature({ authToken: '12345', signature: undefined, urls: [url], params: form }), { ok: false, reason: 'missing_signature' });
+    });
+
+    // twilio-node validateRequest (src/webhooks/webhooks.ts): "Check signature of the url with and
+    // without the port number ... since signature generation on the back end is inconsistent".
+    it('accepts a signature over the URL with the default port when ours has none, and the reverse (https :443, http :80)', () => {
+      const body = { CallSid: 'CA1', CallStatus: 'ringing' };
+      const signed = (signedUrl: string): string => sign('12345', `${signedUrl}CallSidCA1CallStatusringing`);
+      assert.deepEqual(verify(signed('https://hooks.example.com:443/webhooks/t1/twilio'), ['https://hooks.example.com/webhooks/t1/twilio'], body), { ok: true });
+      assert.deepEqual(verify(signed('https://hooks.example.com/webhooks/t1/twilio'), ['https://hooks.example.com:443/webhooks/t1/twilio'], body), { ok: true });
+      assert.deepEqual(verify(signed('http://hooks.example.com:80/webhooks/t1/twilio?x=1'), ['http://hooks.example.com/webhooks/t1/twilio?x=1'], body), { ok: true });
+      assert.deepEqual(verify(signed('http://hooks.example.com/webhooks/t1/twilio?x=1'), ['http://hooks.example.com:80/webhooks/t1/twilio?x=1'], body), { ok: true });
+    });
+
+    it('tries no port, scheme, host or path twilio-node would not try', () => {
+      const ours = ['https://hooks.example.com/webhooks/t1/twilio'];
+      const signed = (signedUrl: string): string => sign('12345', signedUrl);
+      for (const other of [
+        'https://hooks.example.com:8443/webhooks/t1/twilio',
+        'https://hooks.example.com:80/webhooks/t1/twilio',
+        'http://hooks.example.com/webhooks/t1/twilio',
+        'http://hooks.example.com:443/webhooks/t1/twilio',
+        'https://other.example.com/webhooks/t1/twilio',
+        'https://hooks.example.com/webhooks/t2/twilio',
+        'https://hooks.example.com/webhooks/t1/twilio/',
+        'https://hooks.example.com/webhooks/t1/twilio?x=1',
+      ]) {
+        assert.deepEqual(verify(signed(other), ours), { ok: false, reason: 'invalid_signature' }, other);
+      }
+      // A URL configured with a non-default port: twilio-node tries it as given and with the port removed.
+      const custom = ['https://hooks.example.com:8443/webhooks/t1/twilio'];
+      assert.deepEqual(verify(signed('https://hooks.example.com:8443/webhooks/t1/twilio'), custom), { ok: true });
+      assert.deepEqual(verify(signed('https://hooks.example.com/webhooks/t1/twilio'), custom), { ok: true });
+      assert.deepEqual(verify(signed('https://hooks.example.com:443/webhooks/t1/twilio'), custom), { ok: false, reason: 'invalid_signature' });
+      assert.deepEqual(verify(signed('https://hooks.example.com:8443/webhooks/t1/twilio'), ['not a url']), { ok: false, reason: 'invalid_signature' });
+    });
+
+    it("accepts the query string in new URL()'s encoding and in the legacy querystring encoding, as twilio-node does", () => {
+      // new URL() escapes a single quote in the query (%27); the querystring module does not.
+      for (const ours of ["https://hooks.example.com/t?name=O'Brien", 'https://hooks.example.com/t?name=O%27Brien']) {
+        assert.deepEqual(verify(sign('12345', "https://hooks.example.com/t?name=O'Brien"), [ours]), { ok: true }, ours);
+        assert.deepEqual(verify(sign('12345', 'https://hooks.example.com/t?name=O%27Brien'), [ours]), { ok: true }, ours);
+        assert.deepEqual(verify(sign('12345', 'https://hooks.example.com:443/t?name=O%27Brien'), [ours]), { ok: true }, ours);
+      }
+    });
+
+    it("signs a repeated parameter's values sorted and once each (twilio-node toFormUrlEncodedParam), whatever their order in the body", () => {
+      const ours = ['https://hooks.example.com/webhooks/t1/twilio'];
+      const form = new URLSearchParams([
+        ['To', '+18005551212'],
+        ['Tag', 'b'],
+        ['CallSid', 'CA1'],
+        ['Tag', 'a'],
+        ['Tag', 'b'],
+      ]);
+      const sorted = sign('12345', `${ours[0]}CallSidCA1TagaTagbTo+18005551212`);
+      assert.equal(twilioSignature('12345', ours[0] ?? '', form), sorted);
+      assert.deepEqual(verify(sorted, ours, form), { ok: true });
+      // The same values in body order, or with the repeat kept, are not what Twilio signed.
+      assert.deepEqual(verify(sign('12345', `${ours[0]}CallSidCA1TagbTagaTo+18005551212`), ours, form), { ok: false, reason: 'invalid_signature' });
+      assert.deepEqual(verify(sign('12345', `${ours[0]}CallSidCA1TagaTagbTagbTo+18005551212`), ours, form), { ok: false, reason: 'invalid_signature' });
+      // Names sort by code unit, so upper case comes before lower case.
+      const cased = new URLSearchParams([['b', '1'], ['B', '2'], ['a', '3']]);
+      assert.equal(twilioSignature('12345', ours[0] ?? '', cased), sign('12345', `${ours[0]}B2a3b1`));
+      assert.equal(twilioSignature('12345', ours[0] ?? '', { Tag: ['b', 'a'], CallSid: 'CA1' }), sign('12345', `${ours[0]}CallSidCA1TagaTagb`));
     });
   });
 
