@@ -67,6 +67,9 @@ export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise
   return { inserted, duplicates: rows.length - inserted };
 }
 
+/** How long an answer may wait for a slow commit once Temporal has failed too, before it is a 503. */
+const slowCommitPatienceMs = 10_000;
+
 type Settled<T> = { value: T } | { error: unknown } | { pending: true };
 
 /** How `work` stands after `ms`: done, failed, or still running (it keeps running). */
@@ -141,16 +144,19 @@ export function createIntake(deps: IntakeDeps): HandOff {
   return async (delivery) => {
     const admission = deps.backlog.admit();
     if (!admission.admitted) throw new BacklogFull(admission.retryAfterSeconds, admission.reason);
-    const giveUpAt = Date.now() + deps.commitDeadlineMs + deps.temporalTimeoutMs;
+    const startedAt = Date.now();
+    const temporalBy = startedAt + deps.commitDeadlineMs + deps.temporalTimeoutMs;
+    // A commit that is merely slow (a loaded machine) is still better than a 503 and a retry storm.
+    const answerBy = Math.max(temporalBy, startedAt + slowCommitPatienceMs);
     if (overdueCommits === 0 && Date.now() >= databaseSecondUntil) {
       const work = trackedCommit(delivery);
       const early = await settledWithin(work, deps.commitDeadlineMs);
       if ('value' in early) return early.value;
       deps.logger.warn({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
       // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
-      return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, giveUpAt)] : [direct(delivery, giveUpAt)], giveUpAt);
+      return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, temporalBy)] : [direct(delivery, temporalBy)], answerBy);
     }
     // PostgreSQL is not answering: Temporal first, the inbox if Temporal fails too.
-    return firstTaker(delivery, [direct(delivery, giveUpAt).catch(() => trackedCommit(delivery))], giveUpAt);
+    return firstTaker(delivery, [direct(delivery, temporalBy).catch(() => trackedCommit(delivery))], answerBy);
   };
 }
