@@ -1,6 +1,6 @@
 import type { CrmAdapter, CrmCall } from '../adapters/crm/types.js';
 import type { TenantConfig } from '../config/schema.js';
-import { performOnce } from '../db/effects.js';
+import { EffectBusyError, performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
 import { recordingLink } from '../security/signatures.js';
 import type { CallDirection, CallEnrichment, CallResult, CrmEntity, CrmLinks, CrmSyncState, Disposition, EnrichmentState } from '../shared/calls.js';
@@ -60,6 +60,15 @@ export function kommoCallStatus(disposition: Disposition, result?: CallResult): 
 export function createCrmActivities(deps: CrmDeps) {
   const { db } = deps;
 
+  /** The CRM's ledger settings (HubSpot: search lags behind writes); a held-back nested effect sent nothing. */
+  const ledgerOptions = (crm: CrmAdapter) => {
+    const ledger = crm.ledger;
+    return {
+      ...(ledger?.unknownOutcomeGraceSeconds !== undefined ? { unknownOutcomeGraceSeconds: ledger.unknownOutcomeGraceSeconds } : {}),
+      ...(ledger?.definiteFailure ? { definiteFailure: (error: unknown) => error instanceof EffectBusyError || (ledger.definiteFailure?.(error) ?? false) } : {}),
+    };
+  };
+
   const toCrmCall = (input: CrmSyncInput, customerPhone: string): CrmCall => {
     const tenant = deps.tenant(input.tenantId);
     return {
@@ -85,9 +94,10 @@ export function createCrmActivities(deps: CrmDeps) {
       const vip = deps.isVipPhone(input.tenantId, input.customerPhone);
       const crm = deps.crm(input.tenantId);
       if (!crm) return { state: 'skipped', enrichment: { previousInteractions: [], vip } };
-      const contact = await callOutside(() => crm.findContactByPhone(input.customerPhone));
+      // A live call: its lookups go ahead of post-call logging and may use a short cache.
+      const contact = await callOutside(() => crm.findContactByPhone(input.customerPhone, { live: true }));
       if (!contact) return { state: 'not_found', enrichment: { previousInteractions: [], vip } };
-      const details = await callOutside(() => crm.enrich(contact));
+      const details = await callOutside(() => crm.enrich(contact, { live: true }));
       return { state: 'done', enrichment: { ...details, vip } };
     },
 
@@ -108,6 +118,7 @@ export function createCrmActivities(deps: CrmDeps) {
           key: `crm:call:${input.callId}`,
           kind: 'crm_call',
           leaseSeconds: effectLeaseSeconds(),
+          ...ledgerOptions(crm),
           lookup: async () => {
             const found = await crm.findLoggedCall(call, chosenEntity);
             return found ? { state: 'synced', noteId: found.noteId, entity: chosenEntity ?? found.entity } : undefined;
@@ -119,18 +130,22 @@ export function createCrmActivities(deps: CrmDeps) {
               const contact = await crm.findContactByPhone(call.customerPhone);
               if (contact) entity = { type: 'contacts', id: contact.id };
             }
-            if (!entity && call.direction === 'inbound') {
+            if (!entity && call.direction === 'inbound' && crm.createsIncomingLeads !== false) {
               const lead = await performOnce(db, {
                 tenantId: input.tenantId,
                 key: `crm:incoming-lead:${input.callId}`,
                 kind: 'crm_incoming_lead',
                 leaseSeconds: effectLeaseSeconds(),
+                ...ledgerOptions(crm),
                 lookup: () => crm.findIncomingLead(call),
                 perform: () => crm.createIncomingLead(call),
               });
               links.incomingLeadId = lead.result.leadId;
               links.incomingLeadUid = lead.result.uid;
-              entity = { type: 'leads', id: lead.result.leadId };
+              entity = lead.result.entity ?? { type: 'leads', id: lead.result.leadId };
+              // The CRM put this call on the lead it created for it (Kommo: is_call_event_needed);
+              // a note of ours would show the call twice.
+              if (lead.result.callEventIncluded) return { ...links, entity };
             }
             if (!entity) return { state: 'skipped', skippedReason: 'no_matching_entity' };
             const logged = await crm.logCall(call, entity);
@@ -146,7 +161,7 @@ export function createCrmActivities(deps: CrmDeps) {
     async createCallbackTask(input: CrmSyncInput & { entity: CrmEntity }): Promise<{ taskId: number } | { skippedReason: string }> {
       const crm = deps.crm(input.tenantId);
       const tenant = deps.tenant(input.tenantId);
-      if (!crm || tenant.crm?.kind !== 'kommo') return { skippedReason: 'no_crm_configured' };
+      if (!crm || !tenant.crm) return { skippedReason: 'no_crm_configured' };
       if (!input.customerPhone) return { skippedReason: 'caller_id_withheld' };
       const call = toCrmCall(input, input.customerPhone);
       const dueAt = new Date(Date.parse(input.startedAt) + tenant.crm.callbackDueMinutes * 60_000);
@@ -156,6 +171,7 @@ export function createCrmActivities(deps: CrmDeps) {
           key: `crm:callback:${input.callId}`,
           kind: 'crm_callback_task',
           leaseSeconds: effectLeaseSeconds(),
+          ...ledgerOptions(crm),
           lookup: () => crm.findCallbackTask(call, input.entity),
           perform: () => crm.createCallbackTask(call, input.entity, dueAt),
         }),

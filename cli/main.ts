@@ -17,6 +17,7 @@ import type { Db } from '../db/pool.js';
 import { inboxBacklog, listDeadLetters, requeueDeadLetters } from '../db/inbox.js';
 import { listRejected } from '../db/rejections.js';
 import { createLogger } from '../observability/logger.js';
+import { KommoAuthorizeUsageError, kommoAuthorize, kommoAuthorizeUsage } from './kommo-authorize.js';
 import { planImport, readLegacyExport } from './legacy-import.js';
 import { redriveCrmSync, stuckWork, table, timelineOf } from './operations.js';
 
@@ -185,6 +186,7 @@ const commands: Record<string, { usage: string; run: Command }> = {
       return 0;
     },
   },
+  'kommo-authorize': { usage: kommoAuthorizeUsage, run: (context, args) => kommoAuthorize(context, args) },
   'lead-timeline': {
     usage: 'lead-timeline --tenant <id> --lead <lead id>',
     async run(context, args) {
@@ -212,7 +214,7 @@ export async function runCli(argv: string[], context: CliContext): Promise<numbe
   try {
     return await command.run(context, args);
   } catch (error) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (error instanceof UsageError || error instanceof KommoAuthorizeUsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       context.out(`${(error as Error).message}\nusage: npm run cli -- ${command.usage}`);
       return 2;
     }

@@ -46,24 +46,75 @@ export const tenantSecretsSchema = z.object({
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
-export const kommoConfigSchema = z.object({
-  kind: z.literal('kommo'),
-  baseUrl: httpUrl,
-  token: nonEmpty,
-  /** `source` on call notes and `source_name` on incoming leads. */
-  source: nonEmpty.default('Switchboard'),
-  /** Kommo allows 7 requests per second per account; stay under it. */
-  rateLimitPerSecond: z.number().positive().max(7).default(6),
-  /** Hours until a missed-call call-back task is due. */
-  callbackDueMinutes: z.number().int().positive().default(60),
-  pipelineId: z.number().int().positive().optional(),
+/** 32 bytes, written as base64 (44 characters, e.g. `openssl rand -base64 32`) or hex (64 characters). */
+export function decodeTokenKey(value: string): Buffer | undefined {
+  const text = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=$/.test(text)) return Buffer.from(text, 'base64');
+  return undefined;
+}
+
+/**
+ * Kommo OAuth 2.0 (public or private integration with a redirect): the access token comes from an
+ * authorization code (`npm run cli -- kommo-authorize`), lives about a day and is renewed with the
+ * refresh token, which rotates on every renewal. Tokens are kept in PostgreSQL, encrypted.
+ */
+export const kommoOAuthSchema = z.object({
+  clientId: nonEmpty,
+  clientSecret: nonEmpty,
+  /** The redirect URI registered with the integration; Kommo checks it on the code exchange. */
+  redirectUri: httpUrl,
+  /** AES-256-GCM key for the stored tokens; in a config file write `tokenKey: ${SWITCHBOARD_TOKEN_KEY}`. */
+  tokenKey: z
+    .string({ error: 'must be set: the AES-256 key for stored tokens (tokenKey: ${SWITCHBOARD_TOKEN_KEY})' })
+    .refine((value) => decodeTokenKey(value) !== undefined, 'must be 32 bytes as base64 or hex (openssl rand -base64 32)'),
+  /** Renew this long before the access token expires, so calls in flight do not meet a 401. */
+  refreshAheadSeconds: z.number().int().nonnegative().default(300),
 });
 
+export const kommoConfigSchema = z
+  .object({
+    kind: z.literal('kommo'),
+    baseUrl: httpUrl,
+    /** A long-lived token (private integrations only): used as is, never refreshed. */
+    token: nonEmpty.optional(),
+    oauth: kommoOAuthSchema.optional(),
+    /** `source` on call notes and `source_name` on incoming leads. */
+    source: nonEmpty.default('Switchboard'),
+    /** Kommo allows 7 requests per second per account; stay under it (shared by every worker through PostgreSQL). */
+    rateLimitPerSecond: z.number().positive().max(7).default(6),
+    /** Hours until a missed-call call-back task is due. */
+    callbackDueMinutes: z.number().int().positive().default(60),
+    pipelineId: z.number().int().positive().optional(),
+    /** How long a live call's contact lookup by phone is reused (default 30; 0: never); post-call logging always asks Kommo. */
+    lookupCacheSeconds: z.number().nonnegative().optional(),
+  })
+  .refine((crm) => (crm.token === undefined) !== (crm.oauth === undefined), {
+    error: 'set either token (a long-lived token) or oauth (client id, secret, redirect URI, token key), not both',
+    path: ['token'],
+  });
+
+/** HubSpot CRM v3 with a private app's access token (sandboxes/CONTRACTS.md lists what it calls). */
 export const hubspotConfigSchema = z.object({
   kind: z.literal('hubspot'),
   baseUrl: httpUrl.default('https://api.hubapi.com'),
+  /** Private app access token, sent as a Bearer token. */
   token: nonEmpty,
-  rateLimitPerSecond: z.number().positive().default(9),
+  /** Our share of the account's burst limit (private apps: 100 to 190 requests per 10 s per account). */
+  rateLimitPerSecond: z.number().positive().max(19).default(9),
+  /** The CRM search endpoints have a lower limit of their own (4 to 5 per second per account). */
+  searchRateLimitPerSecond: z.number().positive().max(5).default(3),
+  /**
+   * Custom call property (single-line text) holding our call id: how a call is found again after a
+   * lost answer, since HubSpot does not deduplicate calls. Create it once in the account.
+   */
+  callIdProperty: z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a HubSpot internal property name (lower case, digits, _)').default('switchboard_call_id'),
+  /** An inbound caller no contact has becomes a contact in the lead stage; when false, the call is skipped. */
+  createContactForUnknownCallers: z.boolean().default(true),
+  /** Minutes until a missed-call call-back task is due. */
+  callbackDueMinutes: z.number().int().positive().default(60),
+  /** How long HubSpot's search may lag behind a write ("a few moments"); the ledger waits this long before re-sending. */
+  searchIndexLagSeconds: z.number().nonnegative().max(600).default(10),
 });
 
 export const ticketingConfigSchema = z.object({

@@ -16,6 +16,17 @@ export type {
   SeedContactInput,
   SeedUserInput,
 } from './kommo.js';
+export { HUBSPOT_CALL_DISPOSITIONS, startHubspotSandbox } from './hubspot.js';
+export type {
+  HubspotAssociation,
+  HubspotObjectType,
+  HubspotOwner,
+  HubspotSandbox,
+  HubspotSandboxOptions,
+  HubspotSeedContactInput,
+  HubspotState,
+  HubspotStoredObject,
+} from './hubspot.js';
 export { startTicketingSandbox, TICKET_PRIORITIES } from './ticketing.js';
 export type { Ticket, TicketPriority, TicketingSandbox, TicketingSandboxOptions, TicketingState } from './ticketing.js';
 export { startSlackSandbox } from './slack.js';

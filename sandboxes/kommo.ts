@@ -1,4 +1,6 @@
-// Kommo (amoCRM) API v4 stand-in: contacts, call notes, unsorted SIP leads and tasks (see CONTRACTS.md).
+// Kommo (amoCRM) API v4 stand-in: OAuth 2.0, contacts, companies, leads, call notes, incoming
+// (unsorted) SIP leads and tasks (see CONTRACTS.md).
+import { randomBytes } from 'node:crypto';
 import express from 'express';
 import type { Request, Response } from 'express';
 import {
@@ -19,14 +21,31 @@ import {
 } from './http.js';
 import type { Clock, RequestCounts } from './http.js';
 
+/** An OAuth 2.0 integration registered with the account (developers.kommo.com/reference/get-token). */
+export interface KommoSandboxOAuth {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  /** Kommo: 86400 (a day). */
+  accessTokenLifetimeSeconds?: number;
+  /** Kommo: three months; every refresh token works once. */
+  refreshTokenLifetimeSeconds?: number;
+  /** Kommo: 20 minutes; every code works once. */
+  codeLifetimeSeconds?: number;
+}
+
 export interface KommoSandboxOptions {
   port?: number;
-  token: string;
+  /** A long-lived token (private integrations): valid until the sandbox stops, never refreshed. */
+  token?: string;
+  oauth?: KommoSandboxOAuth;
+  /** The account's IP whitelist; requests from other addresses are refused with 403 (code 113). */
+  allowedIps?: string[];
   /** Requests allowed per rolling window (Kommo: 7 per second). */
   rateLimitPerSecond?: number;
   /** Length of the rate-limit window; 1000 ms in the real API. */
   rateLimitWindowMs?: number;
-  /** A client is blocked once it has received more than this many 429s within `blockWindowMs` (30). */
+  /** A client is restricted once it has received more than this many 429s within `blockWindowMs` (30). */
   blockAfter429s?: number;
   blockWindowMs?: number;
   blockDurationMs?: number;
@@ -51,14 +70,20 @@ export interface KommoCompany {
   id: number;
   name: string;
   custom_fields_values: KommoPhoneField[];
+  _embedded: { leads: { id: number }[] };
 }
+
+/** Lead statuses: incoming leads sit in their own stage until accepted; 142 won and 143 lost are closed. */
+export const KOMMO_STATUS = { incoming: 1, firstStage: 2, won: 142, lost: 143 } as const;
 
 export interface KommoLead {
   id: number;
   name: string;
+  price: number;
   pipeline_id: number | null;
+  status_id: number;
   created_at: number;
-  _embedded: { contacts: { id: number }[] };
+  _embedded: { contacts: { id: number }[]; companies: { id: number }[] };
 }
 
 export interface KommoUnsortedMetadata {
@@ -127,14 +152,23 @@ export interface KommoUser {
   email: string;
 }
 
+export interface KommoOAuthState {
+  /** Successful token grants by type. */
+  granted: { authorization_code: number; refresh_token: number };
+  /** Refused grants, with the reason's hint (e.g. a refresh token used twice: "Token has been revoked"). */
+  refused: Array<{ grant: string; hint: string }>;
+}
+
 export interface KommoState {
   contacts: KommoContact[];
   companies: KommoCompany[];
   leads: KommoLead[];
+  /** Incoming leads still waiting (accepted ones leave the list). */
   unsorted: KommoUnsorted[];
   notes: KommoStoredNote[];
   tasks: KommoTask[];
   users: KommoUser[];
+  oauth: KommoOAuthState;
   requests: RequestCounts;
 }
 
@@ -151,6 +185,14 @@ export interface SeedCompanyInput {
   phone?: string;
 }
 
+export interface SeedLeadInput {
+  name: string;
+  contactId?: number;
+  companyId?: number;
+  /** A won or lost lead: not active, so calls are not placed on it. */
+  closed?: boolean;
+}
+
 export interface SeedUserInput {
   id?: number;
   name: string;
@@ -165,6 +207,14 @@ export interface KommoSandbox {
   /** Not in the brief's handle list: lets tests exercise the "else a company" match. */
   seedCompany(input: SeedCompanyInput): KommoCompany;
   seedUser(input: SeedUserInput): KommoUser;
+  /** A lead linked to a contact or company (an active one is where Kommo places that caller's calls). */
+  seedLead(input: SeedLeadInput): KommoLead;
+  /** Stands in for the user granting access in Kommo: a fresh authorization code for `oauth`. */
+  authorize(): string;
+  /** Every access token issued so far stops working, as if its lifetime had passed. */
+  expireAccessTokens(): void;
+  /** Replaces the IP whitelist (undefined: none). */
+  setAllowedIps(ips: string[] | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -199,6 +249,13 @@ function problem(res: Response, status: number, title: string, extra: Record<str
 function badRequest(res: Response, errors: ValidationError[]): void {
   problem(res, 400, 'Bad Request', { 'validation-errors': errors });
 }
+
+/** The OAuth server's error body (as seen from Kommo: a problem+json with a `hint`). */
+function oauthProblem(res: Response, status: number, title: string, detail: string, hint?: string): void {
+  problem(res, status, title, { type: 'https://developers.amocrm.ru/v3/errors/OAuthProblemJson', detail, ...(hint ? { hint } : {}) });
+}
+
+const singularOf = { contacts: 'contact', leads: 'lead', companies: 'company' } as const;
 
 const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
 
@@ -266,6 +323,36 @@ function requestIdOf(item: unknown, index: number): string {
   return isRecord(item) && typeof item.request_id === 'string' && item.request_id !== '' ? item.request_id : String(index);
 }
 
+/** Page and limit of a list request: Kommo pages start at 1, `limit` defaults to 50 and may not exceed 250. */
+function paging(req: Request): { page: number; limit: number } | ValidationError {
+  const page = req.query.page === undefined ? 1 : Number(req.query.page);
+  const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+  const errors: FieldError[] = [];
+  if (!Number.isInteger(page) || page < 1) errors.push({ code: 'InvalidType', path: 'page', detail: 'This value should be a positive integer.' });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 250) errors.push({ code: 'NotSupportedChoice', path: 'limit', detail: 'The limit must be between 1 and 250.' });
+  return errors.length > 0 ? { request_id: '0', errors } : { page, limit };
+}
+
+/** Answers one page of `items` under `_embedded[key]` with `_page` and `_links` (next only when more follow), or 204 past the end. */
+function sendPage(req: Request, res: Response, key: string, items: unknown[]): void {
+  const paged = paging(req);
+  if ('errors' in paged) return badRequest(res, [paged]);
+  const slice = items.slice((paged.page - 1) * paged.limit, paged.page * paged.limit);
+  if (slice.length === 0) return void res.status(204).end();
+  const href = (page: number): string => {
+    const url = new URL(req.originalUrl, `http://${req.get('host') ?? '127.0.0.1'}`);
+    url.searchParams.set('page', String(page));
+    url.searchParams.set('limit', String(paged.limit));
+    return url.toString();
+  };
+  const more = paged.page * paged.limit < items.length;
+  res.json({ _page: paged.page, _links: { self: { href: href(paged.page) }, ...(more ? { next: { href: href(paged.page + 1) } } : {}) }, _embedded: { [key]: slice } });
+}
+
+const withValues = (req: Request): string[] => queryValues(req, 'with');
+const newToken = (): string => randomBytes(24).toString('hex');
+const addressOf = (req: Request): string => (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+
 export async function startKommoSandbox(options: KommoSandboxOptions): Promise<KommoSandbox> {
   const clock = options.clock ?? systemClock;
   const nowSeconds = (): number => Math.floor(clock() / 1000);
@@ -277,7 +364,16 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
   const notes: KommoStoredNote[] = [];
   const tasks: KommoTask[] = [];
   const users: KommoUser[] = [];
+  // Contacts of incoming leads not yet accepted: "unavailable in the Lists section" (so unsearchable).
+  const pendingContacts = new Set<number>();
   const seq = { contact: 0, company: 0, lead: 0, unsorted: 0, note: 0, task: 0, user: 0 };
+
+  const oauth = options.oauth;
+  const codes = new Map<string, { expiresAt: number; used: boolean }>();
+  const accessTokens = new Map<string, { expiresAt: number }>();
+  const refreshTokens = new Map<string, { expiresAt: number; used: boolean }>();
+  const oauthState: KommoOAuthState = { granted: { authorization_code: 0, refresh_token: 0 }, refused: [] };
+  let allowedIps = options.allowedIps;
 
   const counter = new RequestCounter(defaultRouteKey);
   const outage = new OutageSwitch();
@@ -285,31 +381,37 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
   const recent429s = new RollingWindow(options.blockWindowMs ?? 10_000, clock);
   const blockAfter = options.blockAfter429s ?? 30;
   const blockDurationMs = options.blockDurationMs ?? 30_000;
-  const blockedUntil = new Map<string, number>();
+  const restrictedUntil = new Map<string, number>();
 
   function companyNamed(name: string): KommoCompany {
     const existing = companies.find((company) => company.name === name);
     if (existing) return existing;
-    const company: KommoCompany = { id: ++seq.company, name, custom_fields_values: [] };
+    const company: KommoCompany = { id: ++seq.company, name, custom_fields_values: [], _embedded: { leads: [] } };
     companies.push(company);
     return company;
   }
 
-  function createContact(name: string, phone: string, responsibleUserId: number | null, company?: KommoCompany): KommoContact {
+  function createContact(name: string, phones: string[], responsibleUserId: number | null, company?: KommoCompany): KommoContact {
     const contact: KommoContact = {
       id: ++seq.contact,
       name,
       responsible_user_id: responsibleUserId,
-      custom_fields_values: [{ field_code: 'PHONE', values: [{ value: phone }] }],
+      custom_fields_values: phones.length > 0 ? [{ field_code: 'PHONE', values: phones.map((value) => ({ value })) }] : [],
       _embedded: { companies: company ? [{ id: company.id, name: company.name }] : [], leads: [] },
     };
     contacts.push(contact);
     return contact;
   }
 
+  function createLead(name: string, statusId: number, pipelineId: number | null, price = 0): KommoLead {
+    const lead: KommoLead = { id: ++seq.lead, name, price, pipeline_id: pipelineId, status_id: statusId, created_at: nowSeconds(), _embedded: { contacts: [], companies: [] } };
+    leads.push(lead);
+    return lead;
+  }
+
   function seedContact(input: SeedContactInput): KommoContact {
     const company = input.company === undefined ? undefined : companyNamed(input.company);
-    const contact = createContact(input.name, input.phone, input.responsibleUserId ?? null, company);
+    const contact = createContact(input.name, [input.phone], input.responsibleUserId ?? null, company);
     if (input.email !== undefined) contact.custom_fields_values.push({ field_code: 'EMAIL', values: [{ value: input.email }] });
     return structuredClone(contact);
   }
@@ -330,8 +432,34 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     return { ...user };
   }
 
+  function seedLead(input: SeedLeadInput): KommoLead {
+    const contact = input.contactId === undefined ? undefined : contacts.find((c) => c.id === input.contactId);
+    const company = input.companyId === undefined ? undefined : companies.find((c) => c.id === input.companyId);
+    if ((input.contactId !== undefined && !contact) || (input.companyId !== undefined && !company)) throw new Error('seedLead: unknown contact or company');
+    const lead = createLead(input.name, input.closed ? KOMMO_STATUS.won : KOMMO_STATUS.firstStage, null);
+    if (contact) {
+      lead._embedded.contacts.push({ id: contact.id });
+      contact._embedded.leads.push({ id: lead.id });
+    }
+    if (company) {
+      lead._embedded.companies.push({ id: company.id });
+      company._embedded.leads.push({ id: lead.id });
+    }
+    return structuredClone(lead);
+  }
+
+  const isActive = (lead: KommoLead): boolean => lead.status_id !== KOMMO_STATUS.won && lead.status_id !== KOMMO_STATUS.lost && lead.status_id !== KOMMO_STATUS.incoming;
+  const leadById = (id: number): KommoLead | undefined => leads.find((lead) => lead.id === id);
+  const listedContact = (id: number | undefined): KommoContact | undefined => contacts.find((c) => c.id === id && !pendingContacts.has(c.id));
+
+  /** What the API shows of a contact: linked leads only with `with=leads`. */
+  const contactView = (contact: KommoContact, req: Request): KommoContact =>
+    withValues(req).includes('leads') ? contact : { ...contact, _embedded: { ...contact._embedded, leads: [] } };
+  const companyView = (company: KommoCompany, req: Request): KommoCompany =>
+    withValues(req).includes('leads') ? company : { ...company, _embedded: { leads: [] } };
+
   const state = (): KommoState =>
-    structuredClone({ contacts, companies, leads, unsorted, notes, tasks, users, requests: counter.snapshot() });
+    structuredClone({ contacts, companies, leads, unsorted, notes, tasks, users, oauth: oauthState, requests: counter.snapshot() });
 
   const app = createApp();
   controlRoutes(app, state, outage);
@@ -367,29 +495,99 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     }
     res.status(201).json(seedUser({ name: body.name, email: body.email, ...(isInt(body.id) ? { id: body.id } : {}) }));
   });
+  app.post('/_sandbox/authorize', (_req: Request, res: Response) => {
+    if (!oauth) return void res.status(400).json({ error: 'no oauth integration configured' });
+    res.status(201).json({ code: authorize() });
+  });
+
+  function authorize(): string {
+    if (!oauth) throw new Error('the sandbox has no oauth integration configured');
+    const code = newToken();
+    codes.set(code, { expiresAt: clock() + (oauth.codeLifetimeSeconds ?? 1200) * 1000, used: false });
+    return code;
+  }
 
   app.use(counter.middleware());
   app.use(outage.middleware((res) => problem(res, 503, 'Service Unavailable')));
-  // Order mirrors the real API: a blocked IP is refused before limits are even considered.
+  // The account's IP whitelist: a refusal for good (error 113), whatever else the request carries.
+  app.use((req, res, next) => {
+    if (isControlPath(req) || !allowedIps || allowedIps.includes(addressOf(req))) return next();
+    problem(res, 403, 'Forbidden', { detail: 'Access to the account is denied from this IP address', error_code: 113 });
+  });
+  // Rate limit; a client that keeps hammering is restricted for a while (answered 429 until then).
   app.use((req, res, next) => {
     if (isControlPath(req)) return next();
-    const ip = req.socket.remoteAddress ?? 'unknown';
-    const until = blockedUntil.get(ip);
+    const ip = addressOf(req);
+    const until = restrictedUntil.get(ip);
     if (until !== undefined) {
-      if (clock() < until) return problem(res, 403, 'Forbidden', { detail: 'IP address is blocked' });
-      blockedUntil.delete(ip);
+      if (clock() < until) {
+        counter.rateLimited();
+        res.set('Retry-After', String(Math.max(1, Math.ceil((until - clock()) / 1000))));
+        return problem(res, 429, 'Too Many Requests', { detail: 'Requests from this address are restricted' });
+      }
+      restrictedUntil.delete(ip);
     }
     if (limiter.tryAcquire()) return next();
     counter.rateLimited();
     if (recent429s.record(ip) > blockAfter) {
-      blockedUntil.set(ip, clock() + blockDurationMs);
+      restrictedUntil.set(ip, clock() + blockDurationMs);
       recent429s.clear(ip);
     }
     res.set('Retry-After', '1');
     problem(res, 429, 'Too Many Requests', { detail: 'Rate limit exceeded' });
   });
+
+  // OAuth 2.0 token endpoint (JSON as in Kommo's docs, or a form as OAuth client libraries send it).
+  app.post('/oauth2/access_token', express.urlencoded({ extended: false }), jsonBody((res) => oauthProblem(res, 400, 'Bad Request', 'Malformed request body')), (req, res) => {
+    const body: unknown = req.body;
+    const field = (name: string): string | undefined => (isRecord(body) && typeof body[name] === 'string' && body[name] !== '' ? body[name] : undefined);
+    const grant = field('grant_type') ?? '';
+    const refuse = (status: number, title: string, detail: string, hint: string): void => {
+      oauthState.refused.push({ grant, hint });
+      oauthProblem(res, status, title, detail, hint);
+    };
+    if (!oauth) return refuse(401, 'Invalid client', 'Client authentication failed', 'No integration is registered');
+    if (field('client_id') !== oauth.clientId || field('client_secret') !== oauth.clientSecret) {
+      return refuse(401, 'Invalid client', 'Client authentication failed', 'Unknown client or wrong secret');
+    }
+    const invalid = 'The request is missing a required parameter, includes an invalid parameter value, or is otherwise malformed';
+    const now = clock();
+    if (grant === 'authorization_code') {
+      const code = field('code');
+      if (!code) return refuse(400, 'Invalid request', invalid, 'Check the `code` parameter');
+      if (field('redirect_uri') !== oauth.redirectUri) return refuse(401, 'Invalid client', 'Client authentication failed', 'The redirect URI does not match');
+      const issued = codes.get(code);
+      if (!issued || issued.used) return refuse(400, 'Invalid request', invalid, 'Authorization code has been revoked');
+      if (issued.expiresAt <= now) return refuse(400, 'Invalid request', invalid, 'Authorization code has expired');
+      issued.used = true;
+    } else if (grant === 'refresh_token') {
+      const token = field('refresh_token');
+      if (!token) return refuse(400, 'Invalid request', invalid, 'Check the `refresh_token` parameter');
+      const issued = refreshTokens.get(token);
+      // A refresh token works once: the answer carries its replacement.
+      if (!issued || issued.used) return refuse(401, 'Invalid request', invalid, 'Token has been revoked');
+      if (issued.expiresAt <= now) return refuse(401, 'Invalid request', invalid, 'Token has expired');
+      issued.used = true;
+      // The access tokens issued before this one stop working too (the stricter reading: see CONTRACTS.md).
+      accessTokens.clear();
+    } else {
+      return refuse(400, 'Invalid request', invalid, 'Check the `grant_type` parameter');
+    }
+    const lifetime = oauth.accessTokenLifetimeSeconds ?? 86_400;
+    const accessToken = newToken();
+    const refreshToken = newToken();
+    accessTokens.set(accessToken, { expiresAt: now + lifetime * 1000 });
+    refreshTokens.set(refreshToken, { expiresAt: now + (oauth.refreshTokenLifetimeSeconds ?? 90 * 86_400) * 1000, used: false });
+    oauthState.granted[grant === 'authorization_code' ? 'authorization_code' : 'refresh_token']++;
+    res.json({ token_type: 'Bearer', expires_in: lifetime, server_time: Math.floor(now / 1000), access_token: accessToken, refresh_token: refreshToken });
+  });
+
   app.use((req, res, next) => {
-    if (isControlPath(req) || bearerToken(req) === options.token) return next();
+    if (isControlPath(req)) return next();
+    const token = bearerToken(req);
+    if (token !== undefined && options.token !== undefined && token === options.token) return next();
+    const access = token === undefined ? undefined : accessTokens.get(token);
+    if (access && access.expiresAt > clock()) return next();
     problem(res, 401, 'Unauthorized');
   });
   const json = jsonBody((res, status) =>
@@ -405,20 +603,34 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
   app.get('/api/v4/contacts', (req, res) => {
     const query = typeof req.query.query === 'string' ? req.query.query : undefined;
     const key = query === undefined ? undefined : phoneKey(query);
-    const found = key === undefined ? contacts : contacts.filter((contact) => matchesPhone(contact, key));
-    if (found.length === 0) return void res.status(204).end();
-    res.json({ _embedded: { contacts: found } });
+    const listed = contacts.filter((contact) => !pendingContacts.has(contact.id));
+    const found = key === undefined ? listed : listed.filter((contact) => matchesPhone(contact, key));
+    sendPage(req, res, 'contacts', found.map((contact) => contactView(contact, req)));
   });
 
   app.get('/api/v4/contacts/:id', (req, res) => {
-    const contact = contacts.find((c) => c.id === idParam(req));
+    const contact = listedContact(idParam(req));
     if (!contact) return notFound(res);
-    res.json(contact);
+    res.json(contactView(contact, req));
   });
 
-  const listNotes = (entityType: 'contacts' | 'leads') => (req: Request, res: Response) => {
+  app.get('/api/v4/companies', (req, res) => {
+    const query = typeof req.query.query === 'string' ? req.query.query : undefined;
+    const key = query === undefined ? undefined : phoneKey(query);
+    const found = key === undefined ? companies : companies.filter((company) => matchesPhone(company, key));
+    sendPage(req, res, 'companies', found.map((company) => companyView(company, req)));
+  });
+
+  app.get('/api/v4/companies/:id', (req, res) => {
+    const company = companies.find((c) => c.id === idParam(req));
+    if (!company) return notFound(res);
+    res.json(companyView(company, req));
+  });
+
+  const listNotes = (entityType: 'contacts' | 'leads' | 'companies') => (req: Request, res: Response) => {
     const id = idParam(req);
-    const exists = entityType === 'contacts' ? contacts.some((c) => c.id === id) : leads.some((l) => l.id === id);
+    const exists =
+      entityType === 'contacts' ? listedContact(id) !== undefined : entityType === 'leads' ? leadById(id ?? 0) !== undefined : companies.some((c) => c.id === id);
     if (!exists) return notFound(res);
     const types = queryValues(req, 'filter[note_type]');
     const found = notes
@@ -426,11 +638,11 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
       .filter((note) => types.length === 0 || types.includes(note.note_type))
       .sort((a, b) => b.created_at - a.created_at || b.id - a.id)
       .map(({ id: noteId, entity_id, note_type, created_at, params }): KommoNote => ({ id: noteId, entity_id, note_type, created_at, params }));
-    if (found.length === 0) return void res.status(204).end();
-    res.json({ _embedded: { notes: found } });
+    sendPage(req, res, 'notes', found);
   };
   app.get('/api/v4/contacts/:id/notes', listNotes('contacts'));
   app.get('/api/v4/leads/:id/notes', listNotes('leads'));
+  app.get('/api/v4/companies/:id/notes', listNotes('companies'));
 
   app.get('/api/v4/users/:id', (req, res) => {
     const user = users.find((u) => u.id === idParam(req));
@@ -467,19 +679,24 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     });
     if (invalid.length > 0) return badRequest(res, invalid);
 
-    const added: { id: number; entity_id: number; entity_type: 'contacts' | 'companies'; request_id: string }[] = [];
+    const added: { id: number; entity_id: number; entity_type: 'contact' | 'lead' | 'company'; request_id: string }[] = [];
     const errors: { request_id: string; status: 'entity_not_found' }[] = [];
     for (const call of calls) {
       if (!call || call.direction === undefined || call.duration === undefined || call.source === undefined || call.phone === undefined) continue;
       const key = phoneKey(call.phone);
-      const contact = contacts.find((c) => matchesPhone(c, key));
+      const contact = contacts.find((c) => !pendingContacts.has(c.id) && matchesPhone(c, key));
       const company = contact ? undefined : companies.find((c) => matchesPhone(c, key));
-      const entity = contact ? { id: contact.id, type: 'contacts' as const } : company ? { id: company.id, type: 'companies' as const } : undefined;
-      if (!entity) {
+      const owner = contact ? { id: contact.id, type: 'contacts' as const, leads: contact._embedded.leads } : company ? { id: company.id, type: 'companies' as const, leads: company._embedded.leads } : undefined;
+      if (!owner) {
         // Kommo silently drops calls it cannot attach; only this error entry tells the client.
         errors.push({ request_id: call.requestId, status: 'entity_not_found' });
         continue;
       }
+      // Kommo's placement: the one active lead of the contact (or company) gets the call; with
+      // none or several, the contact (company) card does.
+      const active = owner.leads.map((link) => leadById(link.id)).filter((lead): lead is KommoLead => lead !== undefined && isActive(lead));
+      const [onlyLead] = active.length === 1 ? active : [];
+      const entity = onlyLead ? { id: onlyLead.id, type: 'leads' as const } : { id: owner.id, type: owner.type };
       const note: KommoStoredNote = {
         id: ++seq.note,
         entity_id: entity.id,
@@ -499,16 +716,27 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
         },
       };
       notes.push(note);
-      added.push({ id: note.id, entity_id: entity.id, entity_type: entity.type, request_id: call.requestId });
+      // The calls answer names the entity in the singular (the PHP library accepts both forms).
+      added.push({ id: note.id, entity_id: entity.id, entity_type: singularOf[entity.type], request_id: call.requestId });
     }
     res.json({ _embedded: { calls: added }, ...(errors.length > 0 ? { errors } : {}) });
   });
+
+  /** Phone keys that identify the caller of an incoming lead: its `from` and its contacts' phones. */
+  const callerKeys = (from: string | undefined, embeddedPhones: string[]): string[] =>
+    [...(from ? [phoneKey(from)] : []), ...embeddedPhones.map(phoneKey)].filter((key) => key.length > 0);
+  const pendingCallerKeys = (entry: KommoUnsorted): string[] =>
+    callerKeys(
+      entry.metadata.from,
+      entry._embedded.contacts.flatMap((link) => contacts.find((c) => c.id === link.id)).flatMap((contact) => (contact ? phonesOf(contact) : [])),
+    );
 
   app.post('/api/v4/leads/unsorted/sip', json, (req, res) => {
     const batch = batchOf(req, res);
     if (!batch) return;
     const invalid: ValidationError[] = [];
     const seenUniqs = new Set(unsorted.map((u) => u.metadata.uniq));
+    const seenCallers = new Set(unsorted.flatMap(pendingCallerKeys));
     const entries = batch.map((item, index) => {
       const requestId = requestIdOf(item, index);
       if (!isRecord(item)) {
@@ -545,8 +773,39 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
           seenUniqs.add(parsed.uniq);
         }
       }
+      // The people and the deal come from `_embedded` (the PHP library's examples/unsorted_actions.php).
+      const embedded = isRecord(item._embedded) ? item._embedded : {};
+      const rawContacts = Array.isArray(embedded.contacts) ? (embedded.contacts as unknown[]) : [];
+      const newContacts = rawContacts.flatMap((raw, position) => {
+        if (!isRecord(raw)) {
+          check.errors.push({ code: 'InvalidType', path: `_embedded.contacts.${position}`, detail: 'A contact should be an object.' });
+          return [];
+        }
+        const fields = Array.isArray(raw.custom_fields_values) ? (raw.custom_fields_values as unknown[]) : [];
+        const phones = fields
+          .filter((field): field is Record<string, unknown> => isRecord(field) && field.field_code === 'PHONE' && Array.isArray(field.values))
+          .flatMap((field) => (field.values as unknown[]).flatMap((value) => (isRecord(value) && (typeof value.value === 'string' || typeof value.value === 'number') ? [String(value.value)] : [])));
+        return [{ name: typeof raw.name === 'string' && raw.name !== '' ? raw.name : (phones[0] ?? 'Contact'), phones }];
+      });
+      const rawLead = Array.isArray(embedded.leads) && isRecord(embedded.leads[0]) ? embedded.leads[0] : undefined;
+      // "There can't be 2 of the same entity in the Incoming leads": the stricter reading counts a
+      // second waiting entry from the same caller (number or contact phone) as the same entity.
+      const keys = callerKeys(metadata?.from, newContacts.flatMap((contact) => contact.phones));
+      if (keys.some((key) => seenCallers.has(key))) {
+        check.errors.push({ code: 'Duplicate', path: newContacts.length > 0 ? '_embedded.contacts.0' : 'metadata.from', detail: 'An incoming lead from this caller is already waiting.' });
+      }
+      keys.forEach((key) => seenCallers.add(key));
       if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
-      return { sourceUid, sourceName, pipelineId, metadata };
+      return {
+        requestId,
+        sourceUid,
+        sourceName,
+        pipelineId,
+        metadata,
+        newContacts,
+        leadName: rawLead && typeof rawLead.name === 'string' ? rawLead.name : undefined,
+        price: rawLead && isInt(rawLead.price) ? rawLead.price : 0,
+      };
     });
     // All or nothing: a rejected batch must not leave half-created leads behind.
     if (invalid.length > 0) return badRequest(res, invalid);
@@ -554,16 +813,27 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     const created = entries.map((entry) => {
       if (!entry?.metadata || entry.sourceUid === undefined || entry.sourceName === undefined) throw new Error('unreachable: validated');
       const { metadata } = entry;
-      const contact = createContact(metadata.from, metadata.phone, null);
-      const lead: KommoLead = {
-        id: ++seq.lead,
-        name: `Incoming call from ${metadata.phone}`,
-        pipeline_id: entry.pipelineId,
-        created_at: nowSeconds(),
-        _embedded: { contacts: [{ id: contact.id }] },
-      };
-      leads.push(lead);
-      contact._embedded.leads.push({ id: lead.id });
+      const lead = createLead(entry.leadName ?? `Incoming call from ${metadata.from}`, KOMMO_STATUS.incoming, entry.pipelineId, entry.price);
+      const linked = entry.newContacts.map((input) => {
+        const contact = createContact(input.name, input.phones, null);
+        pendingContacts.add(contact.id);
+        contact._embedded.leads.push({ id: lead.id });
+        lead._embedded.contacts.push({ id: contact.id });
+        return { id: contact.id };
+      });
+      if (metadata.is_call_event_needed) {
+        // The incoming call's event on the lead card, added by Kommo itself.
+        notes.push({
+          id: ++seq.note,
+          entity_id: lead.id,
+          entity_type: 'leads',
+          note_type: 'call_in',
+          created_at: nowSeconds(),
+          responsible_user_id: null,
+          created_by: null,
+          params: { uniq: metadata.uniq, duration: metadata.duration, source: metadata.service_code, link: metadata.link === '' ? null : metadata.link, phone: metadata.from, call_result: null, call_status: null },
+        });
+      }
       const record: KommoUnsorted = {
         uid: (++seq.unsorted).toString(16).padStart(32, '0'),
         source_uid: entry.sourceUid,
@@ -572,19 +842,41 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
         pipeline_id: entry.pipelineId,
         created_at: nowSeconds(),
         metadata,
-        _embedded: { leads: [{ id: lead.id }], contacts: [{ id: contact.id }] },
+        _embedded: { leads: [{ id: lead.id }], contacts: linked },
       };
       unsorted.push(record);
-      return { uid: record.uid, _embedded: record._embedded };
+      return { uid: record.uid, request_id: entry.requestId, _embedded: record._embedded };
     });
     res.json({ _embedded: { unsorted: created } });
   });
 
   app.get('/api/v4/leads/unsorted', (req, res) => {
     const uids = queryValues(req, 'filter[uid]');
-    const found = uids.length === 0 ? unsorted : unsorted.filter((u) => uids.includes(u.uid));
-    if (found.length === 0) return void res.status(204).end();
-    res.json({ _embedded: { unsorted: found } });
+    const categories = queryValues(req, 'filter[category]');
+    const order = req.query['order[created_at]'];
+    if (order !== undefined && order !== 'asc' && order !== 'desc') {
+      return badRequest(res, [{ request_id: '0', errors: [{ code: 'NotSupportedChoice', path: 'order', detail: 'Sort by created_at, asc or desc.' }] }]);
+    }
+    const found = unsorted
+      .filter((u) => uids.length === 0 || uids.includes(u.uid))
+      .filter((u) => categories.length === 0 || categories.includes(u.category))
+      .sort((a, b) => (a.created_at - b.created_at || a.uid.localeCompare(b.uid)) * (order === 'desc' ? -1 : 1));
+    sendPage(req, res, 'unsorted', found);
+  });
+
+  // A manager accepts an incoming lead: it leaves the list, its lead moves to the pipeline's first
+  // stage and its contacts become available in the Lists section.
+  app.post('/api/v4/leads/unsorted/:uid/accept', json, (req, res) => {
+    const index = unsorted.findIndex((entry) => entry.uid === req.params.uid);
+    const entry = unsorted[index];
+    if (!entry) return notFound(res);
+    unsorted.splice(index, 1);
+    for (const link of entry._embedded.leads) {
+      const lead = leadById(link.id);
+      if (lead) lead.status_id = KOMMO_STATUS.firstStage;
+    }
+    for (const link of entry._embedded.contacts) pendingContacts.delete(link.id);
+    res.json({ uid: entry.uid, _embedded: { leads: entry._embedded.leads, contacts: entry._embedded.contacts } });
   });
 
   // Notes added straight to an entity (how a call is noted on an entity its phone does not match).
@@ -716,6 +1008,12 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     seedContact,
     seedCompany,
     seedUser,
+    seedLead,
+    authorize,
+    expireAccessTokens: () => accessTokens.clear(),
+    setAllowedIps: (ips) => {
+      allowedIps = ips;
+    },
     stop: server.stop,
   };
 }

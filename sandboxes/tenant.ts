@@ -4,6 +4,8 @@
  * Used by the demo (`npm start`) and by the benchmark.
  */
 import type { TenantConfig } from '../config/schema.js';
+import { startHubspotSandbox } from './hubspot.js';
+import type { HubspotSandbox } from './hubspot.js';
 import { startKommoSandbox } from './kommo.js';
 import type { KommoSandbox } from './kommo.js';
 import { startSlackSandbox } from './slack.js';
@@ -26,6 +28,7 @@ export interface TenantSandboxOptions {
 
 export interface TenantSandboxes {
   kommo?: KommoSandbox;
+  hubspot?: HubspotSandbox;
   ticketing?: TicketingSandbox;
   whatsapp?: WhatsAppSandbox;
   urls: Record<string, string>;
@@ -47,6 +50,12 @@ export async function startTenantSandboxes(tenantId: string, tenant: TenantConfi
     stops.push(() => kommo.stop());
     urls.kommo = kommo.url;
     sandboxes.kommo = kommo;
+  }
+  if (tenant.crm?.kind === 'hubspot' && isLocal(tenant.crm.baseUrl)) {
+    const hubspot = await startHubspotSandbox({ port: portOf(tenant.crm.baseUrl), token: tenant.crm.token, customProperties: { calls: [tenant.crm.callIdProperty] } });
+    stops.push(() => hubspot.stop());
+    urls.hubspot = hubspot.url;
+    sandboxes.hubspot = hubspot;
   }
   if (tenant.ticketing && isLocal(tenant.ticketing.baseUrl)) {
     const ticketing = await startTicketingSandbox({ port: portOf(tenant.ticketing.baseUrl), token: tenant.ticketing.token, ...(unlimited ? { rateLimit: 1_000_000 } : {}) });

@@ -1,4 +1,5 @@
 /** Builds each tenant's outside-system adapters once, from configuration. */
+import { createHubspotAdapter } from '../adapters/crm/hubspot.js';
 import { createKommoAdapter } from '../adapters/crm/kommo.js';
 import type { CrmAdapter } from '../adapters/crm/types.js';
 import { createMailer } from '../adapters/mailer.js';
@@ -10,6 +11,7 @@ import type { TicketingAdapter } from '../adapters/ticketing.js';
 import { normalizePhone } from '../shared/phone.js';
 import type { AppConfig } from '../config/load.js';
 import type { EmailConfig, SlackConfig, TenantConfig } from '../config/schema.js';
+import type { Db } from '../db/pool.js';
 
 export interface Integrations {
   tenant: (tenantId: string) => TenantConfig;
@@ -30,7 +32,17 @@ function memo<T>(build: (tenantId: string) => T): (tenantId: string) => T {
   };
 }
 
-export function createIntegrations(config: AppConfig): Integrations {
+/** A CRM kind the schema let through but no adapter exists for: never silently "no CRM". */
+function unsupportedCrm(tenantId: string, crm: never): never {
+  throw new Error(`tenant ${tenantId}: CRM kind "${String((crm as { kind?: unknown }).kind)}" is not supported (supported: kommo, hubspot)`);
+}
+
+/** `db`: the CRM adapters keep their shared request budget and OAuth tokens there (without it, per process and long-lived tokens only). */
+export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): Integrations {
+  // Fail at start-up, not at a tenant's first call, when its CRM is one we have no adapter for.
+  for (const [tenantId, settings] of Object.entries(config.tenants)) {
+    if (settings.crm && settings.crm.kind !== 'kommo' && settings.crm.kind !== 'hubspot') unsupportedCrm(tenantId, settings.crm);
+  }
   const tenant = (tenantId: string): TenantConfig => {
     const found = config.tenants[tenantId];
     if (!found) throw new Error(`unknown tenant ${tenantId}`);
@@ -46,10 +58,17 @@ export function createIntegrations(config: AppConfig): Integrations {
   });
   return {
     tenant,
-    crm: memo((tenantId) => {
+    crm: memo((tenantId): CrmAdapter | undefined => {
       const crm = tenant(tenantId).crm;
-      if (crm?.kind === 'kommo') return createKommoAdapter(crm);
-      return undefined;
+      if (!crm) return undefined;
+      switch (crm.kind) {
+        case 'kommo':
+          return createKommoAdapter(crm, { ...(deps.db ? { db: deps.db } : {}), tenantId });
+        case 'hubspot':
+          return createHubspotAdapter(crm);
+        default:
+          return unsupportedCrm(tenantId, crm);
+      }
     }),
     ticketing: memo((tenantId) => {
       const ticketing = tenant(tenantId).ticketing;

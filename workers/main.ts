@@ -69,7 +69,7 @@ try {
 } catch (error) {
   exitWithError('worker', error);
 }
-const integrations = createIntegrations(config);
+const integrations = createIntegrations(config, { db });
 const workers = await createWorkers({ config, connection, db, logger, integrations });
 logger.info({ taskQueues: workers.map((worker) => worker.options.taskQueue), namespace: config.temporal.namespace }, 'workers running');
 try {

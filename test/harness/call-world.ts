@@ -11,8 +11,10 @@ import type { TenantConfig } from '../../config/schema.js';
 import { loadCall } from '../../db/call-journal.js';
 import type { Db } from '../../db/pool.js';
 import { createLogger } from '../../observability/logger.js';
+import { startHubspotSandbox } from '../../sandboxes/hubspot.js';
+import type { HubspotSandbox, HubspotSandboxOptions } from '../../sandboxes/hubspot.js';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';
-import type { KommoSandbox } from '../../sandboxes/kommo.js';
+import type { KommoSandbox, KommoSandboxOptions } from '../../sandboxes/kommo.js';
 import { signedJsonRequest, signedTwilioRequest } from '../../sandboxes/pbx-simulator.js';
 import { startRecordingHost } from '../../sandboxes/recordings.js';
 import { startSlackSandbox } from '../../sandboxes/slack.js';
@@ -23,6 +25,8 @@ import { waitUntil } from '../../stack/processes.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { createIntegrations } from '../../workers/integrations.js';
 import { startApi, testConfig } from './api.js';
+import { hubspotView, kommoView } from './crm-view.js';
+import type { CrmKind, CrmView } from './crm-view.js';
 import type { RunningApi } from './api.js';
 import { createTestDatabase } from './postgres.js';
 import { freePort, uniqueId } from './resources.js';
@@ -38,6 +42,10 @@ export interface CallWorld {
   api: RunningApi;
   client: Client;
   kommo: KommoSandbox;
+  /** Started when the tenant's CRM is HubSpot (`crmKind: 'hubspot'`). */
+  hubspot?: HubspotSandbox;
+  /** The tenant's CRM, whichever kind it is. */
+  crm: CrmView;
   ticketing: Sandbox<ReturnType<typeof startTicketingSandbox>>;
   slack: Sandbox<ReturnType<typeof startSlackSandbox>>;
   smtp: Sandbox<ReturnType<typeof startSmtpSandbox>>;
@@ -63,11 +71,23 @@ export const fastPolicy: Partial<CallPolicy> = {
   crmRetry: { initialIntervalSeconds: 1, maximumIntervalSeconds: 2, giveUpAfterHours: 1 },
 };
 
-export async function startCallWorld(options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean; kommoToken?: string } = {}): Promise<CallWorld> {
+export async function startCallWorld(
+  options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean; kommoToken?: string; kommo?: Partial<KommoSandboxOptions>; kommoCrm?: (sandboxUrl: string) => Record<string, unknown>; crmKind?: CrmKind; hubspot?: Partial<HubspotSandboxOptions> } = {},
+): Promise<CallWorld> {
   const temporal = await getDevServer();
   const { url, db } = await createTestDatabase('calls');
   // `kommoToken` other than the tenant's makes every CRM call fail with 401 (a misconfigured CRM).
-  const kommo = await startKommoSandbox({ token: options.kommoToken ?? 'kommo-test-token' });
+  const kommo = await startKommoSandbox({ token: options.kommoToken ?? 'kommo-test-token', ...options.kommo });
+  // The HubSpot tenant keeps our call id in a custom call property, which its account must define.
+  const hubspotCallIdProperty = 'switchboard_call_id';
+  const hubspot =
+    options.crmKind === 'hubspot'
+      ? await startHubspotSandbox({ token: 'hubspot-test-token', customProperties: { calls: [hubspotCallIdProperty] }, searchIndexDelayMs: 1_500, ...options.hubspot })
+      : undefined;
+  const hubspotCrm = hubspot
+    ? // The ledger's wait for HubSpot's search index is longer than the sandbox's index delay.
+      { kind: 'hubspot', baseUrl: hubspot.url, token: 'hubspot-test-token', callIdProperty: hubspotCallIdProperty, searchIndexLagSeconds: 3 }
+    : undefined;
   const ticketing = await startTicketingSandbox({ token: 'ticketing-test-token' });
   const slackPaths = ['/services/T1/B1/support', '/services/T1/B1/alerts', '/services/T1/B1/vip'];
   const slack = await startSlackSandbox({ webhooks: slackPaths });
@@ -86,7 +106,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
       operatorToken: `operator-${tenantId}`,
     },
     vipPhones: ['+1 415 555 0199'],
-    ...(options.crm === false ? {} : { crm: { kind: 'kommo', baseUrl: kommo.url, token: 'kommo-test-token', source: 'Switchboard' } }),
+    ...(options.crm === false ? {} : { crm: hubspotCrm ?? options.kommoCrm?.(kommo.url) ?? { kind: 'kommo', baseUrl: kommo.url, token: 'kommo-test-token', source: 'Switchboard' } }),
     ticketing: { baseUrl: ticketing.url, token: 'ticketing-test-token', defaultQueue: 'Support', queueByIssueType: { billing: 'Billing' } },
     slack: {
       supportWebhookUrl: `${slack.url}${slackPaths[0]}`,
@@ -102,7 +122,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
   const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
 
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
-  const integrations = createIntegrations(config);
+  const integrations = createIntegrations(config, { db });
   const workflowBundle = await getWorkflowBundle();
   let workers: Worker[] = [];
   let running: Array<Promise<void>> = [];
@@ -128,6 +148,8 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
     api,
     client,
     kommo,
+    ...(hubspot ? { hubspot } : {}),
+    crm: hubspot ? hubspotView(hubspot, hubspotCallIdProperty) : kommoView(kommo),
     ticketing,
     slack,
     smtp,
@@ -172,7 +194,7 @@ export async function startCallWorld(options: { policy?: Partial<CallPolicy>; cr
       await api.close();
       await stopWorker();
       integrations.close();
-      await Promise.all([kommo.stop(), ticketing.stop(), slack.stop(), smtp.stop(), recordings.stop()]);
+      await Promise.all([kommo.stop(), hubspot?.stop(), ticketing.stop(), slack.stop(), smtp.stop(), recordings.stop()]);
     },
   };
 }

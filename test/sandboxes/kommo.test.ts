@@ -2,6 +2,11 @@ import assert from 'node:assert/strict';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';
 import type { KommoContact, KommoNote, KommoSandbox, KommoTask, KommoUnsorted } from '../../sandboxes/kommo.js';
 
+// Encodes: developers.kommo.com (adding calls, incoming leads, get-token, limitations), the amoCRM
+// error list (amocrm.com/developers/content/api/errors) and amocrm/amocrm-api-php (AmoCRMApiRequest,
+// AmoCRMOAuth, examples/unsorted_actions.php, EntityFactory); choices where they are silent are in
+// sandboxes/CONTRACTS.md.
+
 const TOKEN = 'kommo-token';
 
 interface Reply {
@@ -11,7 +16,7 @@ interface Reply {
   body: unknown;
 }
 
-async function request(base: string, path: string, init: { method?: string; body?: unknown; token?: string | null; raw?: string } = {}): Promise<Reply> {
+async function request(base: string, path: string, init: { method?: string; body?: unknown; token?: string | null; raw?: string; form?: Record<string, string> } = {}): Promise<Reply> {
   const headers: Record<string, string> = {};
   const token = init.token === undefined ? TOKEN : init.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -19,6 +24,10 @@ async function request(base: string, path: string, init: { method?: string; body
   if (init.raw !== undefined || init.body !== undefined) {
     headers['content-type'] = 'application/json';
     body = init.raw ?? JSON.stringify(init.body);
+  }
+  if (init.form !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    body = new URLSearchParams(init.form).toString();
   }
   const response = await fetch(`${base}${path}`, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, ...(body === undefined ? {} : { body }) });
   const text = await response.text();
@@ -48,8 +57,10 @@ function call(phone: string, extra: Record<string, unknown> = {}): Record<string
   return { direction: 'inbound', duration: 42, source: 'switchboard', phone, ...extra };
 }
 
-function sip(uniq: string, phone: string): Record<string, unknown> {
+/** An incoming SIP lead; `contactPhone` adds the caller as `_embedded.contacts` (as the PHP example does). */
+function sip(uniq: string, phone: string, contactPhone?: string): Record<string, unknown> {
   return {
+    ...(contactPhone ? { _embedded: { contacts: [{ name: 'Caller', custom_fields_values: [{ field_code: 'PHONE', values: [{ value: contactPhone, enum_code: 'WORK' }] }] }] } } : {}),
     source_uid: `src-${uniq}`,
     source_name: 'Switchboard PBX',
     metadata: {
@@ -134,7 +145,8 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       const added = as<CallsReply>(first);
       assert.equal(added.errors, undefined);
       assert.equal(added._embedded.calls.length, 1);
-      assert.deepEqual({ ...added._embedded.calls[0], id: 0 }, { id: 0, entity_id: contact.id, entity_type: 'contacts', request_id: '0' });
+      // The calls answer names the entity in the singular (the PHP EntityFactory accepts both forms).
+      assert.deepEqual({ ...added._embedded.calls[0], id: 0 }, { id: 0, entity_id: contact.id, entity_type: 'contact', request_id: '0' });
 
       const second = await request(kommo.url, '/api/v4/calls', { body: [call('+442079460011', { direction: 'outbound', duration: 0 })] });
       assert.equal(second.status, 200);
@@ -168,7 +180,7 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.deepEqual(body.errors, [{ request_id: '0', status: 'entity_not_found' }]);
       assert.deepEqual(
         body._embedded.calls.map((c) => [c.request_id, c.entity_id, c.entity_type]),
-        [['1', contact.id, 'contacts']],
+        [['1', contact.id, 'contact']],
       );
       assert.equal(kommo.state().notes.length, before + 1);
 
@@ -182,7 +194,7 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       const company = kommo.seedCompany({ name: 'Switchboard Inc', phone: '+1 (303) 555-0177' });
       const reply = await request(kommo.url, '/api/v4/calls', { body: [call('3035550177')] });
       const added = as<CallsReply>(reply)._embedded.calls[0];
-      assert.equal(added?.entity_type, 'companies');
+      assert.equal(added?.entity_type, 'company');
       assert.equal(added?.entity_id, company.id);
     });
 
@@ -237,12 +249,12 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.equal(as<{ title: string }>(malformed).title, 'Bad Request');
     });
 
-    it('turns an unknown caller into an unsorted lead plus contact so a following call is attached', async () => {
+    it('takes the incoming lead\'s contact from _embedded.contacts, keeps it out of the Lists until accepted, then places calls on the accepted lead', async () => {
       const phone = '+1 (510) 555-0188';
       assert.equal((await request(kommo.url, '/api/v4/calls', { body: [call(phone)] })).status, 200);
       assert.equal(kommo.state().notes.filter((n) => n.params.phone === phone).length, 0);
 
-      const created = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [{ ...sip('sip-1', phone), pipeline_id: 3 }] });
+      const created = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [{ ...sip('sip-1', phone, phone), pipeline_id: 3 }] });
       assert.equal(created.status, 200);
       const entry = as<UnsortedReply>(created)._embedded.unsorted[0];
       assert.ok(entry);
@@ -256,11 +268,11 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.deepEqual(contact?._embedded.leads, [{ id: leadId }]);
       assert.equal(kommo.state().leads.find((l) => l.id === leadId)?.pipeline_id, 3);
 
-      const attached = await request(kommo.url, '/api/v4/calls', { body: [call('5105550188', { uniq: 'sip-1' })] });
-      assert.equal(attached.status, 200);
-      const body = as<CallsReply>(attached);
-      assert.equal(body.errors, undefined);
-      assert.deepEqual(body._embedded.calls.map((c) => [c.entity_type, c.entity_id]), [['contacts', contactId]]);
+      // Until accepted: not found by search or id, and calls for the number match nothing.
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=5105550188')).status, 204);
+      assert.equal((await request(kommo.url, `/api/v4/contacts/${contactId}`)).status, 404);
+      const dropped = as<CallsReply>(await request(kommo.url, '/api/v4/calls', { body: [call('5105550188', { uniq: 'sip-1b' })] }));
+      assert.deepEqual(dropped.errors, [{ request_id: '0', status: 'entity_not_found' }]);
 
       const byUid = await request(kommo.url, `/api/v4/leads/unsorted?filter[uid]=${entry.uid}`);
       assert.equal(byUid.status, 200);
@@ -270,9 +282,39 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.equal(unknownUid.status, 204);
       assert.equal(unknownUid.text, '');
 
-
-      assert.equal((await request(kommo.url, `/api/v4/leads/${leadId}/notes?filter[note_type]=call_in,call_out`)).status, 204);
+      // is_call_event_needed: the call's own event is on the lead already.
+      const leadNotes = as<{ _embedded: { notes: KommoNote[] } }>(await request(kommo.url, `/api/v4/leads/${leadId}/notes?filter[note_type]=call_in,call_out`));
+      assert.deepEqual(leadNotes._embedded.notes.map((n) => [n.note_type, n.params.uniq]), [['call_in', 'sip-1']]);
       assert.equal((await request(kommo.url, '/api/v4/leads/987654/notes')).status, 404);
+
+      const accepted = await request(kommo.url, `/api/v4/leads/unsorted/${entry.uid}/accept`, { body: {} });
+      assert.equal(accepted.status, 200);
+      assert.equal((await request(kommo.url, `/api/v4/leads/unsorted?filter[uid]=${entry.uid}`)).status, 204);
+      const found = as<{ _embedded: { contacts: KommoContact[] } }>(await request(kommo.url, '/api/v4/contacts?query=5105550188&with=leads'));
+      assert.deepEqual(found._embedded.contacts.map((c) => [c.id, c._embedded.leads]), [[contactId, [{ id: leadId }]]]);
+      const attached = as<CallsReply>(await request(kommo.url, '/api/v4/calls', { body: [call('5105550188', { uniq: 'sip-2' })] }));
+      assert.equal(attached.errors, undefined);
+      assert.deepEqual(attached._embedded.calls.map((c) => [c.entity_type, c.entity_id]), [['lead', leadId]]);
+    });
+
+    it('creates no contact when the incoming lead embeds none, and adds no call event when is_call_event_needed is false', async () => {
+      const before = kommo.state().contacts.length;
+      const body = sip('bare-1', '+1 702 555 0170');
+      (body.metadata as Record<string, unknown>).is_call_event_needed = false;
+      const created = as<UnsortedReply>(await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [body] }));
+      const entry = created._embedded.unsorted[0];
+      assert.deepEqual(entry?._embedded.contacts, []);
+      assert.equal(kommo.state().contacts.length, before);
+      assert.equal((await request(kommo.url, `/api/v4/leads/${entry?._embedded.leads[0]?.id}/notes`)).status, 204);
+    });
+
+    it('refuses a second waiting incoming lead from the same caller (number or contact phone) as Duplicate', async () => {
+      assert.equal((await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip('caller-a1', '+1 702 555 0180', '+1 702 555 0180')] })).status, 200);
+      const byNumber = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip('caller-a2', '+17025550180')] });
+      assert.equal(byNumber.status, 400);
+      assert.deepEqual(codes(byNumber), ['0:metadata.from:Duplicate']);
+      const byContact = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip('caller-a3', 'withheld', '(702) 555-0180')] });
+      assert.deepEqual(codes(byContact), ['0:_embedded.contacts.0:Duplicate']);
     });
 
     it('rejects a second incoming lead with the same metadata.uniq as Duplicate and creates nothing', async () => {
@@ -283,7 +325,7 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.equal(again.status, 400);
       assert.deepEqual(codes(again), ['1:metadata.uniq:Duplicate']);
 
-      const inBatch = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip('twin', '+1 702 555 0103'), sip('twin', '+1 702 555 0103')] });
+      const inBatch = await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip('twin', '+1 702 555 0103'), sip('twin', '+1 702 555 0104')] });
       assert.equal(inBatch.status, 400);
       assert.deepEqual(codes(inBatch), ['1:metadata.uniq:Duplicate']);
 
@@ -304,7 +346,8 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       });
       assert.equal(added.status, 200);
       const listed = as<{ _embedded: { notes: KommoNote[] } }>(await request(kommo.url, `/api/v4/leads/${leadId}/notes?filter[note_type]=call_in`));
-      assert.deepEqual(listed._embedded.notes.map((note) => note.params.uniq), ['pbx:n1']);
+      // Newest first: ours, then the incoming call's own event (is_call_event_needed).
+      assert.deepEqual(listed._embedded.notes.map((note) => note.params.uniq), ['pbx:n1', 'note-1']);
 
       const unknown = await request(kommo.url, '/api/v4/leads/notes', { body: [{ entity_id: 999_999, note_type: 'call_in', params: {} }] });
       assert.equal(unknown.status, 400);
@@ -388,7 +431,7 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.equal(state.requests.byRoute['GET /api/v4/contacts/:id'], (before.byRoute['GET /api/v4/contacts/:id'] ?? 0) + 1);
       assert.equal(state.requests.byRoute['GET /api/v4/contacts/:id/notes'], (before.byRoute['GET /api/v4/contacts/:id/notes'] ?? 0) + 1);
       assert.equal(state.requests.rateLimited, 0);
-      assert.deepEqual(Object.keys(kommo.state()).sort(), ['companies', 'contacts', 'leads', 'notes', 'requests', 'tasks', 'unsorted', 'users']);
+      assert.deepEqual(Object.keys(kommo.state()).sort(), ['companies', 'contacts', 'leads', 'notes', 'oauth', 'requests', 'tasks', 'unsorted', 'users']);
     });
   });
 
@@ -428,18 +471,36 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.deepEqual(tally(await burst(kommo.url, 5)), { 204: 4, 429: 1 });
     });
 
-    it('blocks a client that keeps hammering (more than 30 answers of 429 within 10 s) with 403 for 30 s', async () => {
+    it('restricts a client that keeps hammering (more than 30 answers of 429 within 10 s) for 30 s with 429 and Retry-After, never 403', async () => {
       let now = 5_000_000;
       const kommo = await startKommoSandbox({ port: 0, token: TOKEN, rateLimitPerSecond: 1, clock: () => now });
       started.push(kommo);
       const replies = await burst(kommo.url, 40);
-      assert.deepEqual(tally(replies), { 204: 1, 429: 31, 403: 8 });
-      assert.deepEqual(replies.find((reply) => reply.status === 403)?.body, { title: 'Forbidden', status: 403, detail: 'IP address is blocked' });
+      assert.deepEqual(tally(replies), { 204: 1, 429: 39 });
+      const restricted = replies.filter((reply) => reply.status === 429 && (reply.body as { detail?: string }).detail === 'Requests from this address are restricted');
+      assert.equal(restricted.length, 8);
+      assert.equal(restricted[0]?.headers.get('retry-after'), '30');
 
-      now += 29_999;
-      assert.deepEqual(tally(await burst(kommo.url, 1)), { 403: 1 });
-      now += 1;
+      now += 29_001;
+      const late = await burst(kommo.url, 1);
+      assert.deepEqual(tally(late), { 429: 1 });
+      assert.equal(late[0]?.headers.get('retry-after'), '1');
+      now += 999;
       assert.deepEqual(tally(await burst(kommo.url, 1)), { 204: 1 });
+    });
+
+    it('refuses an address not on the account\'s IP whitelist with 403 (error 113) for good, whatever the pace', async () => {
+      let now = 6_000_000;
+      const kommo = await startKommoSandbox({ port: 0, token: TOKEN, allowedIps: ['10.9.9.9'], clock: () => now });
+      started.push(kommo);
+      const first = await request(kommo.url, '/api/v4/contacts?query=1');
+      assert.equal(first.status, 403);
+      assert.deepEqual(first.body, { title: 'Forbidden', status: 403, detail: 'Access to the account is denied from this IP address', error_code: 113 });
+      assert.equal(first.headers.get('retry-after'), null);
+      now += 3_600_000;
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1')).status, 403);
+      kommo.setAllowedIps(['127.0.0.1']);
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1')).status, 204);
     });
 
     it('takes the block threshold, window and duration from the options', async () => {
@@ -457,11 +518,153 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.deepEqual(tally(await burst(kommo.url, 4)), { 204: 1, 429: 3 });
       now += 60; // the three 429s fall out of the 50 ms block window
       assert.deepEqual(tally(await burst(kommo.url, 3)), { 429: 3 });
-      assert.deepEqual(tally(await burst(kommo.url, 2)), { 429: 1, 403: 1 });
+      const restricted = await burst(kommo.url, 2);
+      assert.deepEqual(tally(restricted), { 429: 2 });
+      // The 4th 429 in the window starts the restriction; the request after it waits it out.
+      assert.deepEqual(restricted.map((reply) => reply.headers.get('retry-after')).sort(), ['1', '2']);
       now += 1999;
-      assert.deepEqual(tally(await burst(kommo.url, 1)), { 403: 1 });
-      now += 1; // blocked until 60 + 2000; the one accepted request at 0 has left the rate window too
+      assert.equal((await burst(kommo.url, 1))[0]?.headers.get('retry-after'), '1');
+      now += 1; // restricted until 60 + 2000; the one accepted request at 0 has left the rate window too
       assert.deepEqual(tally(await burst(kommo.url, 1)), { 204: 1 });
+    });
+  });
+
+  describe('OAuth 2.0 (developers.kommo.com/reference/get-token; refresh tokens work once: amocrm-api-php issues #123, #269)', () => {
+    const oauth = { clientId: 'client-1', clientSecret: 'secret-1', redirectUri: 'https://switchboard.example/kommo/callback' };
+    let now = 10_000_000;
+    let kommo: KommoSandbox;
+    before(async () => {
+      kommo = await startKommoSandbox({ port: 0, oauth: { ...oauth, accessTokenLifetimeSeconds: 3600 }, rateLimitPerSecond: 100_000, clock: () => now });
+    });
+    after(async () => {
+      await kommo.stop();
+    });
+    type TokenReply = { token_type: string; expires_in: number; server_time: number; access_token: string; refresh_token: string };
+    const grant = (body: Record<string, string>) =>
+      request(kommo.url, '/oauth2/access_token', { body: { client_id: oauth.clientId, client_secret: oauth.clientSecret, redirect_uri: oauth.redirectUri, ...body }, token: null });
+
+    it('exchanges an authorization code once for an access and a refresh token', async () => {
+      const code = kommo.authorize();
+      const reply = await grant({ grant_type: 'authorization_code', code });
+      assert.equal(reply.status, 200);
+      const tokens = as<TokenReply>(reply);
+      assert.equal(tokens.token_type, 'Bearer');
+      assert.equal(tokens.expires_in, 3600);
+      assert.equal(tokens.server_time, Math.floor(now / 1000));
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1', { token: tokens.access_token })).status, 204);
+
+      const again = await grant({ grant_type: 'authorization_code', code });
+      assert.equal(again.status, 400);
+      assert.equal((again.body as { hint: string }).hint, 'Authorization code has been revoked');
+      assert.equal(kommo.state().oauth.granted.authorization_code, 1);
+    });
+
+    it('takes a form-encoded request too, and refuses a wrong secret, a wrong redirect URI and an expired code', async () => {
+      const form = await request(kommo.url, '/oauth2/access_token', {
+        form: { client_id: oauth.clientId, client_secret: oauth.clientSecret, redirect_uri: oauth.redirectUri, grant_type: 'authorization_code', code: kommo.authorize() },
+        token: null,
+      });
+      assert.equal(form.status, 200);
+      const wrongSecret = await request(kommo.url, '/oauth2/access_token', { body: { client_id: oauth.clientId, client_secret: 'nope', grant_type: 'authorization_code', code: kommo.authorize(), redirect_uri: oauth.redirectUri }, token: null });
+      assert.equal(wrongSecret.status, 401);
+      assert.equal((await grant({ grant_type: 'authorization_code', code: kommo.authorize(), redirect_uri: 'https://elsewhere.example/' })).status, 401);
+      const code = kommo.authorize();
+      now += 20 * 60_000;
+      const expired = await grant({ grant_type: 'authorization_code', code });
+      assert.equal(expired.status, 400);
+      assert.equal((expired.body as { hint: string }).hint, 'Authorization code has expired');
+      assert.equal((await grant({ grant_type: 'password' })).status, 400);
+    });
+
+    it('expires access tokens, rotates the refresh token on renewal and refuses a used one', async () => {
+      const first = as<TokenReply>(await grant({ grant_type: 'authorization_code', code: kommo.authorize() }));
+      now += 3_600_000;
+      const expired = await request(kommo.url, '/api/v4/contacts?query=1', { token: first.access_token });
+      assert.equal(expired.status, 401);
+      assert.deepEqual(expired.body, { title: 'Unauthorized', status: 401 });
+
+      const renewed = await grant({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+      assert.equal(renewed.status, 200);
+      const second = as<TokenReply>(renewed);
+      assert.notEqual(second.refresh_token, first.refresh_token);
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1', { token: second.access_token })).status, 204);
+
+      const reused = await grant({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+      assert.equal(reused.status, 401);
+      assert.equal((reused.body as { hint: string }).hint, 'Token has been revoked');
+      assert.deepEqual(kommo.state().oauth.refused.at(-1), { grant: 'refresh_token', hint: 'Token has been revoked' });
+
+      // A renewal also ends the access tokens issued before it.
+      const third = as<TokenReply>(await grant({ grant_type: 'refresh_token', refresh_token: second.refresh_token }));
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1', { token: second.access_token })).status, 401);
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1', { token: third.access_token })).status, 204);
+      kommo.expireAccessTokens();
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=1', { token: third.access_token })).status, 401);
+    });
+
+    it('keeps a long-lived token working beside OAuth', async () => {
+      const both = await startKommoSandbox({ port: 0, token: 'long-lived', oauth, clock: () => now });
+      try {
+        now += 10 * 365 * 86_400_000;
+        assert.equal((await request(both.url, '/api/v4/contacts?query=1', { token: 'long-lived' })).status, 204);
+      } finally {
+        await both.stop();
+      }
+    });
+  });
+
+  describe('placement, paging and lists', () => {
+    let kommo: KommoSandbox;
+    before(async () => {
+      kommo = await startKommoSandbox({ port: 0, token: TOKEN, rateLimitPerSecond: 100_000 });
+    });
+    after(async () => {
+      await kommo.stop();
+    });
+    const place = async (phone: string): Promise<[string | undefined, number | undefined]> => {
+      const added = as<CallsReply>(await request(kommo.url, '/api/v4/calls', { body: [call(phone)] }))._embedded.calls[0];
+      return [added?.entity_type, added?.entity_id];
+    };
+
+    it('puts a call on the contact\'s one active lead, and on the contact with none or several (developers.kommo.com/reference/calls)', async () => {
+      const one = kommo.seedContact({ name: 'One lead', phone: '+1 212 555 0301' });
+      const lead = kommo.seedLead({ name: 'Deal', contactId: one.id });
+      kommo.seedLead({ name: 'Won deal', contactId: one.id, closed: true });
+      assert.deepEqual(await place('2125550301'), ['lead', lead.id]);
+
+      const two = kommo.seedContact({ name: 'Two leads', phone: '+1 212 555 0302' });
+      kommo.seedLead({ name: 'A', contactId: two.id });
+      kommo.seedLead({ name: 'B', contactId: two.id });
+      assert.deepEqual(await place('2125550302'), ['contact', two.id]);
+
+      const company = kommo.seedCompany({ name: 'Placed Co', phone: '+1 212 555 0303' });
+      const companyLead = kommo.seedLead({ name: 'Company deal', companyId: company.id });
+      assert.deepEqual(await place('2125550303'), ['lead', companyLead.id]);
+      const fetched = as<{ id: number; _embedded: { leads: { id: number }[] } }>(await request(kommo.url, `/api/v4/companies/${company.id}?with=leads`));
+      assert.deepEqual(fetched._embedded.leads, [{ id: companyLead.id }]);
+      const withoutLeads = as<{ _embedded: { leads: unknown[] } }>(await request(kommo.url, `/api/v4/companies/${company.id}`));
+      assert.deepEqual(withoutLeads._embedded.leads, []);
+    });
+
+    it('lists in pages of at most 250 with _links.next, and 204 past the end', async () => {
+      const contact = kommo.seedContact({ name: 'Many notes', phone: '+1 212 555 0304' });
+      for (let i = 0; i < 7; i++) await request(kommo.url, '/api/v4/calls', { body: [call('2125550304', { uniq: `many-${i}` })] });
+      const page1 = as<{ _page: number; _links: { next?: { href: string } }; _embedded: { notes: KommoNote[] } }>(await request(kommo.url, `/api/v4/contacts/${contact.id}/notes?limit=3`));
+      assert.equal(page1._page, 1);
+      assert.deepEqual(page1._embedded.notes.map((n) => n.params.uniq), ['many-6', 'many-5', 'many-4']);
+      assert.ok(page1._links.next);
+      const page3 = as<{ _links: { next?: unknown }; _embedded: { notes: KommoNote[] } }>(await request(kommo.url, `/api/v4/contacts/${contact.id}/notes?limit=3&page=3`));
+      assert.deepEqual(page3._embedded.notes.map((n) => n.params.uniq), ['many-0']);
+      assert.equal(page3._links.next, undefined);
+      assert.equal((await request(kommo.url, `/api/v4/contacts/${contact.id}/notes?limit=3&page=4`)).status, 204);
+      const tooMany = await request(kommo.url, `/api/v4/contacts/${contact.id}/notes?limit=251`);
+      assert.equal(tooMany.status, 400);
+      assert.deepEqual(codes(tooMany), ['0:limit:NotSupportedChoice']);
+
+      for (let i = 0; i < 3; i++) await request(kommo.url, '/api/v4/leads/unsorted/sip', { body: [sip(`paged-${i}`, `+1 212 555 04${String(i).padStart(2, '0')}`)] });
+      const newest = as<{ _embedded: { unsorted: KommoUnsorted[] } }>(await request(kommo.url, '/api/v4/leads/unsorted?filter[category][]=sip&order[created_at]=desc&limit=1'));
+      assert.deepEqual(newest._embedded.unsorted.map((u) => u.metadata.uniq), ['paged-2']);
+      assert.equal((await request(kommo.url, '/api/v4/leads/unsorted?filter[category][]=forms')).status, 204);
     });
   });
 });

@@ -1,0 +1,230 @@
+/**
+ * What CRM adapters keep in PostgreSQL so that every worker shares it: OAuth tokens (encrypted at
+ * rest) and the account's request budget (a token bucket).
+ *
+ * Tokens: AES-256-GCM, a fresh 12-byte IV per value, bound (as additional data) to tenant, CRM and
+ * field, so a value copied into another row or column does not decrypt. A renewal runs under the
+ * row's lock: the CRM rotates the refresh token on every renewal and refuses the old one, so two
+ * workers renewing at once would lose the account. The new pair is committed before anyone uses it.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Db } from './pool.js';
+
+export interface TokenScope {
+  tenantId: string;
+  crm: 'kommo';
+  /** The 32-byte encryption key. */
+  key: Buffer;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  /** Absent: nothing to renew with (the access token is used until it stops working). */
+  refreshToken?: string;
+  expiresAt: Date;
+}
+
+export interface StoredTokens extends TokenPair {
+  accountUrl: string;
+  /** Goes up by one on every save: a worker holding an older version knows the tokens moved on. */
+  version: number;
+}
+
+/** The stored tokens cannot be read with the configured key (it changed, or the row was tampered with). */
+export class TokenKeyError extends Error {
+  override readonly name = 'TokenKeyError';
+}
+
+/** A short fingerprint of the key, stored with the tokens (never the key itself). */
+export const tokenKeyId = (key: Buffer): string => createHash('sha256').update(key).digest('hex').slice(0, 16);
+
+const aad = (scope: TokenScope, field: string): Buffer => Buffer.from(`${scope.tenantId}\u0000${scope.crm}\u0000${field}`);
+
+function seal(scope: TokenScope, field: string, plaintext: string): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', scope.key, iv);
+  cipher.setAAD(aad(scope, field));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]);
+}
+
+function unseal(scope: TokenScope, field: string, sealed: Buffer): string {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', scope.key, sealed.subarray(0, 12));
+    decipher.setAAD(aad(scope, field));
+    decipher.setAuthTag(sealed.subarray(12, 28));
+    return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString('utf8');
+  } catch {
+    throw new TokenKeyError(`the stored ${scope.crm} tokens of tenant ${scope.tenantId} do not decrypt with the configured token key`);
+  }
+}
+
+interface TokenRow {
+  account_url: string;
+  key_id: string;
+  access_token_enc: Buffer;
+  refresh_token_enc: Buffer | null;
+  expires_at: Date;
+  version: number;
+}
+
+const columns = 'account_url, key_id, access_token_enc, refresh_token_enc, expires_at, version';
+
+function decode(scope: TokenScope, row: TokenRow): StoredTokens {
+  if (row.key_id !== tokenKeyId(scope.key)) {
+    throw new TokenKeyError(`the stored ${scope.crm} tokens of tenant ${scope.tenantId} were saved with another token key`);
+  }
+  return {
+    accountUrl: row.account_url,
+    accessToken: unseal(scope, 'access', row.access_token_enc),
+    ...(row.refresh_token_enc ? { refreshToken: unseal(scope, 'refresh', row.refresh_token_enc) } : {}),
+    expiresAt: row.expires_at,
+    version: Number(row.version),
+  };
+}
+
+const sealedValues = (scope: TokenScope, tokens: TokenPair): [Buffer, Buffer | null] => [
+  seal(scope, 'access', tokens.accessToken),
+  tokens.refreshToken ? seal(scope, 'refresh', tokens.refreshToken) : null,
+];
+
+/** Stores a new pair (after an authorization-code exchange), replacing whatever was there. */
+export async function saveTokens(db: Db, scope: TokenScope, accountUrl: string, tokens: TokenPair): Promise<StoredTokens> {
+  const [access, refresh] = sealedValues(scope, tokens);
+  const saved = await db.query<TokenRow>(
+    `INSERT INTO crm_tokens (tenant_id, crm, account_url, key_id, access_token_enc, refresh_token_enc, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (tenant_id, crm) DO UPDATE SET
+       account_url = EXCLUDED.account_url, key_id = EXCLUDED.key_id, access_token_enc = EXCLUDED.access_token_enc,
+       refresh_token_enc = EXCLUDED.refresh_token_enc, expires_at = EXCLUDED.expires_at,
+       version = crm_tokens.version + 1, refreshed_at = NULL, last_error = NULL, updated_at = now()
+     RETURNING ${columns}`,
+    [scope.tenantId, scope.crm, accountUrl, tokenKeyId(scope.key), access, refresh, tokens.expiresAt],
+  );
+  return decode(scope, saved.rows[0] as TokenRow);
+}
+
+export async function loadTokens(db: Db, scope: TokenScope): Promise<StoredTokens | undefined> {
+  const found = await db.query<TokenRow>(`SELECT ${columns} FROM crm_tokens WHERE tenant_id = $1 AND crm = $2`, [scope.tenantId, scope.crm]);
+  const row = found.rows[0];
+  return row ? decode(scope, row) : undefined;
+}
+
+/**
+ * Renews the tokens under the row's lock, so one renewal runs at a time across all workers.
+ * `renew` sees the tokens as they are now (a worker that lost the race sees the winner's pair and
+ * returns undefined to keep it); a pair it returns is committed before this resolves. If the commit
+ * fails after the CRM has already rotated the pair, saving is retried on fresh connections: the old
+ * refresh token is spent, so the new one must not be lost.
+ */
+export async function renewTokens(db: Db, scope: TokenScope, renew: (current: StoredTokens) => Promise<TokenPair | undefined>): Promise<StoredTokens | undefined> {
+  const client = await db.connect();
+  let current: StoredTokens | undefined;
+  let fresh: TokenPair | undefined;
+  let broken = false;
+  // The connection waits idle in its transaction while the CRM answers; if it dies meanwhile, the
+  // checked-out client emits 'error' with no listener of the pool's: take it here, not as a crash.
+  const onError = (): void => {
+    broken = true;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    const locked = await client.query<TokenRow>(`SELECT ${columns} FROM crm_tokens WHERE tenant_id = $1 AND crm = $2 FOR UPDATE`, [scope.tenantId, scope.crm]);
+    const row = locked.rows[0];
+    if (!row) {
+      await client.query('ROLLBACK');
+      return undefined;
+    }
+    current = decode(scope, row);
+    fresh = await renew(current);
+    if (!fresh) {
+      await client.query('COMMIT');
+      return current;
+    }
+    const [access, refresh] = sealedValues(scope, fresh);
+    const saved = await client.query<TokenRow>(
+      `UPDATE crm_tokens SET access_token_enc = $3, refresh_token_enc = $4, expires_at = $5, version = version + 1,
+              refreshed_at = now(), last_error = NULL, updated_at = now()
+        WHERE tenant_id = $1 AND crm = $2 RETURNING ${columns}`,
+      [scope.tenantId, scope.crm, access, refresh, fresh.expiresAt],
+    );
+    await client.query('COMMIT');
+    return decode(scope, saved.rows[0] as TokenRow);
+  } catch (error) {
+    broken = true;
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (fresh && current) return persistRotated(db, scope, current.version, fresh, error);
+    throw error;
+  } finally {
+    client.off('error', onError);
+    // A client whose transaction failed may have lost its connection: do not hand it out again.
+    client.release(broken);
+  }
+}
+
+/** The CRM rotated the pair but the commit failed: keep trying to store it (or find it stored). */
+async function persistRotated(db: Db, scope: TokenScope, previousVersion: number, fresh: TokenPair, cause: unknown): Promise<StoredTokens> {
+  const [access, refresh] = sealedValues(scope, fresh);
+  let lastError = cause;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    try {
+      const saved = await db.query<TokenRow>(
+        `UPDATE crm_tokens SET access_token_enc = $4, refresh_token_enc = $5, expires_at = $6, version = version + 1,
+                refreshed_at = now(), last_error = NULL, updated_at = now()
+          WHERE tenant_id = $1 AND crm = $2 AND version = $3 RETURNING ${columns}`,
+        [scope.tenantId, scope.crm, previousVersion, access, refresh, fresh.expiresAt],
+      );
+      if (saved.rows[0]) return decode(scope, saved.rows[0]);
+      // The version moved on: the failed commit went through after all (or the CLI stored a new pair).
+      const stored = await loadTokens(db, scope);
+      if (stored) return stored;
+      throw new Error('the stored tokens disappeared during a renewal');
+    } catch (error) {
+      lastError = error;
+      await delay(200 * 2 ** attempt);
+    }
+  }
+  throw new Error(`could not store renewed ${scope.crm} tokens for tenant ${scope.tenantId}: ${(lastError as Error).message}`, { cause: lastError });
+}
+
+/** Notes why a renewal failed, for operators (`stuck`, the row itself); never a token value. */
+export async function recordTokenError(db: Db, scope: Pick<TokenScope, 'tenantId' | 'crm'>, message: string): Promise<void> {
+  await db.query('UPDATE crm_tokens SET last_error = $3, updated_at = now() WHERE tenant_id = $1 AND crm = $2', [scope.tenantId, scope.crm, message.slice(0, 500)]);
+}
+
+export interface BucketTake {
+  bucket: string;
+  perSecond: number;
+  /** Requests that may go at once after a quiet period. */
+  burst: number;
+  /** How many slots may be reserved ahead (the queue this caller may join), in requests. */
+  maxQueued: number;
+}
+
+/**
+ * Takes one request slot from a bucket every process shares: refills by elapsed time (capped at
+ * `burst`) and reserves the next slot in one UPDATE, so concurrent takes serialize on the row.
+ * Answers how long to wait before sending, or, when `maxQueued` slots are already reserved, how
+ * long until there would be room (nothing is reserved then).
+ */
+export async function takeBucketSlot(db: Db, take: BucketTake): Promise<{ waitMs: number } | { fullForMs: number }> {
+  const refilled = `LEAST($2::float8, tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - refilled_at))::float8 * $3::float8)`;
+  const params = [take.bucket, take.burst, take.perSecond, take.maxQueued];
+  for (let tries = 0; tries < 2; tries++) {
+    const taken = await db.query<{ tokens: number }>(
+      `UPDATE crm_rate_buckets SET tokens = ${refilled} - 1, refilled_at = clock_timestamp()
+        WHERE bucket = $1 AND ${refilled} - 1 >= -$4::float8
+        RETURNING tokens`,
+      params,
+    );
+    const slot = taken.rows[0];
+    if (slot) return { waitMs: slot.tokens >= 0 ? 0 : Math.ceil((-slot.tokens / take.perSecond) * 1000) };
+    const current = await db.query<{ available: number }>(`SELECT ${refilled} AS available FROM crm_rate_buckets WHERE bucket = $1`, params.slice(0, 3));
+    const row = current.rows[0];
+    if (row) return { fullForMs: Math.max(1, Math.ceil(((-take.maxQueued + 1 - row.available) / take.perSecond) * 1000)) };
+    await db.query('INSERT INTO crm_rate_buckets (bucket, tokens) VALUES ($1, $2) ON CONFLICT (bucket) DO NOTHING', [take.bucket, take.burst]);
+  }
+  throw new Error(`rate bucket ${take.bucket} could not be created`);
+}
