@@ -1,12 +1,20 @@
 /**
  * `npm run bench`: brings up its own stack (PostgreSQL, Temporal dev server, worker, API, sandboxes),
- * runs burst ingest, the platform ceilings and lead scale in one run, and writes
- * `bench/results/<time>.json` plus the results table in BENCHMARKS.md.
+ * runs the closed-loop burst (saturation throughput), the platform ceilings, the open-loop ingest
+ * phases (a rate sweep against the API, a no-op handler and a bare INSERT handler; end to end at
+ * 50/s; Temporal and PostgreSQL frozen mid-run; a backlog drain) and lead scale in one run, and
+ * writes `bench/results/<time>.json` plus the results table in BENCHMARKS.md.
  *
  *   npm run bench -- [--calls 500] [--leads 10000] [--rate <per second>] [--seed 7] [--skip-leads] [--profile]
+ *                    [--open-loop-rates 25,50,100,200,400,800] [--open-loop-seconds 20] [--skip-open-loop | --only-open-loop]
  *   npm run bench -- --stack-config <switchboard.yaml> [--tenant bench] [...]   (a stack that is already running)
- *   npm run bench -- --print-tenant                                              (the tenant block that needs)
+ *   npm run bench -- --print-tenant                                              (the tenant blocks that needs)
  *
+ * `--only-open-loop` runs the open-loop phases and the one ceiling they are compared with (raw
+ * signalWithStart), without the burst and lead scale (about 10 minutes). The freeze and drain
+ * phases stop processes, so they run only on the bench's own stack.
+ * The open-loop generator runs in its own process at a raised priority (it lags less there on this
+ * 2-core host); `--open-loop-in-process` runs it in the bench process instead, to compare.
  * `--profile` runs the stack's Node processes with --cpu-prof and prints each one's hottest functions.
  */
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
@@ -19,8 +27,9 @@ import { loadConfig, repoRoot } from '../config/load.js';
 import { ensureTemporalCli, temporalCliVersion } from '../stack/provision.js';
 import { summarizeCpuProfile } from './profile.js';
 import type { CpuProfile } from './profile.js';
-import { evaluateTargets, renderReport, replaceResultsSection } from './report.js';
 import type { BenchReport } from './report.js';
+import { evaluateTargets, openLoopHeadline, renderReport, replaceResultsSection } from './report.js';
+import { openLoopIngest, openLoopTenantMissing } from './open-loop-scenarios.js';
 import { burstIngest, burstRequests, insertCeiling, leadScale, noopHttpCeiling, signalWithStartCeiling } from './scenarios.js';
 import { BenchSetupError, attachToRunningStack, printableBenchTenant, startBenchStack } from './stack.js';
 import type { BenchStack } from './stack.js';
@@ -37,12 +46,22 @@ const { values: args } = parseArgs({
     'stack-config': { type: 'string' },
     tenant: { type: 'string', default: 'bench' },
     'print-tenant': { type: 'boolean', default: false },
+    'open-loop-rates': { type: 'string', default: '25,50,100,200,400,800' },
+    'open-loop-seconds': { type: 'string', default: '20' },
+    'skip-open-loop': { type: 'boolean', default: false },
+    'only-open-loop': { type: 'boolean', default: false },
+    // Runs the open-loop generator inside the bench process instead of its own (to compare the two).
+    'open-loop-in-process': { type: 'boolean', default: false },
   },
 });
 
 if (args['print-tenant']) {
   process.stdout.write(`# Add to the running stack's config, restart it, then: npm run bench -- --stack-config <that file>\n${printableBenchTenant(args.tenant)}`);
   process.exit(0);
+}
+if (args['skip-open-loop'] && args['only-open-loop']) {
+  process.stderr.write('bench: --skip-open-loop and --only-open-loop exclude each other\n');
+  process.exit(64);
 }
 if (args['stack-config'] && (args.rate !== undefined || args.profile)) {
   process.stderr.write('bench: --rate and --profile need the bench\'s own stack; a running stack keeps its messaging rate and processes\n');
@@ -61,6 +80,9 @@ const positiveInt = (name: string, value: string | undefined): number => {
 const calls = positiveInt('calls', args.calls);
 const leads = positiveInt('leads', args.leads);
 const seed = positiveInt('seed', args.seed);
+const openLoopRates = [...new Set(args['open-loop-rates'].split(',').map((rate) => positiveInt('open-loop-rates', rate.trim())))].sort((a, b) => a - b);
+const openLoopSeconds = positiveInt('open-loop-seconds', args['open-loop-seconds']);
+const openLoopMode = args['skip-open-loop'] ? 'skipped' : args['only-open-loop'] ? 'only' : 'with the rest';
 // temporal-dev.yaml's own settings: the messaging rate by default, and the Temporal CLI version.
 const devDefaults = loadConfig({});
 const rate = args.rate === undefined ? devDefaults.temporal.messagingRatePerSecond : positiveInt('rate', args.rate);
@@ -99,20 +121,44 @@ async function main(): Promise<void> {
   try {
     const machineDetails = await machine(stack);
     log(`stack ready: API ${stack.apiUrl}, Temporal ${stack.temporalAddress}`);
+    if (openLoopMode !== 'skipped' && !stack.ingestTenant) throw new BenchSetupError(openLoopTenantMissing(stack.tenantId));
 
-    const burst = await burstIngest(stack, { calls, seed, log });
-    log(`burst: ack p99 ${burst.ack.p99} ms, ${burst.eventsPerSecond} events/s, verification ${burst.verification.passed ? 'passed' : 'FAILED'}`);
+    const burst = openLoopMode === 'only' ? undefined : await burstIngest(stack, { calls, seed, log });
+    if (burst) log(`burst (closed loop): ack p99 ${burst.ack.p99} ms, ${burst.eventsPerSecond} events/s, verification ${burst.verification.passed ? 'passed' : 'FAILED'}`);
 
-    log('ceilings: signalWithStart, no-op HTTP, INSERT (same operation count and concurrency)');
-    const signalWithStart = await signalWithStartCeiling(stack, burst.requests, burst.concurrency, calls);
-    const noopHttp = await noopHttpCeiling(burstRequests(stack, calls, seed + 1), burst.concurrency);
-    const insert = await insertCeiling(stack, burst.requests, burst.concurrency);
-    log(`ceilings: signalWithStart ${signalWithStart.perSecond}/s, no-op HTTP ${noopHttp.perSecond}/s, INSERT ${insert.perSecond}/s`);
+    // The same operation count and concurrency as the burst, with or without it.
+    const ceilingOperations = burst?.requests ?? burstRequests(stack, calls, seed).flat().length;
+    const ceilingConcurrency = burst?.concurrency ?? calls;
+    log(burst ? 'ceilings: signalWithStart, no-op HTTP, INSERT (same operation count and concurrency)' : 'ceiling: signalWithStart (what the backlog drain is compared with)');
+    const signalWithStart = await signalWithStartCeiling(stack, ceilingOperations, ceilingConcurrency, calls);
+    const noopHttp = burst ? await noopHttpCeiling(burstRequests(stack, calls, seed + 1), burst.concurrency) : undefined;
+    const insert = burst ? await insertCeiling(stack, burst.requests, burst.concurrency) : undefined;
+    log(`ceilings: signalWithStart ${signalWithStart.perSecond}/s${noopHttp ? `, no-op HTTP ${noopHttp.perSecond}/s` : ''}${insert ? `, INSERT ${insert.perSecond}/s` : ''}`);
 
-    const leadResult = args['skip-leads'] ? undefined : await leadScale(stack, { leads, log });
+    const openLoop = openLoopMode === 'skipped' ? undefined : await openLoopIngest(stack, { rates: openLoopRates, seconds: openLoopSeconds, seed, generatorInOwnProcess: !args['open-loop-in-process'], log });
+
+    const leadResult = openLoopMode === 'only' || args['skip-leads'] ? undefined : await leadScale(stack, { leads, log });
     if (leadResult) log(`leads: ${leadResult.sent}/${leadResult.leads} reminders in ${leadResult.drainSeconds} s, max ${leadResult.maxPerSecond}/s, worker RSS ${leadResult.workerPeakRssMb} MB`);
 
-    report = { startedAt: new Date(started).toISOString(), options: { calls, leads, rate: stack.messagingRatePerSecond, seed, skipLeads: args['skip-leads'], ...(stackConfig ? { stack: 'running' as const } : {}) }, machine: machineDetails, burst, ceilings: { signalWithStart, noopHttp, insert }, ...(leadResult ? { leads: leadResult } : {}), targets: [] };
+    report = {
+      startedAt: new Date(started).toISOString(),
+      options: {
+        calls,
+        leads,
+        rate: stack.messagingRatePerSecond,
+        seed,
+        skipLeads: args['skip-leads'],
+        ...(stackConfig ? { stack: 'running' as const } : {}),
+        openLoop: openLoopMode,
+        ...(openLoop ? { openLoopRates, openLoopSeconds } : {}),
+      },
+      machine: machineDetails,
+      ...(burst ? { burst } : {}),
+      ceilings: { signalWithStart, ...(noopHttp ? { noopHttp } : {}), ...(insert ? { insert } : {}) },
+      ...(leadResult ? { leads: leadResult } : {}),
+      ...(openLoop ? { openLoop, openLoopHeadline: openLoopHeadline(openLoop, signalWithStart) } : {}),
+      targets: [],
+    };
     report.targets = evaluateTargets(report);
   } finally {
     log('stopping the stack');
@@ -137,7 +183,9 @@ async function main(): Promise<void> {
     await writeFile(benchmarksPath, replaceResultsSection(existing, markdown, path.relative(repoRoot, resultFile)));
     log(`wrote ${path.relative(repoRoot, resultFile)} and BENCHMARKS.md`);
   }
-  const failedChecks = [report.burst.verification.passed, report.leads?.passed ?? true].filter((passed) => !passed).length;
+  // Accepted events missing from the journal after a freeze or the drain (bounded waits) are lost.
+  const openLoopChecks = [...(report.openLoop?.freezes.map((freeze) => freeze.journal) ?? []), ...(report.openLoop?.drain ? [report.openLoop.drain.journal] : [])];
+  const failedChecks = [report.burst?.verification.passed ?? true, report.leads?.passed ?? true, ...openLoopChecks.map((journal) => journal.journaled === journal.accepted)].filter((passed) => !passed).length;
   if (failedChecks > 0) {
     // Loss or duplication is a correctness failure, unlike a missed speed target.
     log('zero-loss / zero-duplicate verification FAILED');

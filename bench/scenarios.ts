@@ -76,8 +76,12 @@ function plannedCalls(stack: BenchStack, count: number, seed: number): { deliver
   return { deliveries, expectedEvents, expectedTickets, phones };
 }
 
-/** Listens for the journal's NOTIFY and the dashboard's SSE, noting when each call was first seen ended. */
-async function watchEnds(stack: BenchStack, callIds: ReadonlySet<string>): Promise<{ journal: Map<string, number>; dashboard: Map<string, number>; stop: () => Promise<void> }> {
+/** Listens for the journal's NOTIFY and the dashboard's SSE (the bench tenant's unless told), noting when each call was first seen ended. */
+export async function watchEnds(
+  stack: BenchStack,
+  callIds: ReadonlySet<string>,
+  tenant: { id: string; operatorToken: string } = { id: stack.tenantId, operatorToken: stack.operatorToken },
+): Promise<{ journal: Map<string, number>; dashboard: Map<string, number>; stop: () => Promise<void> }> {
   const journal = new Map<string, number>();
   const dashboard = new Map<string, number>();
   const listener = new pg.Client({ connectionString: stack.databaseUrl });
@@ -88,7 +92,7 @@ async function watchEnds(stack: BenchStack, callIds: ReadonlySet<string>): Promi
   });
   await listener.query(`LISTEN ${changesChannel}`);
   const controller = new AbortController();
-  const response = await fetch(`${stack.apiUrl}/api/${stack.tenantId}/dashboard/stream`, { headers: { authorization: `Bearer ${stack.operatorToken}` }, signal: controller.signal });
+  const response = await fetch(`${stack.apiUrl}/api/${tenant.id}/dashboard/stream`, { headers: { authorization: `Bearer ${tenant.operatorToken}` }, signal: controller.signal });
   const reader = response.body?.getReader();
   const decoder = new TextDecoder();
   const pump = (async () => {
@@ -264,22 +268,29 @@ export function burstRequests(stack: BenchStack, calls: number, seed: number): H
   return plannedCalls(stack, calls, seed).deliveries.map((callDeliveries) => callDeliveries.map((delivery) => delivery.request));
 }
 
-/** A no-op Express handler (its own process, like the API) under the same load generator and request pattern. */
-export async function noopHttpCeiling(requestsPerCall: HttpRequest[][], concurrency: number): Promise<CeilingResult> {
-  const server = spawn(process.execPath, ['--import', 'tsx', 'bench/noop-server.ts'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve) => {
+/** bench/noop-server.ts in its own process, like the API; `env` selects its INSERT handler. */
+export async function startCeilingServer(env: Record<string, string> = {}): Promise<{ url: string; stop: () => void }> {
+  const server = spawn(process.execPath, ['--import', 'tsx', 'bench/noop-server.ts'], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
     server.stdout.on('data', (chunk: Buffer) => {
       const match = /listening (\d+)/.exec(chunk.toString());
       if (match) resolve(Number(match[1]));
     });
+    server.once('exit', (code) => reject(new Error(`bench/noop-server.ts exited at start (${code})`)));
   });
-  const client = createHttpClient(`http://127.0.0.1:${port}`, concurrency);
+  return { url: `http://127.0.0.1:${port}`, stop: () => server.kill('SIGTERM') };
+}
+
+/** A no-op Express handler (its own process, like the API) under the same load generator and request pattern. */
+export async function noopHttpCeiling(requestsPerCall: HttpRequest[][], concurrency: number): Promise<CeilingResult> {
+  const server = await startCeilingServer();
+  const client = createHttpClient(server.url, concurrency);
   const latencies: number[] = [];
   const wall = await runConcurrently(requestsPerCall, concurrency, async (requests) => {
     for (const request of requests) latencies.push((await client.post(request)).latencyMs);
   });
   client.close();
-  server.kill('SIGTERM');
+  server.stop();
   return { operations: latencies.length, concurrency, latency: summarize(latencies), perSecond: Math.round((latencies.length / wall) * 1000) };
 }
 

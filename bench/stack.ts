@@ -49,6 +49,13 @@ export interface BenchStack {
   kommo: KommoSandbox;
   whatsapp: WhatsAppSandbox;
   ticketing: TicketingSandbox;
+  /**
+   * A tenant with no outside systems, for the open-loop phases: thousands of calls a minute would
+   * otherwise queue for hours behind the CRM's 7 requests a second.
+   */
+  ingestTenant?: { id: string; webhookSecret: string; operatorToken: string };
+  /** The Temporal and PostgreSQL processes, for the freeze phases; only for a stack the bench started. */
+  processes?: { temporal: () => number[]; postgres: () => number[] };
   /** The worker process's pid, for RSS sampling. */
   workerPid(): number | undefined;
   stop(): Promise<void>;
@@ -67,6 +74,60 @@ function pidsOf(pattern: string, configPath: string): number[] {
     }
   }
   return found;
+}
+
+const processIds = (): number[] => readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number);
+
+/** The processes whose command line contains `text` (a data path only this stack uses). */
+function pidsWithArgument(text: string): number[] {
+  return processIds().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(text);
+    } catch {
+      return false; // gone
+    }
+  });
+}
+
+/** The postmaster (from its pid file) and every process it forked: backends, WAL writer, checkpointer ... */
+function postgresPids(dataDir: string): number[] {
+  let postmaster: number;
+  try {
+    postmaster = Number.parseInt(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
+  } catch {
+    return [];
+  }
+  if (!Number.isInteger(postmaster)) return [];
+  const children = processIds().filter((pid) => {
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+    } catch {
+      return false; // gone
+    }
+  });
+  return [postmaster, ...children];
+}
+
+export const ingestTenantId = (tenantId: string): string => `${tenantId}-ingest`;
+
+/** The open-loop tenant: signed webhooks only, so its calls never wait on (or load) an outside system. */
+function ingestTenant(): Record<string, unknown> {
+  return {
+    displayName: 'Bench Ingest Co',
+    defaultRegion: 'US',
+    timeZone: 'America/New_York',
+    secrets: { webhookSigningSecret: 'bench-ingest-webhook-secret', operatorToken: 'bench-ingest-operator-token' },
+    vipPhones: [],
+    calls: { crmSyncDelaySeconds: 0, outcomeWaitSeconds: 0, wrapUpMinutes: 2, maxCallHours: 6, tickets: { enabled: false }, email: { enabled: false }, callbackTaskForMissedCalls: false },
+  };
+}
+
+function ingestTenantOf(config: AppConfig, tenantId: string): BenchStack['ingestTenant'] {
+  const id = ingestTenantId(tenantId);
+  const tenant = config.tenants[id];
+  return tenant ? { id, webhookSecret: tenant.secrets.webhookSigningSecret, operatorToken: tenant.secrets.operatorToken } : undefined;
 }
 
 /** Where the bench tenant's outside systems listen (0: any free port). */
@@ -113,7 +174,7 @@ function benchTenant(ports: SandboxPorts): Record<string, unknown> {
 
 /** The tenant block to add to a running stack's config before `npm run bench -- --stack-config <file>`. */
 export function printableBenchTenant(tenantId: string): string {
-  return stringify({ tenants: { [tenantId]: benchTenant(runningStackSandboxPorts) } });
+  return stringify({ tenants: { [tenantId]: benchTenant(runningStackSandboxPorts), [ingestTenantId(tenantId)]: ingestTenant() } });
 }
 
 /** The tenant's outside systems as sandboxes at the URLs its config names, without their own rate limits (Kommo keeps its). */
@@ -166,6 +227,7 @@ export async function attachToRunningStack(options: { configPath: string; tenant
     }
   })();
   if (!metricsAddress) options.log('  note: no local worker with WORKER_METRICS_ADDRESS found; worker queue figures and RSS are left out');
+  const ingest = ingestTenantOf(config, options.tenantId);
   return {
     config,
     tenantId: options.tenantId,
@@ -183,6 +245,7 @@ export async function attachToRunningStack(options: { configPath: string; tenant
     kommo: sandboxes.kommo,
     whatsapp: sandboxes.whatsapp,
     ticketing: sandboxes.ticketing,
+    ...(ingest ? { ingestTenant: ingest } : {}),
     workerPid,
     stop: sandboxes.stop,
   };
@@ -201,7 +264,7 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
   Object.assign(doc.postgres.embedded, { port: pgPort, dataDir: path.join(dir, 'postgres') });
   Object.assign(doc.api, { port: apiPort, host: '127.0.0.1', publicUrl: apiUrl });
   doc.demo.enabled = false;
-  doc.tenants = { [tenantId]: benchTenant(sandboxPorts) } as unknown as ConfigFile['tenants'];
+  doc.tenants = { [tenantId]: benchTenant(sandboxPorts), [ingestTenantId(tenantId)]: ingestTenant() } as unknown as ConfigFile['tenants'];
   const configPath = path.join(dir, 'switchboard.yaml');
   await writeFile(configPath, stringify(doc));
 
@@ -217,7 +280,8 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
   delete env.TEMPORAL_ADDRESS;
   const config = loadConfig({ ...env, SWITCHBOARD_CONFIG: configPath });
   const bench = config.tenants[tenantId];
-  if (!bench) throw new Error('the bench tenant did not survive the config round trip');
+  const ingest = ingestTenantOf(config, tenantId);
+  if (!bench || !ingest) throw new Error('the bench tenants did not survive the config round trip');
   const sandboxes = await startBenchSandboxes(tenantId, bench, apiUrl);
 
   options.log('starting the stack (PostgreSQL, Temporal dev server, worker, API)');
@@ -248,6 +312,8 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
     kommo: sandboxes.kommo,
     whatsapp: sandboxes.whatsapp,
     ticketing: sandboxes.ticketing,
+    ingestTenant: ingest,
+    processes: { temporal: () => pidsWithArgument(config.devStack.temporal.dbFilename), postgres: () => postgresPids(config.devStack.postgres.dataDir) },
     workerPid: () => pidsOf('workers/main.ts', configPath)[0],
     async stop() {
       launcher.kill('SIGTERM');

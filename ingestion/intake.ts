@@ -67,6 +67,9 @@ export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise
   return { inserted, duplicates: rows.length - inserted };
 }
 
+/** Direct hand-offs to Temporal at once, at most (see `directHasRoom`). */
+const maxDirectInFlight = 8;
+
 /** How long an answer may wait for a slow commit once Temporal has failed too, before it is a 503. */
 const slowCommitPatienceMs = 10_000;
 
@@ -127,9 +130,19 @@ export function createIntake(deps: IntakeDeps): HandOff {
     return work;
   };
 
+  // Direct hand-offs in flight. They are the way around a stalled PostgreSQL, not a second path
+  // for load: when a merely slow commit (a saturated machine) would send every event to Temporal as
+  // well, this cap keeps the slower store from being buried; past it, events wait for their commit.
+  let directInFlight = 0;
+  const directHasRoom = (): boolean => directInFlight < maxDirectInFlight;
   const direct = async (delivery: WorkflowDelivery, giveUpAt: number): Promise<HandOffResult> => {
-    const runId = await deps.connection.withDeadline(giveUpAt, () => signalWithStart(deps.temporal, delivery));
-    return { via: 'temporal', runId };
+    directInFlight++;
+    try {
+      const runId = await deps.connection.withDeadline(giveUpAt, () => signalWithStart(deps.temporal, delivery));
+      return { via: 'temporal', runId };
+    } finally {
+      directInFlight--;
+    }
   };
 
   /** The first of `takers` that stores the event answers; none by `giveUpAt` means 503. */
@@ -148,15 +161,17 @@ export function createIntake(deps: IntakeDeps): HandOff {
     const temporalBy = startedAt + deps.commitDeadlineMs + deps.temporalTimeoutMs;
     // A commit that is merely slow (a loaded machine) is still better than a 503 and a retry storm.
     const answerBy = Math.max(temporalBy, startedAt + slowCommitPatienceMs);
-    if (overdueCommits === 0 && Date.now() >= databaseSecondUntil) {
-      const work = trackedCommit(delivery);
-      const early = await settledWithin(work, deps.commitDeadlineMs);
-      if ('value' in early) return early.value;
-      deps.logger.warn({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
-      // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
-      return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, temporalBy)] : [direct(delivery, temporalBy)], answerBy);
+    const databaseStalled = overdueCommits > 0 || Date.now() < databaseSecondUntil;
+    if (databaseStalled && directHasRoom()) {
+      // PostgreSQL is not answering: Temporal first, the inbox if Temporal fails too.
+      return firstTaker(delivery, [direct(delivery, temporalBy).catch(() => trackedCommit(delivery))], answerBy);
     }
-    // PostgreSQL is not answering: Temporal first, the inbox if Temporal fails too.
-    return firstTaker(delivery, [direct(delivery, temporalBy).catch(() => trackedCommit(delivery))], answerBy);
+    const work = trackedCommit(delivery);
+    const early = await settledWithin(work, deps.commitDeadlineMs);
+    if ('value' in early) return early.value;
+    if ('pending' in early && !directHasRoom()) return firstTaker(delivery, [work], answerBy);
+    deps.logger.debug({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
+    // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
+    return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, temporalBy)] : [direct(delivery, temporalBy)], answerBy);
   };
 }

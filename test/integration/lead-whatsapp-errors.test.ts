@@ -11,25 +11,12 @@ import { Writable } from 'node:stream';
 import { ingestWhatsApp } from '../../ingestion/ingest.js';
 import { createLogger } from '../../observability/logger.js';
 import { metaSignature } from '../../security/signatures.js';
-import { localParts } from '../../shared/send-window.js';
 import type { TimelineEntry } from '../../shared/leads.js';
 import { signature, startLeadWorld } from '../harness/lead-world.js';
 import type { LeadWorld } from '../harness/lead-world.js';
+import { day, hour, iso, nextMonday10, phoneFor } from '../harness/lead-time.js';
 import { uniqueId } from '../harness/resources.js';
 
-const minute = 60_000;
-const hour = 60 * minute;
-const day = 24 * hour;
-const iso = (ms: number): string => new Date(ms).toISOString();
-const phoneFor = (): string => `+1628555${String(Math.floor(Math.random() * 9000) + 1000)}`;
-
-function nextMonday10(now: number): number {
-  for (let offset = 0; offset < 8 * day; offset += minute) {
-    const local = localParts(now + offset, 'America/New_York');
-    if (local.weekday === 1 && local.hour === 10 && local.minute === 0) return now + offset;
-  }
-  throw new Error('no Monday within a week');
-}
 
 describe('WhatsApp errors reaching a lead (time-skipping)', function () {
   this.timeout(300_000);

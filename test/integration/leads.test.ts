@@ -14,24 +14,11 @@ import { metaSignature } from '../../security/signatures.js';
 import { pbxEvents, random, shuffle } from '../../sandboxes/pbx-simulator.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { leadWorkflowId } from '../../shared/leads.js';
-import { localParts } from '../../shared/send-window.js';
 import { signature, startLeadWorld } from '../harness/lead-world.js';
 import type { LeadWorld } from '../harness/lead-world.js';
+import { day, hour, iso, minute, nextMonday10, phoneFor } from '../harness/lead-time.js';
 import { uniqueId } from '../harness/resources.js';
 
-const minute = 60_000;
-const hour = 60 * minute;
-const day = 24 * hour;
-const iso = (ms: number): string => new Date(ms).toISOString();
-const phoneFor = (): string => `+1628555${String(Math.floor(Math.random() * 9000) + 1000)}`;
-
-function nextMonday10(now: number): number {
-  for (let offset = 0; offset < 8 * day; offset += minute) {
-    const local = localParts(now + offset, 'America/New_York');
-    if (local.weekday === 1 && local.hour === 10 && local.minute === 0) return now + offset;
-  }
-  throw new Error('no Monday within a week');
-}
 
 async function created(world: LeadWorld, leadId: string, phone: string, extra: Record<string, unknown> = {}): Promise<void> {
   const response = await world.crm({ event_id: `${leadId}-created`, event: 'lead.created', lead_id: leadId, occurred_at: iso(await world.now()), lead: { name: 'Kim Park', phone }, ...extra });

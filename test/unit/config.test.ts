@@ -1,31 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
-import { parse, stringify } from 'yaml';
-import { ConfigError, defaultConfigPath, loadConfig } from '../../config/load.js';
-import type { ConfigFile } from '../../config/schema.js';
-
-/** A copy of temporal-dev.yaml with `mutate` applied (values may be invalid on purpose). */
-async function writeConfig(mutate: (doc: ConfigFile) => void): Promise<string> {
-  const doc = parse(readFileSync(defaultConfigPath, 'utf8')) as ConfigFile;
-  mutate(doc);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-config-'));
-  const file = path.join(dir, 'switchboard.yaml');
-  await writeFile(file, stringify(doc));
-  return file;
-}
-
-function configError(env: NodeJS.ProcessEnv): string {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('configuration was accepted');
-}
+import { loadConfig } from '../../config/load.js';
+import { configError, writeConfig } from '../harness/config-files.js';
 
 describe('configuration', () => {
   it('loads temporal-dev.yaml with the embedded database and the dev server by default', () => {

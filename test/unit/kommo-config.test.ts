@@ -1,35 +1,15 @@
 /** Kommo settings: a long-lived token or OAuth (developers.kommo.com/docs/long-lived-token, reference/get-token), checked at start-up. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { parse, stringify } from 'yaml';
-import { ConfigError, defaultConfigPath, loadConfig } from '../../config/load.js';
+import { loadConfig } from '../../config/load.js';
 import { decodeTokenKey } from '../../config/schema.js';
-
-type Doc = { tenants: { demo: { crm: Record<string, unknown> } } };
+import { configError, writeConfig } from '../harness/config-files.js';
 
 /** temporal-dev.yaml with the demo tenant's CRM replaced. */
-async function withCrm(crm: Record<string, unknown>): Promise<string> {
-  const doc = parse(readFileSync(defaultConfigPath, 'utf8')) as Doc;
-  doc.tenants.demo.crm = crm;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-kommo-config-'));
-  const file = path.join(dir, 'switchboard.yaml');
-  await writeFile(file, stringify(doc));
-  return file;
-}
-
-function configError(env: NodeJS.ProcessEnv): string {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('configuration was accepted');
-}
+const withCrm = (crm: Record<string, unknown>): Promise<string> =>
+  writeConfig((doc) => {
+    (doc.tenants as Record<string, { crm?: unknown }>).demo = { ...doc.tenants.demo, crm };
+  });
 
 const oauth = { clientId: 'c', clientSecret: 's', redirectUri: 'https://switchboard.example/kommo/callback' };
 const base = { kind: 'kommo', baseUrl: 'https://acme.kommo.com' };
