@@ -99,8 +99,9 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed } = {}): ApiMetrics
     res.once('finish', () => {
       const status = res.statusCode;
       stop({ status: `${Math.floor(status / 100)}xx` });
-      const outcome = typeof res.locals.outcome === 'string' ? res.locals.outcome : status >= 500 ? 'failed' : status >= 400 || res.locals.rejected === true ? 'rejected' : 'accepted';
-      events.inc({ provider, outcome: res.locals.rejected === true ? 'rejected' : outcome });
+      // A refusal is stored and counted as rejected whatever the route noted before it.
+      const outcome = res.locals.rejected === true || (status >= 400 && status < 500) ? 'rejected' : typeof res.locals.outcome === 'string' ? res.locals.outcome : status >= 500 ? 'failed' : 'accepted';
+      events.inc({ provider, outcome });
     });
     next();
   };

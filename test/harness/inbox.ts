@@ -3,6 +3,7 @@
  * so no forwarder picks them up during the run) or are dead letters, and are removed by id.
  */
 import type { Db } from '../../db/pool.js';
+import { waitUntil } from '../../stack/processes.js';
 import { uniqueId } from './resources.js';
 
 export interface ParkedRows {
@@ -33,4 +34,11 @@ export async function parkInboxRows(db: Db, tenantId: string, options: { count: 
 export async function inboxRowsOf(db: Db, tenantId: string): Promise<number> {
   const result = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM event_inbox WHERE tenant_id = $1', [tenantId]);
   return result.rows[0]?.count ?? 0;
+}
+
+/** Waits until nothing waits in the inbox (the tenant's, or anyone's): acknowledged events have reached Temporal. */
+export async function waitForEmptyInbox(db: Db, tenantId?: string, timeoutMs = 60_000): Promise<void> {
+  const query = tenantId === undefined ? 'SELECT 1 FROM event_inbox WHERE dead_at IS NULL LIMIT 1' : 'SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND dead_at IS NULL LIMIT 1';
+  const params = tenantId === undefined ? [] : [tenantId];
+  await waitUntil(async () => ((await db.query(query, params)).rowCount ?? 0) === 0, timeoutMs, 'the inbox did not drain');
 }

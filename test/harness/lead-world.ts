@@ -22,6 +22,7 @@ import { waitUntil } from '../../stack/processes.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { createIntegrations } from '../../workers/integrations.js';
 import { startApi, testConfig } from './api.js';
+import { waitForEmptyInbox } from './inbox.js';
 import type { RunningApi } from './api.js';
 import { createTestDatabase } from './postgres.js';
 import { freePort, uniqueId } from './resources.js';
@@ -107,8 +108,7 @@ export async function startLeadWorld(
   const client = new Client({ connection: env.connection, namespace });
 
   // Acknowledged events reach Temporal in the background; a journey skips time only once they have.
-  const inboxDrained = (): Promise<void> =>
-    waitUntil(async () => ((await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND dead_at IS NULL LIMIT 1', [tenantId])).rowCount ?? 0) === 0, 30_000, 'the inbox did not drain');
+  const inboxDrained = (): Promise<void> => waitForEmptyInbox(db, tenantId, 30_000);
   const view = (leadId: string): Promise<LeadView> => client.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query<LeadView>('leadState');
   const idle = async (leadId: string): Promise<void> => {
     await waitUntil(

@@ -26,12 +26,13 @@ import { callWorkflowId } from '../../shared/calls.js';
 import { startDevServer } from '../../stack/temporal-dev-server.js';
 import type { RunningDevServer } from '../../stack/temporal-dev-server.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
-import { spawnManaged, waitForPort, waitUntil } from '../../stack/processes.js';
+import { spawnManaged, waitForPort } from '../../stack/processes.js';
 import type { ManagedProcess } from '../../stack/processes.js';
 import { startApi, testConfig } from '../harness/api.js';
 import type { RunningApi } from '../harness/api.js';
 import { startCallWorld } from '../harness/call-world.js';
 import { startFreezableLink } from '../harness/freezable-link.js';
+import { waitForEmptyInbox } from '../harness/inbox.js';
 import { createTestDatabase } from '../harness/postgres.js';
 import { freePort, uniqueId } from '../harness/resources.js';
 import { getDevServer } from '../harness/temporal.js';
@@ -86,10 +87,6 @@ async function signaledEventIds(client: Client, workflowId: string): Promise<str
  */
 function inboxOnly(base: AppConfig, env: Partial<AppConfig['env']> = {}): AppConfig {
   return { ...base, env: { ...base.env, INGEST_COMMIT_DEADLINE_MS: 30_000, ...env } };
-}
-
-async function waitForEmptyInbox(db: Db, timeoutMs = 60_000): Promise<void> {
-  await waitUntil(async () => ((await db.query('SELECT 1 FROM event_inbox WHERE dead_at IS NULL LIMIT 1')).rowCount ?? 0) === 0, timeoutMs, 'the inbox did not drain');
 }
 
 async function inboxCount(db: Db): Promise<number> {
@@ -172,7 +169,7 @@ describe('ingestion: commit first, answer, forward in the background', function 
     assert.equal(journaled.disposition, 'answered');
     link.thaw();
     // The commits held while frozen land now and are forwarded again: the workflow drops the copies.
-    await waitForEmptyInbox(world.db);
+    await waitForEmptyInbox(world.db, world.tenantId);
     const events = await world.db.query<{ event_id: string }>('SELECT event_id FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY event_id', [world.tenantId, `pbx:${call.callId}`]);
     assert.deepEqual(
       events.rows.map((row) => row.event_id),
