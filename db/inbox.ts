@@ -19,19 +19,26 @@ export interface NewInboxEvent {
   payload: string;
 }
 
+/** The key a row is unique by: one event of one workflow of one tenant. */
+export const inboxKeyOf = (event: Pick<NewInboxEvent, 'tenantId' | 'workflowId' | 'eventId'>): string => `${event.tenantId}\u0000${event.workflowId}\u0000${event.eventId}`;
+
 /**
- * One statement, so one short transaction. Returns how many rows were new; the rest were already
- * waiting (a duplicate delivery).
+ * One statement, so one short transaction, whatever the number of rows. Returns the keys of the
+ * rows that were new (`inboxKeyOf`); the rest were already waiting (a duplicate delivery). Rows are
+ * numbered in the order given, which is the order the forwarder sends each workflow's events in.
  */
-export async function insertInboxEvents(db: Db, events: readonly NewInboxEvent[]): Promise<{ inserted: number }> {
+export async function insertInboxEvents(db: Db, events: readonly NewInboxEvent[]): Promise<{ insertedKeys: Map<string, number> }> {
   const column = <K extends keyof NewInboxEvent>(key: K): Array<NewInboxEvent[K]> => events.map((event) => event[key]);
-  const result = await db.query(
+  const result = await db.query<{ id: number; tenant_id: string; workflow_id: string; event_id: string }>(
     `INSERT INTO event_inbox (tenant_id, source, workflow_id, event_id, workflow_type, signal_name, task_queue, payload)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
-     ON CONFLICT (tenant_id, workflow_id, event_id) DO NOTHING`,
+     SELECT t, s, w, e, wt, sn, tq, p
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) WITH ORDINALITY AS given(t, s, w, e, wt, sn, tq, p, n)
+      ORDER BY n
+     ON CONFLICT (tenant_id, workflow_id, event_id) DO NOTHING
+     RETURNING id, tenant_id, workflow_id, event_id`,
     [column('tenantId'), column('source'), column('workflowId'), column('eventId'), column('workflowType'), column('signalName'), column('taskQueue'), column('payload')],
   );
-  return { inserted: result.rowCount ?? 0 };
+  return { insertedKeys: new Map(result.rows.map((row) => [inboxKeyOf({ tenantId: row.tenant_id, workflowId: row.workflow_id, eventId: row.event_id }), row.id])) };
 }
 
 export async function notifyInbox(db: Db): Promise<void> {
@@ -44,16 +51,26 @@ export interface InboxBacklog {
   deadLetters: number;
 }
 
-export async function inboxBacklog(db: Db, tenantId?: string): Promise<InboxBacklog> {
-  const result = await db.query<{ pending: number; oldest: number; dead: number }>(
-    `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
+export interface InboxCount extends InboxBacklog {
+  /**
+   * The inbox's id sequence when counted: a row with a higher id was not counted (its id was taken
+   * after the count's snapshot); one at or below may or may not have been.
+   */
+  countedUpToId: number;
+}
+
+export async function inboxBacklog(db: Db, tenantId?: string): Promise<InboxCount> {
+  // The sequence is read during the statement, after its snapshot was taken.
+  const result = await db.query<{ pending: number; oldest: number; dead: number; counted_up_to: number }>(
+    `SELECT (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_inbox_id_seq) AS counted_up_to,
+            count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
             COALESCE(EXTRACT(EPOCH FROM now() - min(received_at) FILTER (WHERE dead_at IS NULL)), 0)::float AS oldest,
             count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead
        FROM event_inbox ${tenantId === undefined ? '' : 'WHERE tenant_id = $1'}`,
     tenantId === undefined ? [] : [tenantId],
   );
   const row = result.rows[0];
-  return { pending: row?.pending ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest ?? 0), deadLetters: row?.dead ?? 0 };
+  return { pending: row?.pending ?? 0, countedUpToId: row?.counted_up_to ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest ?? 0), deadLetters: row?.dead ?? 0 };
 }
 
 export interface ClaimedHead {

@@ -1,10 +1,11 @@
 /**
  * How far forwarding is behind, as this process last saw it, and whether one more event may be
  * admitted. The database is read in the background (never per request); events this process
- * committed since then are added, so one process alone keeps the bound exactly.
+ * committed that the reading cannot have counted (by row id) are added, so one process alone keeps
+ * the bound exactly, however its commits and the readings interleave.
  */
 import { inboxBacklog } from '../db/inbox.js';
-import type { InboxBacklog } from '../db/inbox.js';
+import type { InboxBacklog, InboxCount } from '../db/inbox.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -27,22 +28,23 @@ export type Admission = { admitted: true } | { admitted: false; reason: 'events'
 export interface BacklogMonitor {
   current(): BacklogView;
   admit(): Admission;
-  /** Called after a commit, with the rows it added. */
-  committed(rows: number): void;
+  /** Called after a commit, with the ids of the rows it added. */
+  committed(rowIds: readonly number[]): void;
   refresh(): Promise<BacklogView>;
   stop(): void;
 }
 
 export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: BacklogLimits; refreshMs?: number }): BacklogMonitor {
   const refreshMs = deps.refreshMs ?? 500;
-  let observed: InboxBacklog = { pending: 0, oldestAgeSeconds: 0, deadLetters: 0 };
+  let observed: InboxCount = { pending: 0, countedUpToId: 0, oldestAgeSeconds: 0, deadLetters: 0 };
   let observedAt: number | undefined;
-  let committedSince = 0;
+  // Rows this process committed that no reading has counted yet.
+  let uncounted: number[] = [];
   let drainPerSecond = 0;
   let refreshing: Promise<BacklogView> | undefined;
 
   const current = (): BacklogView => {
-    const pending = observed.pending + committedSince;
+    const pending = observed.pending + uncounted.length;
     const elapsed = observedAt === undefined ? 0 : (Date.now() - observedAt) / 1000;
     // The oldest waiting event keeps ageing until the next reading says otherwise.
     const oldestAgeSeconds = observed.pending > 0 ? observed.oldestAgeSeconds + elapsed : 0;
@@ -52,17 +54,17 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
   const refresh = (): Promise<BacklogView> => {
     refreshing ??= (async () => {
       const startedAt = Date.now();
-      const added = committedSince;
       try {
         const next = await inboxBacklog(deps.db);
+        const stillUncounted = uncounted.filter((id) => id > next.countedUpToId);
         if (observedAt !== undefined) {
           const seconds = (startedAt - observedAt) / 1000;
-          const drained = observed.pending + added - next.pending;
+          const drained = observed.pending + uncounted.length - stillUncounted.length - next.pending;
           if (seconds > 0) drainPerSecond = Math.max(0, drained / seconds);
         }
         observed = next;
         observedAt = startedAt;
-        committedSince -= added;
+        uncounted = stillUncounted;
       } catch (error) {
         deps.logger.debug({ err: error }, 'inbox backlog not readable; keeping the last reading');
       }
@@ -82,8 +84,9 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
     admit() {
       return admissionFor(current(), deps.limits);
     },
-    committed(rows) {
-      committedSince += rows;
+    committed(rowIds) {
+      // An id the last reading's sequence had reached was (or, committing then, will be at the next reading) counted.
+      for (const id of rowIds) if (id > observed.countedUpToId) uncounted.push(id);
     },
     refresh,
     stop() {

@@ -20,6 +20,7 @@ import type { Listening } from '../db/listen.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import { scrubText } from '../observability/logger.js';
+import { coalesce } from './coalesce.js';
 import { describeForwardError, isRefusal, signalWithStart } from './handoff.js';
 import type { WorkflowDelivery } from './handoff.js';
 
@@ -78,15 +79,22 @@ export function startForwarder(options: ForwarderOptions): Forwarder {
   let pausedUntil = 0;
   let pauseMs = 0;
 
+  // Forwarded rows of many workflows leave in one statement: a DELETE per signal would cost a WAL
+  // flush each, in the same PostgreSQL the answers wait on. Until deleted, a row keeps its lease.
+  const deleteForwarded = coalesce(
+    async (batches: Array<readonly number[]>) => {
+      await deleteInboxRows(db, batches.flat());
+      return batches.map(() => ({ value: undefined }));
+    },
+    { maxInFlight: 1, maxWeight: 5_000, weightOf: (ids) => ids.length },
+  );
+
   const forwardBatch = async (rows: Array<InboxRow<WorkflowDelivery>>): Promise<void> => {
     const first = rows[0];
     if (!first) return;
     const delivery: WorkflowDelivery = { ...first.payload, events: rows.flatMap((row) => row.payload.events) };
     await options.connection.withDeadline(Date.now() + forwardTimeoutMs, () => signalWithStart(options.temporal, delivery));
-    await deleteInboxRows(
-      db,
-      rows.map((row) => row.id),
-    );
+    await deleteForwarded(rows.map((row) => row.id));
     const now = Date.now();
     options.observer?.forwarded(
       delivery.events.length,

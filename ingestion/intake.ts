@@ -7,10 +7,12 @@
  */
 import type { Client, Connection } from '@temporalio/client';
 import { insertInboxEvents, notifyInbox } from '../db/inbox.js';
+import type { NewInboxEvent } from '../db/inbox.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import { scrubText } from '../observability/logger.js';
 import type { BacklogMonitor } from './backlog.js';
+import { claimInserted, createGroupCommit } from './group-commit.js';
 import { perEvent, signalWithStart } from './handoff.js';
 import type { WorkflowDelivery } from './handoff.js';
 
@@ -51,9 +53,9 @@ export interface IntakeDeps {
   notifyIntervalMs?: number;
 }
 
-/** Commits a delivery's events to the inbox, one row each (a row already waiting is a duplicate). */
-export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise<{ inserted: number; duplicates: number }> {
-  const rows = perEvent(delivery).map((one) => ({
+/** A delivery's inbox rows, one per event. */
+export function inboxRowsOf(delivery: WorkflowDelivery): NewInboxEvent[] {
+  return perEvent(delivery).map((one) => ({
     tenantId: one.tenantId,
     source: one.source,
     workflowId: one.workflowId,
@@ -63,8 +65,14 @@ export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise
     taskQueue: one.taskQueue,
     payload: JSON.stringify(one),
   }));
-  const { inserted } = await insertInboxEvents(db, rows);
-  return { inserted, duplicates: rows.length - inserted };
+}
+
+/** Commits a delivery's events to the inbox on its own (a row already waiting is a duplicate). */
+export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise<{ inserted: number; duplicates: number }> {
+  const rows = inboxRowsOf(delivery);
+  const { insertedKeys } = await insertInboxEvents(db, rows);
+  const { insertedIds, duplicates } = claimInserted(rows, insertedKeys);
+  return { inserted: insertedIds.length, duplicates };
 }
 
 /** Direct hand-offs to Temporal at once, at most (see `directHasRoom`). */
@@ -85,6 +93,7 @@ function settledWithin<T>(work: Promise<T>, ms: number): Promise<Settled<T>> {
 }
 
 export function createIntake(deps: IntakeDeps): HandOff {
+  const commitRows = createGroupCommit(deps.db);
   const notifyIntervalMs = deps.notifyIntervalMs ?? 10;
   // Commits still running past their deadline: while there are any, PostgreSQL is not answering
   // and new events try Temporal first instead of queueing up behind them.
@@ -107,8 +116,9 @@ export function createIntake(deps: IntakeDeps): HandOff {
 
   const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
     try {
-      const { inserted, duplicates } = await commitToInbox(deps.db, delivery);
-      deps.backlog.committed(inserted);
+      const { insertedIds, duplicates } = await commitRows(inboxRowsOf(delivery));
+      const inserted = insertedIds.length;
+      deps.backlog.committed(insertedIds);
       deps.wakeForwarder?.();
       notifyOthers();
       return { via: 'inbox', inserted, duplicates };

@@ -286,7 +286,7 @@ describe('ingestion: commit first, answer, forward in the background', function 
       answers.map((answer) => answer.duplicates),
       [0, 0, 0],
     );
-    assert.equal(repeated.duplicates, 1, 'the repeated delivery is recognized');
+    assert.equal(repeated.duplicates, 1, `the repeated delivery is recognized: ${JSON.stringify(repeated)}`);
     assert.equal(await inboxCount(db), 3);
 
     assert.equal((await postPbx(api.baseUrl, config, 'demo', events[3])).status, 202);

@@ -1,0 +1,50 @@
+/**
+ * Group commit for the inbox. One commit per event makes every answer wait for its own WAL flush,
+ * and under load the flushes queue behind each other (the bare-INSERT ceiling in BENCHMARKS.md).
+ * Here the events that arrive while a commit is in flight go together in the next statement, so
+ * one flush answers them all (see coalesce.ts; nothing waits at low load).
+ */
+import { inboxKeyOf, insertInboxEvents } from '../db/inbox.js';
+import type { NewInboxEvent } from '../db/inbox.js';
+import type { Db } from '../db/pool.js';
+import { coalesce } from './coalesce.js';
+import type { ItemOutcome } from './coalesce.js';
+
+/** The ids of the rows that were new, and how many were already waiting. */
+export type Committed = { insertedIds: number[]; duplicates: number };
+
+export type InboxCommit = (rows: readonly NewInboxEvent[]) => Promise<Committed>;
+
+/** SQLSTATE class 22 (data exception), e.g. a string jsonb refuses: the rows' fault, not the database's. */
+const isDataError = (error: unknown): boolean => typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('22');
+
+export function createGroupCommit(db: Db, options: { maxInFlight?: number; maxRows?: number } = {}): InboxCommit {
+  const commitTogether = async (deliveries: Array<readonly NewInboxEvent[]>): Promise<Array<ItemOutcome<Committed>>> => {
+    try {
+      const { insertedKeys } = await insertInboxEvents(db, deliveries.flat());
+      // A key the statement inserted counts as new for the first delivery that carried it only.
+      return deliveries.map((rows) => ({ value: claimInserted(rows, insertedKeys) }));
+    } catch (error) {
+      if (deliveries.length === 1 || !isDataError(error)) throw error;
+      // One delivery's content must not fail its neighbours: each goes again, alone.
+      const alone: Array<ItemOutcome<Committed>> = [];
+      for (const rows of deliveries) alone.push(...(await commitTogether([rows]).catch((failure: unknown) => [{ error: failure }])));
+      return alone;
+    }
+  };
+  const commit = coalesce(commitTogether, { maxInFlight: options.maxInFlight ?? 2, maxWeight: options.maxRows ?? 500, weightOf: (rows) => rows.length });
+  return (rows) => (rows.length === 0 ? Promise.resolve({ insertedIds: [], duplicates: 0 }) : commit(rows));
+}
+
+/** Takes this delivery's rows out of the statement's inserted keys: a key counts once, for whoever carried it first. */
+export function claimInserted(rows: readonly NewInboxEvent[], insertedKeys: Map<string, number>): Committed {
+  const insertedIds: number[] = [];
+  for (const row of rows) {
+    const key = inboxKeyOf(row);
+    const id = insertedKeys.get(key);
+    if (id === undefined) continue;
+    insertedKeys.delete(key);
+    insertedIds.push(id);
+  }
+  return { insertedIds, duplicates: rows.length - insertedIds.length };
+}
