@@ -75,11 +75,26 @@ export interface OpenLoopResult {
   tenant: string;
   sweep: Record<OpenLoopTarget, OpenLoopRateResult[]>;
   /** Also the inbox meanwhile: a growing backlog puts the delay before Temporal, an empty one after it. */
-  endToEnd: { ratePerSecond: number; seconds: number; calls: number; figures: OpenLoopFigures; backlog: BacklogFigures; journal: LatencySummary; dashboard: LatencySummary };
+  endToEnd: EndToEndResult;
+  /**
+   * The ceiling for `endToEnd`: the same kind of calls at the same rate, signalled to Temporal
+   * inside the request (no inbox, no forwarder), so only the worker and Temporal stand in between.
+   */
+  endToEndDirect?: EndToEndResult;
   freezes: FreezeResult[];
   drain?: DrainResult;
   /** Phases left out, and why. */
   skipped: string[];
+}
+
+export interface EndToEndResult {
+  ratePerSecond: number;
+  seconds: number;
+  calls: number;
+  figures: OpenLoopFigures;
+  backlog: BacklogFigures;
+  journal: LatencySummary;
+  dashboard: LatencySummary;
 }
 
 interface PlannedEvent {
@@ -339,13 +354,13 @@ async function sweepTarget(context: RunContext, target: OpenLoopTarget, baseUrl:
   return results;
 }
 
-async function endToEnd(context: RunContext, ratePerSecond: number, seconds: number, backlog: BacklogWatcher): Promise<OpenLoopResult['endToEnd']> {
-  const plan = planFor(context, 'e2e', ratePerSecond, seconds);
+async function endToEnd(context: RunContext, ratePerSecond: number, seconds: number, backlog: BacklogWatcher, baseUrl = context.stack.apiUrl): Promise<OpenLoopResult['endToEnd']> {
+  const plan = planFor(context, baseUrl === context.stack.apiUrl ? 'e2e' : 'e2e-direct', ratePerSecond, seconds);
   const endIndexes = new Map<string, number>();
   for (const [index, event] of plan.events.entries()) if (event.isEnd) endIndexes.set(event.callId, index);
   const watcher = await watchEnds(context.stack, new Set(endIndexes.keys()), { id: context.tenant.id, operatorToken: context.tenant.operatorToken });
   const runStart = performance.now();
-  const { outcomes, sendEnd, toLocal } = await runPlan(context, context.stack.apiUrl, plan);
+  const { outcomes, sendEnd, toLocal } = await runPlan(context, baseUrl, plan);
   const ended = [...endIndexes].filter(([, index]) => accepted(outcomes.status[index] ?? 0));
   await waitUntilSeen(() => ended.every(([callId]) => watcher.journal.has(callId) && watcher.dashboard.has(callId)), 180_000);
   await watcher.stop();
@@ -499,6 +514,15 @@ export async function openLoopIngest(
     options.log('open loop: end to end at 50/s for 25 s');
     const e2e = await endToEnd(context, 50, 25, backlog);
     options.log(`open loop: end to end: journal p50 ${e2e.journal.p50} / p95 ${e2e.journal.p95} ms, dashboard p50 ${e2e.dashboard.p50} / p95 ${e2e.dashboard.p95} ms (${e2e.calls} calls)`);
+    const direct = await startCeilingServer({ SWITCHBOARD_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, LOG_LEVEL: 'warn' }, 'bench/direct-server.ts');
+    let e2eDirect: EndToEndResult;
+    try {
+      options.log('open loop: end to end at 50/s for 25 s, straight to Temporal (the ceiling)');
+      e2eDirect = await endToEnd(context, 50, 25, backlog, direct.url);
+    } finally {
+      direct.stop();
+    }
+    options.log(`open loop: end to end straight to Temporal: journal p50 ${e2eDirect.journal.p50} / p95 ${e2eDirect.journal.p95} ms (${e2eDirect.calls} calls)`);
 
     const freezes: FreezeResult[] = [];
     let drain: DrainResult | undefined;
@@ -513,7 +537,7 @@ export async function openLoopIngest(
 
     sweep.api = await sweepTarget(context, 'api', stack.apiUrl, options.rates, options.seconds, backlog);
 
-    return { seconds: options.seconds, rates: options.rates, timeoutMs, generator: generator.where, tenant: tenant.id, sweep, endToEnd: e2e, freezes, ...(drain ? { drain } : {}), skipped };
+    return { seconds: options.seconds, rates: options.rates, timeoutMs, generator: generator.where, tenant: tenant.id, sweep, endToEnd: e2e, endToEndDirect: e2eDirect, freezes, ...(drain ? { drain } : {}), skipped };
   } finally {
     generator.close();
     await backlog.stop();

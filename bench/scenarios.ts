@@ -269,14 +269,14 @@ export function burstRequests(stack: BenchStack, calls: number, seed: number): H
 }
 
 /** bench/noop-server.ts in its own process, like the API; `env` selects its INSERT handler. */
-export async function startCeilingServer(env: Record<string, string> = {}): Promise<{ url: string; stop: () => void }> {
-  const server = spawn(process.execPath, ['--import', 'tsx', 'bench/noop-server.ts'], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startCeilingServer(env: Record<string, string> = {}, script = 'bench/noop-server.ts'): Promise<{ url: string; stop: () => void }> {
+  const server = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     server.stdout.on('data', (chunk: Buffer) => {
       const match = /listening (\d+)/.exec(chunk.toString());
       if (match) resolve(Number(match[1]));
     });
-    server.once('exit', (code) => reject(new Error(`bench/noop-server.ts exited at start (${code})`)));
+    server.once('exit', (code) => reject(new Error(`${script} exited at start (${code})`)));
   });
   return { url: `http://127.0.0.1:${port}`, stop: () => server.kill('SIGTERM') };
 }

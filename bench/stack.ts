@@ -29,8 +29,9 @@ export class BenchSetupError extends Error {
 }
 
 export interface BenchStack {
-  /** The configuration the stack's processes run with. */
+  /** The configuration the stack's processes run with, and its file. */
   config: AppConfig;
+  configPath: string;
   tenantId: string;
   /** Prefixes this run's call and lead ids, so runs against one stack never meet. */
   runTag: string;
@@ -230,6 +231,7 @@ export async function attachToRunningStack(options: { configPath: string; tenant
   const ingest = ingestTenantOf(config, options.tenantId);
   return {
     config,
+    configPath,
     tenantId: options.tenantId,
     runTag: Date.now().toString(36),
     webhookSecret: tenant.secrets.webhookSigningSecret,
@@ -307,6 +309,7 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
     namespace: config.temporal.namespace,
     taskQueues: config.temporal.taskQueues,
     messagingRatePerSecond: options.messagingRatePerSecond,
+    configPath,
     workerMetricsUrl: `http://127.0.0.1:${workerMetricsPort}/metrics`,
     workerTaskQueues: [config.temporal.taskQueues.calls, config.temporal.taskQueues.integrations],
     kommo: sandboxes.kommo,
