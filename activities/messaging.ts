@@ -63,7 +63,7 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
     /**
      * Sends one lead message exactly once per key: suppressed numbers are never messaged; a send
      * whose answer was lost is found again through its status webhook, not sent twice. A refused
-     * send is decided by its error code (adapters/whatsapp.ts), like a failure reported by webhook.
+     * send is decided by its error code (shared/whatsapp-errors.ts), like a failure reported by webhook.
      */
     async sendWhatsApp(input: SendWhatsAppInput): Promise<SendWhatsAppOutcome> {
       const whatsapp = deps.whatsapp(input.tenantId);

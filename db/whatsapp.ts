@@ -12,10 +12,14 @@ export async function recordAcceptedMessage(
   );
 }
 
-/** A message sent under this effect key, if WhatsApp accepted one (known from our send or from its status webhook). */
+/**
+ * A message sent under this effect key, if WhatsApp accepted one (known from our send or from its
+ * status webhook); one that went through before one that failed (a refusal reported both ways
+ * leaves a failed message under the key the retry then sent).
+ */
 export async function messageForEffect(db: Db, tenantId: string, effectKey: string): Promise<{ wamid: string; kind: 'text' | 'template' } | undefined> {
   const result = await db.query<{ wamid: string; kind: 'text' | 'template' }>(
-    'SELECT wamid, kind FROM whatsapp_messages WHERE tenant_id = $1 AND effect_key = $2 ORDER BY accepted_at LIMIT 1',
+    `SELECT wamid, kind FROM whatsapp_messages WHERE tenant_id = $1 AND effect_key = $2 ORDER BY status = 'failed', accepted_at LIMIT 1`,
     [tenantId, effectKey],
   );
   return result.rows[0];
@@ -65,4 +69,19 @@ export async function recordStatus(db: Db, update: StatusUpdate): Promise<{ fres
   );
   const message = row.rows[0];
   return { fresh: (inserted.rowCount ?? 0) > 0, ...(message?.lead_id ? { leadId: message.lead_id } : {}), ...(message ? { effectKey: message.effect_key } : {}) };
+}
+
+/**
+ * Whether another message under this effect key went through (accepted, sent, delivered or read).
+ * A refusal WhatsApp reports both ways comes back as a `failed` status under a message id the
+ * sender never saw; when the send's own retry already got a message out, that failure is stale.
+ */
+export async function effectHasLiveMessage(db: Db, tenantId: string, effectKey: string, exceptWamid: string): Promise<boolean> {
+  const result = await db.query(
+    `SELECT 1 FROM whatsapp_messages
+      WHERE tenant_id = $1 AND effect_key = $2 AND wamid <> $3 AND status IN ('accepted', 'sent', 'delivered', 'read')
+      LIMIT 1`,
+    [tenantId, effectKey, exceptWamid],
+  );
+  return (result.rowCount ?? 0) > 0;
 }

@@ -4,15 +4,15 @@
  * Every failure is a Rejection (a 4xx with a reason).
  */
 import { createHash } from 'node:crypto';
-import { decideWhatsAppError } from '../adapters/whatsapp.js';
-import type { WhatsAppErrorDecision } from '../adapters/whatsapp.js';
 import type { AppConfig } from '../config/load.js';
 import { appendTimeline, findLeadIdByPhone, suppress } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
-import { recordStatus } from '../db/whatsapp.js';
+import { effectHasLiveMessage, recordStatus } from '../db/whatsapp.js';
 import type { Logger } from '../observability/logger.js';
 import { isOptOutText } from '../shared/lead-plan.js';
 import type { LeadEvent } from '../shared/leads.js';
+import { decideWhatsAppError } from '../shared/whatsapp-errors.js';
+import type { WhatsAppErrorDecision } from '../shared/whatsapp-errors.js';
 import { callEventSchema, callIdOf, callProviders, callResultSchema, parseCallId } from '../shared/calls.js';
 import type { CallEvent, CallProvider } from '../shared/calls.js';
 import { callDelivery } from './call-delivery.js';
@@ -111,8 +111,9 @@ export interface WhatsAppIngestResult {
 /**
  * Statuses: recorded once per message and status (any order; a `read` may come without the
  * `delivered` it implies), into the ledger and the lead's timeline; failures go to the lead's
- * workflow as the same event a refused send makes. Replies go to the lead's workflow; STOP
- * suppresses the number at once. Errors tied to no message are logged by code.
+ * workflow as the same event a refused send makes, unless a throttling failure was superseded by
+ * another message under the same effect key. Replies go to the lead's workflow; STOP suppresses
+ * the number at once. Errors tied to no message are logged by code.
  */
 export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest, options: IngestOptions = {}): Promise<WhatsAppIngestResult> {
   if (!options.skipAuthentication) authenticateWhatsApp(request);
@@ -145,6 +146,13 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
     const kind = statusTimelineKind[status.status];
     if (!recorded.leadId || !kind) continue;
     const step = recorded.effectKey?.replace(/^wa:[^:]*:/, '');
+    // A throttled attempt whose retry already went out: on the timeline, but no news for the workflow.
+    const superseded =
+      status.status === 'failed' &&
+      recorded.effectKey !== undefined &&
+      error !== undefined &&
+      decideWhatsAppError(error.code).action === 'retry' &&
+      (await effectHasLiveMessage(db, tenantId, recorded.effectKey, status.id));
     await appendTimeline(
       db,
       tenantId,
@@ -155,12 +163,12 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
           at: occurredAt,
           kind,
           cause: `WhatsApp status ${status.status}${error ? ` (error ${error.code})` : ''}`,
-          detail: { messageId: status.id, ...(step ? { key: step } : {}), ...(error ? { errorCode: error.code } : {}) },
+          detail: { messageId: status.id, ...(step ? { key: step } : {}), ...(error ? { errorCode: error.code } : {}), ...(superseded ? { superseded: true } : {}) },
         },
       ],
       true,
     );
-    if (status.status === 'failed' && recorded.effectKey) {
+    if (status.status === 'failed' && recorded.effectKey && !superseded) {
       const failed = whatsappFailedEvent({
         effectKey: recorded.effectKey,
         messageId: status.id,

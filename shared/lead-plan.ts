@@ -5,6 +5,8 @@
  */
 import type { FlowName, LeadEvent, LeadPolicy, LeadStage, LeadState, Meeting, PlannedStep, TimelineEntry } from './leads.js';
 import { formatLocal, nextAllowed, previousAllowed } from './send-window.js';
+import { decideWhatsAppError, whatsappRetryDelayMs } from './whatsapp-errors.js';
+import type { WhatsAppRetryDecision } from './whatsapp-errors.js';
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -167,10 +169,22 @@ function markActivity(state: LeadState, at: number): void {
 }
 
 /**
+ * Behaviour a running workflow switches on with patched(), so histories recorded before it replay
+ * unchanged. Each is asked lazily, only when it would make a difference.
+ */
+export interface LeadPlanFeatures {
+  /** Re-send a step that WhatsApp accepted and then failed by webhook with a throttling code. */
+  resendThrottled?: () => boolean;
+}
+
+/** How many times a throttled message is re-sent before the step is given up. */
+export const throttledResendLimit = 3;
+
+/**
  * Applies one event (in place). Returns false for a duplicate. Every decision lands in the
  * timeline with its cause.
  */
-export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadPolicy, now: number, changes: Changes): boolean {
+export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadPolicy, now: number, changes: Changes, features: LeadPlanFeatures = {}): boolean {
   if (state.seenEventIds.includes(event.eventId)) return false;
   state.seenEventIds.push(event.eventId);
   if (state.seenEventIds.length > seenEventLimit) state.seenEventIds.splice(0, state.seenEventIds.length - seenEventLimit);
@@ -249,7 +263,7 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
       break;
     }
     case 'whatsapp.failed':
-      applySendFailure(state, policy, event, now, changes);
+      applySendFailure(state, policy, event, now, changes, features);
       break;
     case 'call.missed':
       markActivity(state, at);
@@ -292,14 +306,18 @@ function markNoShow(state: LeadState, policy: LeadPolicy, meetingId: string, now
   }
 }
 
-function applySendFailure(state: LeadState, policy: LeadPolicy, event: Extract<LeadEvent, { type: 'whatsapp.failed' }>, now: number, changes: Changes): void {
+function applySendFailure(state: LeadState, policy: LeadPolicy, event: Extract<LeadEvent, { type: 'whatsapp.failed' }>, now: number, changes: Changes, features: LeadPlanFeatures): void {
   const key = event.effectKey.replace(/^wa:[^:]*:/, '');
   const [base = key] = key.split('#');
   const [flowName = '', step = ''] = base.split(':');
   const flow = flowName as FlowName;
   changes.note({ entryKey: `failed:${key}:${event.messageId}`, kind: 'failed', flow, step, cause: `WhatsApp error ${event.errorCode}${event.errorTitle ? ` (${event.errorTitle})` : ''}`, detail: { errorCode: event.errorCode, messageId: event.messageId } });
   const meetingId = base.split(':').slice(2).join(':') || undefined;
-  if (event.errorCode === 131047 && !key.includes('#template')) {
+  const decision = decideWhatsAppError(event.errorCode);
+  if (decision.action === 'retry') {
+    // Not done yet: the send activity is still retrying the same refusal itself.
+    if (state.doneSteps.includes(key) && features.resendThrottled?.()) resendThrottled(state, policy, { key, base, flow, step, meetingId, messageId: event.messageId }, decision, now, changes);
+  } else if (event.errorCode === 131047 && !key.includes('#template')) {
     // Outside the 24 h window the free text was refused: the approved template goes instead.
     state.lastInboundAt = undefined;
     arm(state, policy, { flow, step, ...(meetingId ? { meetingId } : {}), baseAt: now, keySuffix: '#template', forceTemplate: true, attempt: 2, cause: 'resend as template: outside the 24 h window (131047)' }, now, changes);
@@ -307,6 +325,77 @@ function applySendFailure(state: LeadState, policy: LeadPolicy, event: Extract<L
     // WhatsApp's per-user marketing cap: wait a day, once.
     arm(state, policy, { flow, step, ...(meetingId ? { meetingId } : {}), baseAt: now + day, keySuffix: '#later', forceTemplate: key.includes('#template'), attempt: 2, cause: 'marketing cap reached (131049): retry in 24 h' }, now, changes);
   }
+}
+
+const throttledRetrySuffix = /#retry(\d+)$/;
+
+/** Whether a step key is a re-send of a throttled message (the step itself was already counted). */
+const isThrottledResend = (key: string): boolean => throttledRetrySuffix.test(key);
+
+const formatDelay = (ms: number): string => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+
+/**
+ * A message WhatsApp accepted and then failed for throttling: the same step again under
+ * `#retry<n>` (keeping its other suffixes, so a template stays a template), after the table's
+ * backoff; after the last retry the step is given up, on the timeline.
+ */
+function resendThrottled(
+  state: LeadState,
+  policy: LeadPolicy,
+  failed: { key: string; base: string; flow: FlowName; step: string; meetingId: string | undefined; messageId: string },
+  decision: WhatsAppRetryDecision,
+  now: number,
+  changes: Changes,
+): void {
+  const { key, flow, step, meetingId } = failed;
+  const suffix = key.slice(failed.base.length);
+  const retry = Number(throttledRetrySuffix.exec(suffix)?.[1] ?? 0) + 1;
+  const throttled = `WhatsApp throttled (${decision.code})`;
+  // A refusal reported both ways: its status names an id the send never got, and the send's own retry already went out.
+  const sentAs = state.sentMessageIds?.[key];
+  if (sentAs !== undefined && sentAs !== failed.messageId) {
+    changes.note({ entryKey: `superseded:${key}:${failed.messageId}`, kind: 'skipped', flow, step, cause: `${throttled}: not re-sent, the send's own retry already went out`, detail: { reason: 'superseded', messageId: failed.messageId, sentAs } });
+    return;
+  }
+  if (retry > throttledResendLimit) {
+    changes.note({ entryKey: `gave-up:${key}`, kind: 'skipped', flow, step, cause: `${throttled}: gave up after ${throttledResendLimit} resends`, detail: { reason: 'throttled', errorCode: decision.code } });
+    return;
+  }
+  if (isClosed(state)) {
+    changes.note({ entryKey: `gave-up:${key}`, kind: 'skipped', flow, step, cause: `${throttled}: not re-sent, the lead is ${state.stage}`, detail: { reason: 'closed', errorCode: decision.code } });
+    return;
+  }
+  const delayMs = whatsappRetryDelayMs(decision, retry);
+  const notAfter = meetingStartOf(state, flow, meetingId);
+  arm(
+    state,
+    policy,
+    {
+      flow,
+      step,
+      ...(meetingId ? { meetingId } : {}),
+      baseAt: now + delayMs,
+      ...(notAfter !== undefined ? { notAfter } : {}),
+      keySuffix: `${suffix.replace(throttledRetrySuffix, '')}#retry${retry}`,
+      forceTemplate: key.includes('#template'),
+      attempt: retry + 1,
+      cause: `${throttled}: resend in ${formatDelay(delayMs)} (retry ${retry} of ${throttledResendLimit})`,
+    },
+    now,
+    changes,
+  );
+}
+
+/** The deadline a meeting-bound message was armed with: a resend must not go after the meeting starts either. */
+function meetingStartOf(state: LeadState, flow: FlowName, meetingId: string | undefined): number | undefined {
+  if (!meetingId) return undefined;
+  // Reminder and reschedule steps name the meeting time: `<meeting id>@<starts at>`.
+  if (flow === 'reminder' || flow === 'reschedule') {
+    const startsAt = Date.parse(meetingId.slice(meetingId.lastIndexOf('@') + 1));
+    return Number.isNaN(startsAt) ? undefined : startsAt;
+  }
+  if (flow === 'booking_confirmation' && state.meeting?.id === meetingId) return Date.parse(state.meeting.startsAt);
+  return undefined;
 }
 
 function applyImport(state: LeadState, policy: LeadPolicy, event: Extract<LeadEvent, { type: 'lead.imported' }>, now: number, changes: Changes): void {
@@ -401,11 +490,14 @@ export function sendDecision(state: LeadState, step: PlannedStep, policy: LeadPo
   return { action: 'send', asTemplate: step.forceTemplate === true || !insideWindow };
 }
 
-/** After a successful send: the step is done, and some flows arm their next steps. */
-export function afterSent(state: LeadState, step: PlannedStep, policy: LeadPolicy, sentAt: number, changes: Changes): void {
+/** After a successful send (as WhatsApp message `messageId`): the step is done, and some flows arm their next steps. */
+export function afterSent(state: LeadState, step: PlannedStep, policy: LeadPolicy, sentAt: number, changes: Changes, messageId?: string): void {
   state.planned = state.planned.filter((planned) => planned.key !== step.key);
   if (!state.doneSteps.includes(step.key)) state.doneSteps.push(step.key);
+  if (messageId !== undefined) state.sentMessageIds = { ...state.sentMessageIds, [step.key]: messageId };
   state.lastSentAt = sentAt;
+  // A throttled message sent again: its step already went through what follows its first send.
+  if (isThrottledResend(step.key)) return;
   if (step.flow === 'welcome' && (state.stage === 'new' || state.stage === 'contacted')) {
     // Follow-ups chase leads that have not engaged yet; a booked or replying lead gets none.
     setStage(state, 'contacted', 'welcome sent', changes);

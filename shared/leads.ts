@@ -207,6 +207,8 @@ export interface LeadState {
   lastActivityAt: number;
   /** Keys of steps already sent (or adopted from the legacy system): never sent twice. */
   doneSteps: string[];
+  /** The WhatsApp message id each sent step went out as: a failure under another id is about an attempt the send got past. */
+  sentMessageIds?: Record<string, string>;
   planned: PlannedStep[];
   rewarmAttempts: number;
   /** Counter behind PlannedStep.sequence. */

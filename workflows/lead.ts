@@ -111,6 +111,9 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
   });
 
+  // Runs recorded before a throttling failure reported by webhook re-sent the message keep noting it only.
+  const planFeatures = { resendThrottled: () => patched('lead-resend-throttled-status') };
+
   // Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics).
   const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
   const pending: PendingEvent[] = [...(input.carried?.pending ?? [])];
@@ -331,7 +334,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
         cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send');
       } else {
         changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind } });
-        afterSent(state, step, policy, Date.now(), changes);
+        afterSent(state, step, policy, Date.now(), changes, sent.wamid);
       }
     } catch (error) {
       state.planned = state.planned.filter((planned) => planned.key !== step.key);
@@ -351,7 +354,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
         .map((item) => item.event)
         .sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
       for (const event of batch) {
-        if (!applyLeadEvent(state, event, policy, Date.now(), changes)) duplicateEvents.add(1, { kind: 'lead', tenant: tenantId });
+        if (!applyLeadEvent(state, event, policy, Date.now(), changes, planFeatures)) duplicateEvents.add(1, { kind: 'lead', tenant: tenantId });
       }
       record(changes);
     }

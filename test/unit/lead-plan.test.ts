@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Changes, afterSent, applyLeadEvent, dueStep, initialLeadState, isOptOutText, runNoShowCheck, sendDecision } from '../../shared/lead-plan.js';
 import { leadPolicySchema, normalizeLegacyStatus } from '../../shared/leads.js';
 import type { LeadEvent, LeadState } from '../../shared/leads.js';
+import type { LeadPlanFeatures } from '../../shared/lead-plan.js';
 
 const policy = leadPolicySchema.parse({});
 const hour = 3_600_000;
@@ -16,10 +17,16 @@ function lead(now = monday10): LeadState {
 
 type EventInput = LeadEvent extends infer E ? (E extends LeadEvent ? Omit<E, 'eventId' | 'occurredAt'> & { eventId?: string } : never) : never;
 
-function apply(state: LeadState, event: EventInput, now: number): Changes {
+function apply(state: LeadState, event: EventInput, now: number, features: LeadPlanFeatures = {}): Changes {
   const changes = new Changes(now);
-  applyLeadEvent(state, { eventId: event.eventId ?? `${event.type}-${now}`, occurredAt: iso(now), ...event }, policy, now, changes);
+  applyLeadEvent(state, { eventId: event.eventId ?? `${event.type}-${now}`, occurredAt: iso(now), ...event }, policy, now, changes, features);
   return changes;
+}
+
+/** What a workflow that took the `lead-resend-throttled-status` patch passes, counting how often it was asked. */
+function resendThrottledOn(): LeadPlanFeatures & { asked: number } {
+  const features = { asked: 0, resendThrottled: () => ++features.asked > 0 };
+  return features;
 }
 
 const keys = (state: LeadState): string[] => state.planned.map((step) => step.key);
@@ -137,6 +144,102 @@ describe('lead planner', () => {
     assert.ok(resend?.forceTemplate);
     apply(state, { type: 'whatsapp.failed', messageId: 'w4', effectKey: 'wa:L1:welcome:message#template', errorCode: 131047 }, monday10 + 120_000);
     assert.equal(state.planned.filter((step) => step.key.startsWith('welcome')).length, 1, 'no endless resends');
+  });
+
+  it('re-sends a message WhatsApp accepted and then failed for throttling, after the backoff, under #retry1', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    const failedAt = monday10 + 20_000;
+    const changes = apply(state, { type: 'whatsapp.failed', messageId: 'w5', effectKey: 'wa:L1:welcome:message', errorCode: 130429 }, failedAt, resendThrottledOn());
+    const resend = state.planned.find((step) => step.key === 'welcome:message#retry1') ?? assert.fail(keys(state).join());
+    assert.equal(iso(resend.dueAt), iso(failedAt + 1_000));
+    assert.equal(resend.attempt, 2);
+    assert.equal(resend.forceTemplate, undefined, 'a free text may go as free text again');
+    assert.equal(resend.cause, 'WhatsApp throttled (130429): resend in 1 s (retry 1 of 3)');
+    const scheduled = changes.timeline.find((entry) => entry.kind === 'scheduled' && entry.flow === 'welcome');
+    assert.equal(scheduled?.cause, resend.cause);
+  });
+
+  it('keeps the template and the meeting deadline when a throttled template is re-sent', () => {
+    const state = lead();
+    const startsAt = monday10 + 2 * day;
+    apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10);
+    state.doneSteps.push('booking_confirmation:message:m1#template');
+    apply(state, { type: 'whatsapp.failed', messageId: 'w6', effectKey: 'wa:L1:booking_confirmation:message:m1#template', errorCode: 131056 }, monday10, resendThrottledOn());
+    const resend = state.planned.find((step) => step.key === 'booking_confirmation:message:m1#template#retry1') ?? assert.fail(keys(state).join());
+    assert.equal(resend.forceTemplate, true);
+    assert.equal(iso(resend.dueAt), iso(monday10 + 6_000), "the pair limit's floor");
+    assert.equal(resend.notAfter, startsAt);
+  });
+
+  it('re-sends a throttled message at most 3 times, backing off, then gives the step up on the timeline', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    let now = monday10;
+    afterSent(state, dueStep(state, now) ?? assert.fail(), policy, now, new Changes(now));
+    const delays: number[] = [];
+    let failedKey = 'welcome:message';
+    let changes = new Changes(now);
+    for (let failure = 1; failure <= 4; failure++) {
+      now += 10_000;
+      changes = apply(state, { type: 'whatsapp.failed', messageId: `w-${failure}`, effectKey: `wa:L1:${failedKey}`, errorCode: 130429 }, now, resendThrottledOn());
+      const resend = state.planned.find((step) => step.flow === 'welcome');
+      if (!resend) break;
+      delays.push(resend.dueAt - now);
+      now = resend.dueAt;
+      afterSent(state, dueStep(state, now) ?? assert.fail(), policy, now, new Changes(now));
+      failedKey = resend.key;
+    }
+    assert.deepEqual(delays, [1_000, 2_000, 4_000]);
+    assert.equal(failedKey, 'welcome:message#retry3');
+    assert.ok(!state.planned.some((step) => step.flow === 'welcome'), 'no fourth resend');
+    const gaveUp = changes.timeline.find((entry) => entry.kind === 'skipped' && entry.flow === 'welcome');
+    assert.equal(gaveUp?.cause, 'WhatsApp throttled (130429): gave up after 3 resends');
+    assert.equal(gaveUp?.detail?.reason, 'throttled');
+    assert.equal(state.stage, 'contacted');
+    assert.deepEqual(keys(state).filter((key) => key.startsWith('follow_up')), ['follow_up:1', 'follow_up:2', 'follow_up:3'], 'the resends armed no extra follow-ups');
+  });
+
+  it('re-arms nothing for a throttled step not sent yet (the send is still retrying it), nor for runs without the patch', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    const features = resendThrottledOn();
+    apply(state, { type: 'whatsapp.failed', messageId: 'w7', effectKey: 'wa:L1:welcome:message', errorCode: 130429 }, monday10, features);
+    assert.deepEqual(keys(state).filter((key) => key.startsWith('welcome')), ['welcome:message'], 'the planned welcome stays as it was');
+    assert.equal(features.asked, 0, 'the patch is not asked when nothing would change');
+
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    const changes = apply(state, { type: 'whatsapp.failed', messageId: 'w8', effectKey: 'wa:L1:welcome:message', errorCode: 130429, eventId: 'old-run' }, monday10 + 20_000);
+    assert.ok(!keys(state).some((key) => key.startsWith('welcome')), 'a history recorded before the patch only notes the failure');
+    assert.deepEqual(changes.timeline.map((entry) => entry.kind), ['event', 'failed']);
+  });
+
+  it('re-sends nothing for a throttling failure under a message id the step did not go out as (a refusal the send retried past)', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10), 'wamid.sent-by-the-retry');
+    const changes = apply(state, { type: 'whatsapp.failed', messageId: 'wamid.never-seen', effectKey: 'wa:L1:welcome:message', errorCode: 130429 }, monday10 + 10_000, resendThrottledOn());
+    assert.ok(!keys(state).some((key) => key.startsWith('welcome')), keys(state).join());
+    const superseded = changes.timeline.find((entry) => entry.kind === 'skipped' && entry.flow === 'welcome');
+    assert.equal(superseded?.detail?.reason, 'superseded');
+
+    apply(state, { type: 'whatsapp.failed', messageId: 'wamid.sent-by-the-retry', effectKey: 'wa:L1:welcome:message', errorCode: 130429, eventId: 'failed-as-sent' }, monday10 + 20_000, resendThrottledOn());
+    assert.ok(keys(state).includes('welcome:message#retry1'), 'the message the step went out as failing is re-sent');
+  });
+
+  it('counts a re-sent rewarming message as the same attempt', () => {
+    const state = lead();
+    apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10);
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    const rewarm = state.planned.find((step) => step.key === 'rewarm:1') ?? assert.fail(keys(state).join());
+    afterSent(state, rewarm, policy, rewarm.dueAt, new Changes(rewarm.dueAt));
+    assert.equal(state.rewarmAttempts, 1);
+    apply(state, { type: 'whatsapp.failed', messageId: 'w9', effectKey: 'wa:L1:rewarm:1', errorCode: 80007 }, rewarm.dueAt + 5_000, resendThrottledOn());
+    const resend = state.planned.find((step) => step.key === 'rewarm:1#retry1') ?? assert.fail(keys(state).join());
+    afterSent(state, resend, policy, resend.dueAt, new Changes(resend.dueAt));
+    assert.equal(state.rewarmAttempts, 1);
+    assert.ok(keys(state).includes('rewarm:2'), 'the next rewarming message is still planned');
   });
 
   it('ignores a duplicated event', () => {
