@@ -2,6 +2,7 @@ import express from 'express';
 import type { ErrorRequestHandler } from 'express';
 import type { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../config/load.js';
+import { crmBacklog } from '../db/dashboard.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { BacklogMonitor } from '../ingestion/backlog.js';
@@ -39,7 +40,7 @@ export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
-  const metrics = deps.metrics ?? createApiMetrics(deps.liveFeed ? { liveFeed: deps.liveFeed } : {});
+  const metrics = deps.metrics ?? createApiMetrics({ ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}), crmBacklog: () => crmBacklog(deps.db) });
   metrics.watchBacklog(deps.backlog);
   app.use(metrics.webhooks);
   // One structured line per request: method, path, status, duration. Never bodies or headers.

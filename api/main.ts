@@ -2,6 +2,7 @@
 import { once } from 'node:events';
 import { loadConfigOrExit } from '../config/load.js';
 import { createPool } from '../db/pool.js';
+import { crmBacklog } from '../db/dashboard.js';
 import { createLogger } from '../observability/logger.js';
 import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifecycle.js';
 import { startIngestion } from '../ingestion/runtime.js';
@@ -24,7 +25,7 @@ const intakeDb = createPool(config.database.url, { max: 10, applicationName: 'sw
 const { connection, client: temporal } = createApiTemporalClient(config.temporal);
 
 const liveFeed = await startLiveFeed({ databaseUrl: config.database.url, logger });
-const metrics = createApiMetrics({ liveFeed });
+const metrics = createApiMetrics({ liveFeed, crmBacklog: () => crmBacklog(db) });
 const ingestion = startIngestion({ config, db, intakeDb, temporal, connection, logger, observer: metrics.forwarder });
 const app = createApp({ config, db, temporal, temporalConnection: connection, handOff: ingestion.handOff, backlog: ingestion.backlog, metrics, logger, liveFeed });
 const server = app.listen(config.api.port, config.api.host);

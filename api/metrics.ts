@@ -1,11 +1,12 @@
 /**
  * Prometheus metrics of an API process at /metrics: webhook acknowledgement latency by provider,
  * events by outcome, the inbox (depth, age of the oldest event, forwards, their latency, dead
- * letters), open dashboard streams, and Node's process metrics. (The Temporal SDK's worker
+ * letters), the CRM backlog and its expected drain time, open dashboard streams, and Node's process metrics. (The Temporal SDK's worker
  * metrics, and duplicate events seen by workflows, are served by each worker at WORKER_METRICS_ADDRESS.)
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CrmBacklog } from '../db/dashboard.js';
 import type { BacklogMonitor } from '../ingestion/backlog.js';
 import type { ForwarderObserver } from '../ingestion/forwarder.js';
 import { callProviders } from '../shared/calls.js';
@@ -26,7 +27,7 @@ const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)$/;
 // Labels come from a fixed set: a path segment chosen by a caller must never create a series.
 const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp']);
 
-export function createApiMetrics(deps: { liveFeed?: LiveFeed } = {}): ApiMetrics {
+export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () => Promise<CrmBacklog> } = {}): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'switchboard_api_' });
   let backlog: BacklogMonitor | undefined;
@@ -88,6 +89,31 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed } = {}): ApiMetrics
     registers: [registry],
     collect() {
       this.set(deps.liveFeed?.subscribers() ?? 0);
+    },
+  });
+
+  // Read from the journal at scrape time (one query for both, shared by the two gauges).
+  let crmReading: Promise<CrmBacklog | undefined> | undefined;
+  const readCrmBacklog = (): Promise<CrmBacklog | undefined> => {
+    crmReading ??= (deps.crmBacklog?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => setTimeout(() => (crmReading = undefined), 1_000).unref());
+    return crmReading;
+  };
+  new Gauge({
+    name: 'switchboard_crm_backlog_calls',
+    help: 'Ended calls whose CRM logging is still to come (waiting for its delay, paced under the CRM rate limit, or retrying), all tenants',
+    registers: [registry],
+    async collect() {
+      const crm = await readCrmBacklog();
+      if (crm) this.set(crm.calls);
+    },
+  });
+  new Gauge({
+    name: 'switchboard_crm_backlog_drain_seconds',
+    help: 'How long the CRM backlog takes at the pace of the last 10 minutes (-1 while nothing was logged lately)',
+    registers: [registry],
+    async collect() {
+      const crm = await readCrmBacklog();
+      if (crm) this.set(crm.expectedDrainSeconds ?? -1);
     },
   });
 

@@ -14,7 +14,7 @@ import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from '..
 import { whatsappWebhookSchema } from '../ingestion/providers/whatsapp-webhook.js';
 import { rejectionStatus } from '../ingestion/rejections.js';
 import { listCallsQuerySchema } from './routes/calls.js';
-import { ingestBacklogSchema } from './routes/dashboard.js';
+import { crmBacklogSchema, ingestBacklogSchema } from './routes/dashboard.js';
 import { leadActionSchema } from './routes/leads.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -102,8 +102,9 @@ export function openApiDocument(): Record<string, unknown> {
         CallStatus: { type: 'string', enum: [...callStatuses] },
         Disposition: schema(dispositionSchema),
         IngestBacklog: schema(ingestBacklogSchema),
+        CrmBacklog: schema(crmBacklogSchema),
         // Only the backlog is described field by field; the figures are documented in the README.
-        DashboardSnapshot: { type: 'object', additionalProperties: true, required: ['ingestBacklog'], properties: { ingestBacklog: ref('IngestBacklog') } },
+        DashboardSnapshot: { type: 'object', additionalProperties: true, required: ['ingestBacklog', 'crmBacklog'], properties: { ingestBacklog: ref('IngestBacklog'), crmBacklog: ref('CrmBacklog') } },
       },
     },
     paths: {

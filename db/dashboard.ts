@@ -24,6 +24,39 @@ export interface DashboardSnapshot {
   leads: { byStage: Record<string, number>; dueNextHour: number; recentReplies: Array<{ leadId: string; at: string }> };
   /** The tenant's accepted events not yet in Temporal, and those set aside as dead letters. */
   ingestBacklog: InboxBacklog;
+  crmBacklog: CrmBacklog;
+}
+
+/** Ended calls whose CRM logging is still to come (waiting for its delay or retrying), and when they should be through. */
+export interface CrmBacklog {
+  calls: number;
+  oldestAgeSeconds: number;
+  /** Calls logged in the last 10 minutes, per minute: the pace the backlog drains at now. */
+  loggedPerMinute: number;
+  /** `calls` at that pace; null while nothing was logged lately (no pace to go by). */
+  expectedDrainSeconds: number | null;
+}
+
+const crmPaceWindowMinutes = 10;
+
+export async function crmBacklog(db: Db, tenantId?: string): Promise<CrmBacklog> {
+  const result = await db.query<{ calls: number; oldest: number; logged: number }>(
+    `SELECT count(*) FILTER (WHERE crm_sync_state IN ('waiting', 'pending'))::int AS calls,
+            COALESCE(EXTRACT(EPOCH FROM now() - min(ended_at) FILTER (WHERE crm_sync_state IN ('waiting', 'pending'))), 0)::float AS oldest,
+            count(*) FILTER (WHERE crm_sync_state = 'synced' AND updated_at > now() - make_interval(mins => $2))::int AS logged
+       FROM calls
+      WHERE status IN ('ended', 'completed') AND crm_sync_state IN ('waiting', 'pending', 'synced') AND ($1::text IS NULL OR tenant_id = $1)`,
+    [tenantId ?? null, crmPaceWindowMinutes],
+  );
+  const row = result.rows[0];
+  const calls = row?.calls ?? 0;
+  const loggedPerMinute = round((row?.logged ?? 0) / crmPaceWindowMinutes) ?? 0;
+  return {
+    calls,
+    oldestAgeSeconds: calls > 0 ? Math.max(0, Math.round(row?.oldest ?? 0)) : 0,
+    loggedPerMinute,
+    expectedDrainSeconds: calls === 0 ? 0 : loggedPerMinute > 0 ? Math.round((calls / loggedPerMinute) * 60) : null,
+  };
 }
 
 const round = (value: number | null, digits = 1): number | null => (value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits);
@@ -33,7 +66,7 @@ const round = (value: number | null, digits = 1): number | null => (value === nu
  * service level = share of them answered within the threshold.
  */
 export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string, serviceLevelSeconds: number, now = new Date()): Promise<DashboardSnapshot> {
-  const [live, recent, today, stages, due, replies, ingestBacklog] = await Promise.all([
+  const [live, recent, today, stages, due, replies, ingestBacklog, crm] = await Promise.all([
     db.query<CallListRow>(
       `SELECT ${listColumns} FROM calls WHERE tenant_id = $1 AND status IN ('ringing', 'in_progress') AND started_at > $2::timestamptz - interval '6 hours' ORDER BY started_at`,
       [tenant, now],
@@ -63,6 +96,7 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
     ),
     db.query<{ lead_id: string; at: Date }>(`SELECT lead_id, at FROM lead_timeline WHERE tenant_id = $1 AND kind = 'replied' ORDER BY at DESC LIMIT 10`, [tenant]),
     inboxBacklog(db, tenant),
+    crmBacklog(db, tenant),
   ]);
   const calls = live.rows.map(toListItem);
   const ringing = calls.filter((call) => call.status === 'ringing');
@@ -95,5 +129,6 @@ export async function dashboardSnapshot(db: Db, tenant: string, timeZone: string
       recentReplies: replies.rows.map((row) => ({ leadId: row.lead_id, at: row.at.toISOString() })),
     },
     ingestBacklog,
+    crmBacklog: crm,
   };
 }

@@ -59,7 +59,14 @@ export interface InboxCount extends InboxBacklog {
   countedUpToId: number;
 }
 
-export async function inboxBacklog(db: Db, tenantId?: string): Promise<InboxCount> {
+/** The backlog as operators see it (dashboard, readiness). */
+export async function inboxBacklog(db: Db, tenantId?: string): Promise<InboxBacklog> {
+  const { pending, oldestAgeSeconds, deadLetters } = await countInbox(db, tenantId);
+  return { pending, oldestAgeSeconds, deadLetters };
+}
+
+/** The backlog with the id sequence it was counted at (for the admission bound). */
+export async function countInbox(db: Db, tenantId?: string): Promise<InboxCount> {
   // The sequence is read during the statement, after its snapshot was taken.
   const result = await db.query<{ pending: number; oldest: number; dead: number; counted_up_to: number }>(
     `SELECT (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_inbox_id_seq) AS counted_up_to,

@@ -4,7 +4,7 @@
  * committed that the reading cannot have counted (by row id) are added, so one process alone keeps
  * the bound exactly, however its commits and the readings interleave.
  */
-import { inboxBacklog } from '../db/inbox.js';
+import { countInbox } from '../db/inbox.js';
 import type { InboxBacklog, InboxCount } from '../db/inbox.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
@@ -55,7 +55,7 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
     refreshing ??= (async () => {
       const startedAt = Date.now();
       try {
-        const next = await inboxBacklog(deps.db);
+        const next = await countInbox(deps.db);
         const stillUncounted = uncounted.filter((id) => id > next.countedUpToId);
         if (observedAt !== undefined) {
           const seconds = (startedAt - observedAt) / 1000;

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
 import { dashboardSnapshot } from '../../db/dashboard.js';
 import { inboxBacklog } from '../../db/inbox.js';
+import type { CrmBacklog } from '../../db/dashboard.js';
 import type { InboxBacklog } from '../../db/inbox.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
@@ -44,6 +45,16 @@ export const ingestBacklogSchema = z
     deadLetters: z.number().int().min(0).describe('Events Temporal refused for good, set aside (`npm run cli -- dead-letters`)'),
   })
   .describe("The tenant's ingestion backlog: the PostgreSQL event inbox") satisfies z.ZodType<InboxBacklog>;
+
+/** `crmBacklog` of the snapshot (described in the OpenAPI document). */
+export const crmBacklogSchema = z
+  .object({
+    calls: z.number().int().min(0).describe('Ended calls whose CRM logging is still to come (waiting for its delay, paced under the CRM rate limit, or retrying)'),
+    oldestAgeSeconds: z.number().min(0).describe('Seconds since the oldest of them ended; 0 when none wait'),
+    loggedPerMinute: z.number().min(0).describe('Calls logged in the CRM per minute over the last 10 minutes'),
+    expectedDrainSeconds: z.number().min(0).nullable().describe('How long the backlog takes at that pace; null while nothing was logged lately'),
+  })
+  .describe("The tenant's CRM backlog, from the call journal") satisfies z.ZodType<CrmBacklog>;
 
 type BacklogListener = (backlog: InboxBacklog, at: Date) => void;
 interface BacklogWatch {

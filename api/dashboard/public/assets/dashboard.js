@@ -121,6 +121,17 @@ function age(seconds) {
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }
 
+/** Calls still to be logged in the CRM (paced under its rate limit, or retrying), and when they should be through. */
+function renderCrmBacklog(crm) {
+  const line = byId('crm-backlog');
+  if (!crm) return;
+  line.dataset.calls = String(crm.calls);
+  line.hidden = !(crm.calls > 0);
+  if (line.hidden) return;
+  const eta = crm.expectedDrainSeconds === null ? 'no call logged in the last 10 minutes' : `about ${age(crm.expectedDrainSeconds)} to clear at ${crm.loggedPerMinute} a minute`;
+  line.replaceChildren(h('strong', { text: 'CRM:' }), ` ${plural(crm.calls, 'call')} to log, oldest ended ${age(crm.oldestAgeSeconds)} ago`, h('span', { className: 'muted', text: ` · ${eta}` }));
+}
+
 /** Keeps the newest reading: a snapshot read before a backlog event may arrive after it. */
 function applyBacklog(value, at) {
   if (!value || (backlog && at < backlog.at)) return;
@@ -193,6 +204,7 @@ function render(snapshot) {
   updated.setAttribute('datetime', snapshot.generatedAt);
   updated.dataset.at = snapshot.generatedAt;
   applyBacklog(snapshot.ingestBacklog, snapshot.generatedAt);
+  renderCrmBacklog(snapshot.crmBacklog);
   tick();
 }
 
