@@ -514,15 +514,6 @@ export async function openLoopIngest(
     options.log('open loop: end to end at 50/s for 25 s');
     const e2e = await endToEnd(context, 50, 25, backlog);
     options.log(`open loop: end to end: journal p50 ${e2e.journal.p50} / p95 ${e2e.journal.p95} ms, dashboard p50 ${e2e.dashboard.p50} / p95 ${e2e.dashboard.p95} ms (${e2e.calls} calls)`);
-    const direct = await startCeilingServer({ SWITCHBOARD_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, LOG_LEVEL: 'warn' }, 'bench/direct-server.ts');
-    let e2eDirect: EndToEndResult;
-    try {
-      options.log('open loop: end to end at 50/s for 25 s, straight to Temporal (the ceiling)');
-      e2eDirect = await endToEnd(context, 50, 25, backlog, direct.url);
-    } finally {
-      direct.stop();
-    }
-    options.log(`open loop: end to end straight to Temporal: journal p50 ${e2eDirect.journal.p50} / p95 ${e2eDirect.journal.p95} ms (${e2eDirect.calls} calls)`);
 
     const freezes: FreezeResult[] = [];
     let drain: DrainResult | undefined;
@@ -536,6 +527,18 @@ export async function openLoopIngest(
     }
 
     sweep.api = await sweepTarget(context, 'api', stack.apiUrl, options.rates, options.seconds, backlog);
+
+    // Last: its calls leave the worker and Temporal behind for minutes, which would delay the
+    // direct hand-offs of the freeze phases and the API sweep's journal.
+    const direct = await startCeilingServer({ SWITCHBOARD_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, LOG_LEVEL: 'warn' }, 'bench/direct-server.ts');
+    let e2eDirect: EndToEndResult;
+    try {
+      options.log('open loop: end to end at 50/s for 25 s, straight to Temporal (the ceiling)');
+      e2eDirect = await endToEnd(context, 50, 25, backlog, direct.url);
+    } finally {
+      direct.stop();
+    }
+    options.log(`open loop: end to end straight to Temporal: journal p50 ${e2eDirect.journal.p50} / p95 ${e2eDirect.journal.p95} ms (${e2eDirect.calls} calls)`);
 
     return { seconds: options.seconds, rates: options.rates, timeoutMs, generator: generator.where, tenant: tenant.id, sweep, endToEnd: e2e, endToEndDirect: e2eDirect, freezes, ...(drain ? { drain } : {}), skipped };
   } finally {
