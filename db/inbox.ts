@@ -24,21 +24,25 @@ export const inboxKeyOf = (event: Pick<NewInboxEvent, 'tenantId' | 'workflowId' 
 
 /**
  * One statement, so one short transaction, whatever the number of rows. Returns the keys of the
- * rows that were new (`inboxKeyOf`); the rest were already waiting (a duplicate delivery). Rows are
+ * rows that were new (`inboxKeyOf`; the rest were already waiting: a duplicate delivery) and the
+ * transaction that wrote them, so a reading of the backlog can tell whether it saw them. Rows are
  * numbered in the order given, which is the order the forwarder sends each workflow's events in.
  */
-export async function insertInboxEvents(db: Db, events: readonly NewInboxEvent[]): Promise<{ insertedKeys: Map<string, number> }> {
+export async function insertInboxEvents(db: Pick<Db, 'query'>, events: readonly NewInboxEvent[]): Promise<{ insertedKeys: Set<string>; transactionId: string }> {
   const column = <K extends keyof NewInboxEvent>(key: K): Array<NewInboxEvent[K]> => events.map((event) => event[key]);
-  const result = await db.query<{ id: number; tenant_id: string; workflow_id: string; event_id: string }>(
+  const result = await db.query<{ tenant_id: string; workflow_id: string; event_id: string; transaction_id: string }>(
     `INSERT INTO event_inbox (tenant_id, source, workflow_id, event_id, workflow_type, signal_name, task_queue, payload)
      SELECT t, s, w, e, wt, sn, tq, p
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) WITH ORDINALITY AS given(t, s, w, e, wt, sn, tq, p, n)
       ORDER BY n
      ON CONFLICT (tenant_id, workflow_id, event_id) DO NOTHING
-     RETURNING id, tenant_id, workflow_id, event_id`,
+     RETURNING tenant_id, workflow_id, event_id, pg_current_xact_id()::text AS transaction_id`,
     [column('tenantId'), column('source'), column('workflowId'), column('eventId'), column('workflowType'), column('signalName'), column('taskQueue'), column('payload')],
   );
-  return { insertedKeys: new Map(result.rows.map((row) => [inboxKeyOf({ tenantId: row.tenant_id, workflowId: row.workflow_id, eventId: row.event_id }), row.id])) };
+  return {
+    insertedKeys: new Set(result.rows.map((row) => inboxKeyOf({ tenantId: row.tenant_id, workflowId: row.workflow_id, eventId: row.event_id }))),
+    transactionId: result.rows[0]?.transaction_id ?? '0',
+  };
 }
 
 export async function notifyInbox(db: Db): Promise<void> {
@@ -52,11 +56,8 @@ export interface InboxBacklog {
 }
 
 export interface InboxCount extends InboxBacklog {
-  /**
-   * The inbox's id sequence when counted: a row with a higher id was not counted (its id was taken
-   * after the count's snapshot); one at or below may or may not have been.
-   */
-  countedUpToId: number;
+  /** The snapshot the count was taken in (`pg_current_snapshot()`): which commits it saw. */
+  snapshot: string;
 }
 
 /** The backlog as operators see it (dashboard, readiness). */
@@ -65,11 +66,10 @@ export async function inboxBacklog(db: Db, tenantId?: string): Promise<InboxBack
   return { pending, oldestAgeSeconds, deadLetters };
 }
 
-/** The backlog with the id sequence it was counted at (for the admission bound). */
+/** The backlog with the snapshot it was counted in (for the admission bound). */
 export async function countInbox(db: Db, tenantId?: string): Promise<InboxCount> {
-  // The sequence is read during the statement, after its snapshot was taken.
-  const result = await db.query<{ pending: number; oldest: number; dead: number; counted_up_to: number }>(
-    `SELECT (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_inbox_id_seq) AS counted_up_to,
+  const result = await db.query<{ pending: number; oldest: number; dead: number; snapshot: string }>(
+    `SELECT pg_current_snapshot()::text AS snapshot,
             count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
             COALESCE(EXTRACT(EPOCH FROM now() - min(received_at) FILTER (WHERE dead_at IS NULL)), 0)::float AS oldest,
             count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead
@@ -77,7 +77,7 @@ export async function countInbox(db: Db, tenantId?: string): Promise<InboxCount>
     tenantId === undefined ? [] : [tenantId],
   );
   const row = result.rows[0];
-  return { pending: row?.pending ?? 0, countedUpToId: row?.counted_up_to ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest ?? 0), deadLetters: row?.dead ?? 0 };
+  return { pending: row?.pending ?? 0, snapshot: row?.snapshot ?? '0:0:', oldestAgeSeconds: Math.max(0, row?.oldest ?? 0), deadLetters: row?.dead ?? 0 };
 }
 
 export interface ClaimedHead {

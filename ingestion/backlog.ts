@@ -1,8 +1,8 @@
 /**
  * How far forwarding is behind, as this process last saw it, and whether one more event may be
  * admitted. The database is read in the background (never per request); events this process
- * committed that the reading cannot have counted (by row id) are added, so one process alone keeps
- * the bound exactly, however its commits and the readings interleave.
+ * committed that the reading did not see (by transaction, against the reading's snapshot) are
+ * added, so one process alone keeps the bound exactly, however its commits and the readings interleave.
  */
 import { countInbox } from '../db/inbox.js';
 import type { InboxBacklog, InboxCount } from '../db/inbox.js';
@@ -28,23 +28,25 @@ export type Admission = { admitted: true } | { admitted: false; reason: 'events'
 export interface BacklogMonitor {
   current(): BacklogView;
   admit(): Admission;
-  /** Called after a commit, with the ids of the rows it added. */
-  committed(rowIds: readonly number[]): void;
+  /** Called after a commit, with the rows it added and its transaction id. */
+  committed(rows: number, transactionId: string): void;
   refresh(): Promise<BacklogView>;
   stop(): void;
 }
 
 export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: BacklogLimits; refreshMs?: number }): BacklogMonitor {
   const refreshMs = deps.refreshMs ?? 500;
-  let observed: InboxCount = { pending: 0, countedUpToId: 0, oldestAgeSeconds: 0, deadLetters: 0 };
+  let observed: InboxCount = { pending: 0, snapshot: '1:1:', oldestAgeSeconds: 0, deadLetters: 0 };
+  let sawCommit = snapshotVisibility(observed.snapshot);
   let observedAt: number | undefined;
-  // Rows this process committed that no reading has counted yet.
-  let uncounted: number[] = [];
+  // Commits of this process that the last reading did not see.
+  let unseen: Array<{ transactionId: bigint; rows: number }> = [];
+  const unseenRows = (): number => unseen.reduce((sum, commit) => sum + commit.rows, 0);
   let drainPerSecond = 0;
   let refreshing: Promise<BacklogView> | undefined;
 
   const current = (): BacklogView => {
-    const pending = observed.pending + uncounted.length;
+    const pending = observed.pending + unseenRows();
     const elapsed = observedAt === undefined ? 0 : (Date.now() - observedAt) / 1000;
     // The oldest waiting event keeps ageing until the next reading says otherwise.
     const oldestAgeSeconds = observed.pending > 0 ? observed.oldestAgeSeconds + elapsed : 0;
@@ -56,15 +58,16 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
       const startedAt = Date.now();
       try {
         const next = await countInbox(deps.db);
-        const stillUncounted = uncounted.filter((id) => id > next.countedUpToId);
+        const saw = snapshotVisibility(next.snapshot);
+        const before = observed.pending + unseenRows();
+        unseen = unseen.filter((commit) => !saw(commit.transactionId));
         if (observedAt !== undefined) {
           const seconds = (startedAt - observedAt) / 1000;
-          const drained = observed.pending + uncounted.length - stillUncounted.length - next.pending;
-          if (seconds > 0) drainPerSecond = Math.max(0, drained / seconds);
+          if (seconds > 0) drainPerSecond = Math.max(0, (before - unseenRows() - next.pending) / seconds);
         }
         observed = next;
+        sawCommit = saw;
         observedAt = startedAt;
-        uncounted = stillUncounted;
       } catch (error) {
         deps.logger.debug({ err: error }, 'inbox backlog not readable; keeping the last reading');
       }
@@ -84,15 +87,28 @@ export function startBacklogMonitor(deps: { db: Db; logger: Logger; limits: Back
     admit() {
       return admissionFor(current(), deps.limits);
     },
-    committed(rowIds) {
-      // An id the last reading's sequence had reached was (or, committing then, will be at the next reading) counted.
-      for (const id of rowIds) if (id > observed.countedUpToId) uncounted.push(id);
+    committed(rows, transactionId) {
+      const id = BigInt(transactionId);
+      // A commit the last reading already saw is in its count.
+      if (rows > 0 && !sawCommit(id)) unseen.push({ transactionId: id, rows });
     },
     refresh,
     stop() {
       clearInterval(timer);
     },
   };
+}
+
+/**
+ * Whether a snapshot (`xmin:xmax:xip,…`, as `pg_current_snapshot()` prints it) sees the work of a
+ * transaction known to have committed: it ended before every transaction the snapshot calls running.
+ */
+export function snapshotVisibility(snapshot: string): (transactionId: bigint) => boolean {
+  const [xmin = '0', xmax = '0', running = ''] = snapshot.split(':');
+  const low = BigInt(xmin);
+  const high = BigInt(xmax);
+  const inProgress = new Set(running === '' ? [] : running.split(',').map((id) => BigInt(id)));
+  return (transactionId) => transactionId < low || (transactionId < high && !inProgress.has(transactionId));
 }
 
 /** Whether one more event fits, and if not, how long the sender should wait at the rate the inbox drains now. */

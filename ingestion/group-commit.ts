@@ -10,8 +10,8 @@ import type { Db } from '../db/pool.js';
 import { coalesce } from './coalesce.js';
 import type { ItemOutcome } from './coalesce.js';
 
-/** The ids of the rows that were new, and how many were already waiting. */
-export type Committed = { insertedIds: number[]; duplicates: number };
+/** How many rows were new and how many already waiting, and the transaction that wrote them. */
+export type Committed = { inserted: number; duplicates: number; transactionId: string };
 
 export type InboxCommit = (rows: readonly NewInboxEvent[]) => Promise<Committed>;
 
@@ -21,9 +21,8 @@ const isDataError = (error: unknown): boolean => typeof (error as { code?: unkno
 export function createGroupCommit(db: Db, options: { maxInFlight?: number; maxRows?: number } = {}): InboxCommit {
   const commitTogether = async (deliveries: Array<readonly NewInboxEvent[]>): Promise<Array<ItemOutcome<Committed>>> => {
     try {
-      const { insertedKeys } = await insertInboxEvents(db, deliveries.flat());
-      // A key the statement inserted counts as new for the first delivery that carried it only.
-      return deliveries.map((rows) => ({ value: claimInserted(rows, insertedKeys) }));
+      const { insertedKeys, transactionId } = await insertInboxEvents(db, deliveries.flat());
+      return deliveries.map((rows) => ({ value: { ...claimInserted(rows, insertedKeys), transactionId } }));
     } catch (error) {
       if (deliveries.length === 1 || !isDataError(error)) throw error;
       // One delivery's content must not fail its neighbours: each goes again, alone.
@@ -33,18 +32,11 @@ export function createGroupCommit(db: Db, options: { maxInFlight?: number; maxRo
     }
   };
   const commit = coalesce(commitTogether, { maxInFlight: options.maxInFlight ?? 2, maxWeight: options.maxRows ?? 500, weightOf: (rows) => rows.length });
-  return (rows) => (rows.length === 0 ? Promise.resolve({ insertedIds: [], duplicates: 0 }) : commit(rows));
+  return (rows) => (rows.length === 0 ? Promise.resolve({ inserted: 0, duplicates: 0, transactionId: '0' }) : commit(rows));
 }
 
 /** Takes this delivery's rows out of the statement's inserted keys: a key counts once, for whoever carried it first. */
-export function claimInserted(rows: readonly NewInboxEvent[], insertedKeys: Map<string, number>): Committed {
-  const insertedIds: number[] = [];
-  for (const row of rows) {
-    const key = inboxKeyOf(row);
-    const id = insertedKeys.get(key);
-    if (id === undefined) continue;
-    insertedKeys.delete(key);
-    insertedIds.push(id);
-  }
-  return { insertedIds, duplicates: rows.length - insertedIds.length };
+export function claimInserted(rows: readonly NewInboxEvent[], insertedKeys: Set<string>): { inserted: number; duplicates: number } {
+  const inserted = rows.filter((row) => insertedKeys.delete(inboxKeyOf(row))).length;
+  return { inserted, duplicates: rows.length - inserted };
 }

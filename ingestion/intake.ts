@@ -71,8 +71,7 @@ export function inboxRowsOf(delivery: WorkflowDelivery): NewInboxEvent[] {
 export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise<{ inserted: number; duplicates: number }> {
   const rows = inboxRowsOf(delivery);
   const { insertedKeys } = await insertInboxEvents(db, rows);
-  const { insertedIds, duplicates } = claimInserted(rows, insertedKeys);
-  return { inserted: insertedIds.length, duplicates };
+  return claimInserted(rows, insertedKeys);
 }
 
 /** Direct hand-offs to Temporal at once, at most (see `directHasRoom`). */
@@ -118,9 +117,8 @@ export function createIntake(deps: IntakeDeps): HandOff {
 
   const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
     try {
-      const { insertedIds, duplicates } = await commitRows(inboxRowsOf(delivery));
-      const inserted = insertedIds.length;
-      deps.backlog.committed(insertedIds);
+      const { inserted, duplicates, transactionId } = await commitRows(inboxRowsOf(delivery));
+      deps.backlog.committed(inserted, transactionId);
       deps.wakeForwarder?.();
       notifyOthers();
       return { via: 'inbox', inserted, duplicates };

@@ -54,7 +54,7 @@ describe('inbox group commit', function () {
     const workflowId = uniqueId('call');
     const results = await Promise.all(Array.from({ length: 60 }, (_, index) => commit([row(workflowId, `e${index}`)])));
 
-    assert.ok(results.every((result) => result.insertedIds.length === 1 && result.duplicates === 0));
+    assert.ok(results.every((result) => result.inserted === 1 && result.duplicates === 0));
     // The first goes at once, alone; the 59 that waited behind it go together.
     assert.equal(statements(), 2);
     const stored = await db.query<{ event_id: string }>('SELECT event_id FROM event_inbox WHERE workflow_id = $1 ORDER BY id', [workflowId]);
@@ -76,7 +76,7 @@ describe('inbox group commit', function () {
       commit([row(workflowId, 'ended')]),
       blocker,
     ]);
-    const counts = (result: { insertedIds: number[]; duplicates: number }) => ({ inserted: result.insertedIds.length, duplicates: result.duplicates });
+    const counts = ({ inserted, duplicates }: { inserted: number; duplicates: number }) => ({ inserted, duplicates });
     assert.deepEqual(counts(first), { inserted: 1, duplicates: 1 });
     assert.deepEqual(counts(second), { inserted: 0, duplicates: 1 });
     assert.deepEqual(counts(third), { inserted: 1, duplicates: 0 });
@@ -113,17 +113,37 @@ describe('inbox backlog bound', function () {
     const monitor = startBacklogMonitor({ db, logger: createLogger({ name: 'backlog-test', level: 'silent' }), limits: { maxEvents: 10, maxAgeSeconds: 60 }, refreshMs: 3_600_000 });
     try {
       await monitor.refresh();
-      const { insertedKeys } = await insertInboxEvents(db, [row(uniqueId('call'), 'ringing')]);
+      const first = await insertInboxEvents(db, [row(uniqueId('call'), 'ringing')]);
       // The reading runs between the commit and its report (as when a refresh races a request).
       await monitor.refresh();
-      monitor.committed([...insertedKeys.values()]);
+      monitor.committed(1, first.transactionId);
       assert.equal(monitor.current().pending, 1);
       // A commit after the reading is added to it until the next reading counts it.
       const later = await insertInboxEvents(db, [row(uniqueId('call'), 'ringing')]);
-      monitor.committed([...later.insertedKeys.values()]);
+      monitor.committed(1, later.transactionId);
       assert.equal(monitor.current().pending, 2);
       assert.equal((await monitor.refresh()).pending, 2);
     } finally {
+      monitor.stop();
+    }
+  });
+
+  it('counts a commit once when the reading ran while it was still in progress', async function () {
+    const { db } = await createTestDatabase('backlog_in_progress');
+    const monitor = startBacklogMonitor({ db, logger: createLogger({ name: 'backlog-test', level: 'silent' }), limits: { maxEvents: 10, maxAgeSeconds: 60 }, refreshMs: 3_600_000 });
+    const client = await db.connect();
+    try {
+      await monitor.refresh();
+      await client.query('BEGIN');
+      const open = await insertInboxEvents(client, [row(uniqueId('call'), 'ringing')]);
+      // Its row id is taken but not committed: the reading cannot count it.
+      assert.equal((await monitor.refresh()).pending, 0);
+      await client.query('COMMIT');
+      monitor.committed(1, open.transactionId);
+      assert.equal(monitor.current().pending, 1, 'the commit the reading did not see is added');
+      assert.equal((await monitor.refresh()).pending, 1, 'and not twice once a reading sees it');
+    } finally {
+      client.release();
       monitor.stop();
     }
   });
