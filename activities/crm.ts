@@ -2,6 +2,7 @@ import type { CrmAdapter, CrmCall } from '../adapters/crm/types.js';
 import type { TenantConfig } from '../config/schema.js';
 import { EffectBusyError, performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
+import { currentSecret } from '../security/secrets.js';
 import { recordingLink } from '../security/signatures.js';
 import type { CallDirection, CallEnrichment, CallResult, CrmEntity, CrmLinks, CrmSyncState, Disposition, EnrichmentState } from '../shared/calls.js';
 import { callOutside } from './failures.js';
@@ -71,6 +72,9 @@ export function createCrmActivities(deps: CrmDeps) {
 
   const toCrmCall = (input: CrmSyncInput, customerPhone: string): CrmCall => {
     const tenant = deps.tenant(input.tenantId);
+    // The link expires (recordings.linkTtlHours); without a link key of its own the tenant gives the CRM no link.
+    const linkSecret = currentSecret(tenant.secrets.recordingLinkSecret);
+    const linkExpiresAt = Math.floor(Date.now() / 1000) + Math.round(tenant.recordings.linkTtlHours * 3_600);
     return {
       callId: input.callId,
       direction: input.direction,
@@ -81,8 +85,8 @@ export function createCrmActivities(deps: CrmDeps) {
       answered: input.disposition === 'answered',
       status: kommoCallStatus(input.disposition, input.result),
       ...(input.result ? { resultText: [input.result.outcome, input.result.comment].filter(Boolean).join(': ') } : {}),
-      ...(input.hasRecording
-        ? { recordingLink: recordingLink(deps.publicUrl, tenant.secrets.webhookSigningSecret, input.tenantId, input.callId) }
+      ...(input.hasRecording && linkSecret
+        ? { recordingLink: recordingLink(deps.publicUrl, linkSecret, input.tenantId, input.callId, linkExpiresAt) }
         : {}),
       ...(input.responsibleUserId ? { responsibleUserId: input.responsibleUserId } : {}),
     };

@@ -6,6 +6,7 @@ import { crmBacklog } from '../db/dashboard.js';
 import { createLogger } from '../observability/logger.js';
 import { exitWithError, onShutdownSignal, prepareDatabase } from '../stack/lifecycle.js';
 import { startIngestion } from '../ingestion/runtime.js';
+import { startStorageCleanup } from '../ingestion/storage-bounds.js';
 import { createApp } from './app.js';
 import { startLiveFeed } from './live-feed.js';
 import { createApiMetrics } from './metrics.js';
@@ -28,6 +29,8 @@ const liveFeed = await startLiveFeed({ databaseUrl: config.database.url, logger 
 const metrics = createApiMetrics({ liveFeed, crmBacklog: () => crmBacklog(db) });
 const ingestion = startIngestion({ config, db, intakeDb, temporal, connection, logger, observer: metrics.forwarder });
 const app = createApp({ config, db, temporal, temporalConnection: connection, handOff: ingestion.handOff, backlog: ingestion.backlog, metrics, logger, liveFeed });
+// Retention and quotas of stored refusals and dead letters (drops are counted in this process's metrics).
+const storageCleanup = startStorageCleanup({ config, db, logger, observer: metrics.storage });
 const server = app.listen(config.api.port, config.api.host);
 server.keepAliveTimeout = 65_000;
 try {
@@ -47,5 +50,6 @@ onShutdownSignal(async (reason) => {
   clearTimeout(forceClose);
   // Accepted events are already committed; whatever the forwarder has not sent waits for the next process.
   await ingestion.stop();
+  await storageCleanup.stop();
   await Promise.allSettled([db.end(), intakeDb.end(), connection.close()]);
 });

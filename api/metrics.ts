@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics of an API process at /metrics: webhook acknowledgement latency by provider,
  * events by outcome, the inbox (depth, age of the oldest event, forwards, their latency, dead
- * letters), the CRM backlog and its expected drain time, open dashboard streams, and Node's process metrics. (The Temporal SDK's worker
+ * letters), requests for unknown tenants and rows dropped by the storage bounds, the CRM backlog and
+ * its expected drain time, open dashboard streams, and Node's process metrics. (The Temporal SDK's worker
  * metrics, and duplicate events seen by workflows, are served by each worker at WORKER_METRICS_ADDRESS.)
  */
 import type { Request, RequestHandler, Response } from 'express';
@@ -9,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { CrmBacklog } from '../db/dashboard.js';
 import type { BacklogMonitor } from '../ingestion/backlog.js';
 import type { ForwarderObserver } from '../ingestion/forwarder.js';
+import type { StorageObserver } from '../ingestion/storage-bounds.js';
 import { callProviders } from '../shared/calls.js';
 import type { LiveFeed } from './live-feed.js';
 
@@ -19,13 +21,20 @@ export interface ApiMetrics {
   handler: (req: Request, res: Response) => Promise<void>;
   /** Counts what the forwarder of this process does. */
   forwarder: ForwarderObserver;
+  /** Counts requests for unknown tenants, and stored rows dropped to stay within the storage bounds. */
+  storage: StorageObserver;
   /** Reads inbox depth and age from this backlog view (no query per scrape). */
   watchBacklog(backlog: BacklogMonitor): void;
 }
 
 const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)$/;
 // Labels come from a fixed set: a path segment chosen by a caller must never create a series.
-const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp']);
+const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp', 'call-result']);
+
+/** A `provider` label: one of the known sources, or `other`. */
+export function providerLabel(source: string): string {
+  return knownProviders.has(source) ? source : 'other';
+}
 
 export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () => Promise<CrmBacklog> } = {}): ApiMetrics {
   const registry = new Registry();
@@ -82,6 +91,18 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () =>
     registers: [registry],
   });
   const deadLettered = new Counter({ name: 'switchboard_inbox_dead_lettered_total', help: 'Events this process moved to dead letter', registers: [registry] });
+  const unknownTenants = new Counter({
+    name: 'switchboard_unknown_tenant_requests_total',
+    help: 'Refused requests naming a tenant that is not configured, by provider; sampled: whether a truncated sample was kept (the rest are only counted)',
+    labelNames: ['provider', 'sampled'] as const,
+    registers: [registry],
+  });
+  const storageDropped = new Counter({
+    name: 'switchboard_storage_dropped_total',
+    help: 'Stored rows this process deleted to stay within the storage bounds, by kind (rejection, unknown_tenant, dead_letter) and cause (quota, retention)',
+    labelNames: ['kind', 'cause'] as const,
+    registers: [registry],
+  });
 
   new Gauge({
     name: 'switchboard_dashboard_streams',
@@ -120,7 +141,7 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () =>
   const webhooks: RequestHandler = (req, res, next) => {
     const match = webhookPath.exec(req.path);
     if (req.method !== 'POST' || !match) return next();
-    const provider = knownProviders.has(match[1] ?? '') ? (match[1] as string) : 'other';
+    const provider = providerLabel(match[1] ?? '');
     const stop = ack.startTimer({ provider });
     res.once('finish', () => {
       const status = res.statusCode;
@@ -148,6 +169,14 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () =>
       },
       deadLettered() {
         deadLettered.inc();
+      },
+    },
+    storage: {
+      unknownTenant(source, sampled) {
+        unknownTenants.inc({ provider: providerLabel(source), sampled: sampled ? 'yes' : 'no' });
+      },
+      dropped(kind, cause, rows) {
+        storageDropped.inc({ kind, cause }, rows);
       },
     },
     watchBacklog(next) {

@@ -13,21 +13,28 @@ import { twilioCallbackSchema } from '../ingestion/providers/twilio.js';
 import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from '../ingestion/providers/voice-ai.js';
 import { whatsappWebhookSchema } from '../ingestion/providers/whatsapp-webhook.js';
 import { rejectionStatus } from '../ingestion/rejections.js';
-import { listCallsQuerySchema } from './routes/calls.js';
-import { crmBacklogSchema, ingestBacklogSchema } from './routes/dashboard.js';
+import { tenantIdSchema } from '../config/schema.js';
+import { callPageSchema, listCallsQuerySchema } from './routes/calls.js';
+import { backlogEventSchema, crmBacklogSchema, dashboardSnapshotSchema, dashboardStreamEvents, ingestBacklogSchema, liveChangeSchema } from './routes/dashboard.js';
+import { callIdParamSchema, leadIdParamSchema } from './validation.js';
 import { leadActionSchema } from './routes/leads.js';
+import { codecAllowedHeaders, codecBodyLimit, codecPayloadsSchema } from './routes/codec.js';
 
 type JsonSchema = Record<string, unknown>;
 
-const schema = (zodSchema: z.ZodType): JsonSchema => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(zodSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+/** What a request may carry (`input`: defaults optional, coercions), or what a response holds (`output`: no other properties). */
+const schema = (zodSchema: z.ZodType, io: 'input' | 'output' = 'input'): JsonSchema => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(zodSchema, { io, unrepresentable: 'any' }) as JsonSchema;
   return rest;
 };
+const responseSchema = (zodSchema: z.ZodType): JsonSchema => schema(zodSchema, 'output');
 
 /** 503s that are not refusals: the sender should retry after `Retry-After` seconds. */
 const unavailableReasons = ['backlog_full', 'temporarily_unavailable'] as const;
+/** Reasons the routes and the app answer themselves, beside ingestion's refusals. */
+const routeReasons = ['not_found', 'method_not_allowed', 'malformed_path', 'bad_request', 'invalid_lead_id', 'call_not_found', 'recording_not_found', 'lead_not_found', 'verification_failed', 'action_rejected', 'internal_error'] as const;
 export const errorResponseSchema = z.object({
-  error: z.enum([...unavailableReasons, ...Object.keys(rejectionStatus)]).describe('Machine-readable reason'),
+  error: z.enum([...unavailableReasons, ...Object.keys(rejectionStatus), ...routeReasons]).describe('Machine-readable reason'),
   message: z.string(),
   details: z.unknown().optional(),
 });
@@ -41,8 +48,25 @@ export const acceptedResponseSchema = z.object({
 });
 const readinessSchema = z.object({
   status: z.enum(['ready', 'degraded', 'not_ready']).describe('`degraded`: events are accepted, but one store is down or forwarding is behind (see `checks.inbox`)'),
-  checks: z.record(z.string(), z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() })),
+  checks: z.record(z.string(), z.looseObject({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() })),
 });
+const whatsappProcessedSchema = z.object({
+  status: z.literal('ok'),
+  statuses: z.number().int().min(0),
+  duplicates: z.number().int().min(0),
+  messages: z.number().int().min(0),
+  unmatched: z.number().int().min(0).describe('Inbound messages from numbers no lead has (kept for inspection)'),
+});
+
+/** The stream events' data schemas, by event name. */
+const streamEventComponents: Record<keyof typeof dashboardStreamEvents, string> = { snapshot: 'DashboardSnapshot', change: 'DashboardChange', backlog: 'DashboardBacklog' };
+/** The backlogs inside a generated schema point at their own components, so each is described once. */
+function withBacklogRefs(generated: JsonSchema): JsonSchema {
+  const properties = { ...(generated.properties as Record<string, JsonSchema>) };
+  if (properties.ingestBacklog) properties.ingestBacklog = { $ref: '#/components/schemas/IngestBacklog' };
+  if (properties.crmBacklog) properties.crmBacklog = { $ref: '#/components/schemas/CrmBacklog' };
+  return { ...generated, properties };
+}
 
 const json = (body: JsonSchema) => ({ content: { 'application/json': { schema: body } } });
 const retryLater = {
@@ -53,18 +77,41 @@ const retryLater = {
   },
 };
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+/** What each refusal status means; the body's `error` names the reason. */
+const refusalDescriptions: Record<number, string> = {
+  400: 'The request could not be read: `malformed_json`, `malformed_form`, `malformed_path` (a path segment that is not percent-encoded UTF-8), `invalid_call_id`, `invalid_lead_id`, `bad_request`',
+  401: '`missing_signature`, `invalid_signature`, `invalid_timestamp`, `stale_timestamp`, `missing_token` or `invalid_token`',
+  403: '`forbidden_tenant`: the credential belongs to another tenant (or `verification_failed` for the WhatsApp handshake)',
+  404: '`unknown_tenant`, `unknown_provider`, or the named call, recording or lead does not exist (`call_not_found`, `recording_not_found`, `lead_not_found`)',
+  409: '`not_configured`: the tenant has no credentials for this provider',
+  413: '`payload_too_large`',
+  415: '`unsupported_media_type`',
+  422: '`invalid_payload` (with `details.fields`), `invalid_phone_number`, `unknown_event_type` or `action_rejected`',
+};
 const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [String(status), { description: 'Refused; the request is stored for inspection and replay', ...json(ref('Error')) }]));
+  Object.fromEntries(statuses.map((status) => [String(status), { description: refusalDescriptions[status] ?? 'Refused', ...json(ref('Error')) }]));
 const signed = [{ switchboardSignature: [] }];
 const operator = [{ operatorToken: [] }, { dashboardSession: [] }];
-const tenantParam = { name: 'tenant', in: 'path', required: true, schema: { type: 'string' } };
-const callIdParam = { name: 'callId', in: 'path', required: true, description: '`<provider>:<provider call id>`, e.g. `pbx:abc123`', schema: { type: 'string' } };
-const leadIdParam = { name: 'leadId', in: 'path', required: true, schema: { type: 'string' } };
+const pathParam = (name: string, zodSchema: z.ZodType) => {
+  const { description, ...rules } = schema(zodSchema);
+  return { name, in: 'path', required: true, ...(description ? { description } : {}), schema: rules };
+};
+const tenantParam = pathParam('tenant', tenantIdSchema.describe('A configured tenant id; any other is `404 unknown_tenant`'));
+const callIdParam = pathParam('callId', callIdParamSchema);
+const leadIdParam = pathParam('leadId', leadIdParamSchema);
 const object = (description: string) => ({ description, ...json({ type: 'object', additionalProperties: true }) });
+/** Mentioned in the description of every route that takes JSON: PostgreSQL can store no U+0000. */
+const noNul = 'No string in the body may contain U+0000 (`422 invalid_payload`).';
 
 function queryParameters(zodSchema: z.ZodObject): Array<Record<string, unknown>> {
   const shape = schema(zodSchema) as { properties?: Record<string, JsonSchema>; required?: string[] };
-  return Object.entries(shape.properties ?? {}).map(([name, property]) => ({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema: property }));
+  return Object.entries(shape.properties ?? {}).map(([name, { description, ...property }]) => ({
+    name,
+    in: 'query',
+    required: shape.required?.includes(name) ?? false,
+    ...(typeof description === 'string' ? { description } : {}),
+    schema: property,
+  }));
 }
 
 export function openApiDocument(): Record<string, unknown> {
@@ -81,16 +128,24 @@ export function openApiDocument(): Record<string, unknown> {
           type: 'apiKey',
           in: 'header',
           name: 'X-Switchboard-Signature',
-          description: '`sha256=<hex HMAC-SHA256(tenant secret, X-Switchboard-Timestamp + "." + raw body)>`; the timestamp (unix seconds) in `X-Switchboard-Timestamp` must be at most 5 minutes old.',
+          description: '`sha256=<hex HMAC-SHA256(key, X-Switchboard-Timestamp + "." + raw body)>` with the key of that provider (PBX, voice-AI and CRM events each may have their own; during a rotation the new and the old key are both accepted); the timestamp (unix seconds) in `X-Switchboard-Timestamp` must be at most 5 minutes old.',
         },
         twilioSignature: { type: 'apiKey', in: 'header', name: 'X-Twilio-Signature', description: "Twilio's own scheme, with the tenant's auth token." },
         metaSignature: { type: 'apiKey', in: 'header', name: 'X-Hub-Signature-256', description: "`sha256=<hex HMAC-SHA256(app secret, raw body)>`, Meta's scheme." },
         operatorToken: { type: 'http', scheme: 'bearer', description: "The tenant's operator token." },
         dashboardSession: { type: 'apiKey', in: 'cookie', name: 'sb_operator', description: 'Set by signing in at /dashboard.' },
+        recordingLink: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'sig',
+          description:
+            "The signed recording link given to the CRM's player: `?expires=<unix seconds>&sig=<hex HMAC-SHA256(the tenant's recordingLinkSecret, \"recording-link:v2:\" + tenant + \":\" + callId + \":\" + expires)>`. Valid until `expires` (`recordings.linkTtlHours` after the CRM sync, 7 days by default); signed with a key of its own, never a webhook secret.",
+        },
       },
       schemas: {
-        Error: schema(errorResponseSchema),
-        Accepted: schema(acceptedResponseSchema),
+        Error: responseSchema(errorResponseSchema),
+        CodecPayloads: schema(codecPayloadsSchema),
+        Accepted: responseSchema(acceptedResponseSchema),
         PbxEvent: schema(pbxEventSchema),
         TwilioStatusCallback: schema(twilioCallbackSchema),
         VoiceAiEvent: { oneOf: [schema(voiceAiStartSchema), schema(voiceAiEndSchema), schema(voiceAiAnalyticsSchema)] },
@@ -98,21 +153,80 @@ export function openApiDocument(): Record<string, unknown> {
         CrmEvent: schema(crmEventSchema),
         WhatsAppWebhook: schema(whatsappWebhookSchema),
         LeadAction: schema(leadActionSchema),
-        Readiness: schema(readinessSchema),
+        Readiness: responseSchema(readinessSchema),
+        WhatsAppProcessed: responseSchema(whatsappProcessedSchema),
+        CallPage: responseSchema(callPageSchema),
         CallStatus: { type: 'string', enum: [...callStatuses] },
         Disposition: schema(dispositionSchema),
-        IngestBacklog: schema(ingestBacklogSchema),
-        CrmBacklog: schema(crmBacklogSchema),
-        // Only the backlog is described field by field; the figures are documented in the README.
-        DashboardSnapshot: { type: 'object', additionalProperties: true, required: ['ingestBacklog', 'crmBacklog'], properties: { ingestBacklog: ref('IngestBacklog'), crmBacklog: ref('CrmBacklog') } },
+        IngestBacklog: responseSchema(ingestBacklogSchema),
+        CrmBacklog: responseSchema(crmBacklogSchema),
+        DashboardSnapshot: withBacklogRefs(responseSchema(dashboardSnapshotSchema)),
+        DashboardChange: responseSchema(liveChangeSchema),
+        DashboardBacklog: withBacklogRefs(responseSchema(backlogEventSchema)),
+        // One event of the dashboard stream (as a 3.1 document's `text/event-stream` schema describes each event; 3.2 calls it `itemSchema`): `data` is JSON of the schema its `event` names.
+        DashboardStreamEvent: {
+          oneOf: Object.keys(dashboardStreamEvents).map((event) => ({
+            type: 'object',
+            required: ['event', 'data'],
+            additionalProperties: false,
+            properties: {
+              event: { const: event },
+              id: { type: 'string' },
+              retry: { type: 'integer', minimum: 0 },
+              data: { type: 'string', contentMediaType: 'application/json', contentSchema: ref(streamEventComponents[event as keyof typeof dashboardStreamEvents]) },
+            },
+          })),
+        },
       },
     },
     paths: {
+      ...Object.fromEntries(
+        (['decode', 'encode'] as const).map((direction) => [
+          `/codec/${direction}`,
+          {
+            post: {
+              summary: direction === 'decode' ? 'Codec server: decrypt payloads for the Temporal Web UI' : 'Codec server: encrypt payloads (the Web UI encodes what it sends)',
+              description: `Temporal's remote codec protocol. Payloads without \`encoding: binary/encrypted\` pass through unchanged. An operator credential (bearer token or dashboard session) of any tenant is required, the operator role to encode: the namespace's keys are shared by its tenants; browsers may call it only from \`api.codecAllowedOrigins\` (CORS with credentials: a browser sends the dashboard session cookie once the UI's codec setting "Include cross-origin credentials" is on). Body at most ${codecBodyLimit}.`,
+              security: operator,
+              parameters: [
+                { name: 'X-Namespace', in: 'header', required: false, description: 'Sent by the Web UI; a namespace other than ours is `400 unknown_namespace`', schema: { type: 'string' } },
+                { name: 'Origin', in: 'header', required: false, description: 'A browser origin; one not in `api.codecAllowedOrigins` is `403 forbidden_origin`', schema: { type: 'string' } },
+              ],
+              requestBody: { required: true, ...json(ref('CodecPayloads')) },
+              responses: {
+                200: { description: direction === 'decode' ? 'The payloads, decrypted, in the same order' : 'The payloads, encrypted (`encoding: binary/encrypted`, `encryption-key-id`)', ...json(ref('CodecPayloads')) },
+                400: { description: '`malformed_json`, or `unknown_namespace`', ...json(ref('Error')) },
+                401: { description: '`missing_token` or `invalid_token`', ...json(ref('Error')) },
+                403: { description: '`forbidden_origin`, or `insufficient_role`', ...json(ref('Error')) },
+                413: { description: '`payload_too_large`', ...json(ref('Error')) },
+                415: { description: '`unsupported_media_type` (send `application/json`)', ...json(ref('Error')) },
+                422: { description: '`invalid_payload` (not `{payloads: [...]}` with base64 values), or `undecodable_payload` (a key id that is not configured, or altered ciphertext; the message names the key id, never the data)', ...json(ref('Error')) },
+              },
+            },
+            options: {
+              summary: 'CORS preflight',
+              parameters: [
+                { name: 'Origin', in: 'header', required: false, schema: { type: 'string' } },
+                { name: 'Access-Control-Request-Method', in: 'header', required: false, schema: { type: 'string' } },
+                { name: 'Access-Control-Request-Headers', in: 'header', required: false, schema: { type: 'string' } },
+              ],
+              responses: {
+                204: {
+                  description: `Allowed: \`Access-Control-Allow-Origin\` (the origin), \`Access-Control-Allow-Credentials: true\`, \`Access-Control-Allow-Methods: POST, OPTIONS\`, \`Access-Control-Allow-Headers: ${codecAllowedHeaders.join(', ')}\``,
+                  headers: { 'Access-Control-Allow-Origin': { schema: { type: 'string' } }, 'Access-Control-Allow-Credentials': { schema: { type: 'string', enum: ['true'] } } },
+                },
+                403: { description: '`forbidden_origin`: no CORS headers, so the browser refuses', ...json(ref('Error')) },
+              },
+            },
+          },
+        ]),
+      ),
       '/healthz': { get: { summary: 'Liveness', responses: { 200: object('The process is alive') } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { 200: object('OpenAPI 3.1') } } },
       '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations, inbox backlog', responses: { 200: { description: 'Ready, or degraded but accepting events', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
       '/webhooks/{tenant}/pbx': {
-        post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
+        post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/twilio': {
         post: {
@@ -124,56 +238,83 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       '/webhooks/{tenant}/voice-ai': {
-        post: { summary: 'Voice-AI agent event: call.start, call.end, analytics.completed', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('VoiceAiEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
+        post: { summary: 'Voice-AI agent event: call.start, call.end, analytics.completed', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('VoiceAiEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/crm': {
-        post: { summary: 'CRM lead or meeting event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('CrmEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 413, 415, 422), ...retryLater } },
+        post: { summary: 'CRM lead or meeting event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('CrmEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
       },
       '/webhooks/{tenant}/whatsapp': {
         get: {
           summary: "Meta's webhook verification handshake",
           parameters: [tenantParam, { name: 'hub.mode', in: 'query', schema: { type: 'string' } }, { name: 'hub.verify_token', in: 'query', schema: { type: 'string' } }, { name: 'hub.challenge', in: 'query', schema: { type: 'string' } }],
-          responses: { 200: { description: 'The challenge', content: { 'text/plain': { schema: { type: 'string' } } } }, 403: object('Wrong verify token') },
+          responses: { 200: { description: 'The challenge', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(400), 403: { description: '`verification_failed`: wrong `hub.verify_token`, or `hub.mode` is not `subscribe`', ...json(ref('Error')) } },
         },
-        post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: object('Processed (duplicates included)'), ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
+        post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: { description: 'Processed (duplicates included)', ...json(ref('WhatsAppProcessed')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
       },
       '/api/{tenant}/calls': {
-        get: { summary: 'Search the call journal, newest first (keyset paging)', security: operator, parameters: [tenantParam, ...queryParameters(listCallsQuerySchema)], responses: { 200: object('`{calls, nextCursor}`'), ...errors(401, 403, 404, 422) } },
+        get: { summary: 'Search the call journal, newest first (keyset paging)', security: operator, parameters: [tenantParam, ...queryParameters(listCallsQuerySchema)], responses: { 200: { description: 'A page of calls', ...json(ref('CallPage')) }, ...errors(400, 401, 403, 404, 422) } },
       },
       '/api/{tenant}/calls/{callId}': {
-        get: { summary: 'One call: journal row, events, enrichment, CRM links, outcome actions', security: operator, parameters: [tenantParam, callIdParam], responses: { 200: object('`{call, events, recording?}`'), 404: object('No such call'), ...errors(401, 403) } },
+        get: { summary: 'One call: journal row, events, enrichment, CRM links, outcome actions', security: operator, parameters: [tenantParam, callIdParam], responses: { 200: object('`{call, events, recording?}`'), ...errors(400, 401, 403, 404) } },
       },
       '/api/{tenant}/calls/{callId}/result': {
-        post: { summary: "The manager's call-result form (CRM widget)", security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422), ...retryLater } },
+        post: { summary: "The manager's call-result form (CRM widget)", description: noNul, security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The first 200 characters identify the form; a repeat is one event', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422), ...retryLater } },
       },
       '/api/{tenant}/calls/{callId}/recording': {
         get: {
           summary: 'The recording, with HTTP range support',
-          description: 'Authorized by the operator token or the signed link (`?sig=`) given to the CRM player.',
-          security: [...operator, {}],
-          parameters: [tenantParam, callIdParam, { name: 'sig', in: 'query', schema: { type: 'string' } }, { name: 'Range', in: 'header', schema: { type: 'string' } }],
-          responses: { 200: { description: 'The whole file (`Accept-Ranges: bytes`)', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } }, 206: { description: 'Partial content', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } }, 404: object('No recording yet'), 416: object('Range not satisfiable') },
+          description:
+            "Authorized by the operator token (or dashboard session) or by the signed, expiring link given to the CRM player (`?expires=&sig=`). Served only as an audio type (`audio/wav`, `audio/mpeg`, `audio/ogg`, `audio/webm`, `audio/mp4`, `audio/aac`, `audio/flac`, `audio/basic`, `audio/amr`, `audio/3gpp`), never the recording host's own type; bytes of no known audio type go out as `application/octet-stream` with `Content-Disposition: attachment`. Always `X-Content-Type-Options: nosniff`.",
+          security: [...operator, { recordingLink: [] }],
+          parameters: [
+            tenantParam,
+            callIdParam,
+            { name: 'expires', in: 'query', description: "The signed link's expiry (unix seconds); part of what is signed", schema: { type: 'string', pattern: '^[0-9]{1,12}$' } },
+            { name: 'sig', in: 'query', description: "The signed link's signature (64 hex digits)", schema: { type: 'string' } },
+            { name: 'Range', in: 'header', description: 'One range, `bytes=a-b`, `bytes=a-` or `bytes=-n`', schema: { type: 'string' } },
+          ],
+          responses: {
+            200: { description: 'The whole file (`Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff`)', headers: { 'X-Content-Type-Options': { schema: { type: 'string', enum: ['nosniff'] } } }, content: { 'audio/*': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+            206: { description: 'Partial content', headers: { 'X-Content-Type-Options': { schema: { type: 'string', enum: ['nosniff'] } } }, content: { 'audio/*': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+            400: { description: '`invalid_call_id`', ...json(ref('Error')) },
+            401: { description: '`missing_token`, `invalid_token`, or `invalid_link` (a link that was altered or signed with a key the tenant no longer has)', ...json(ref('Error')) },
+            403: { description: '`forbidden_tenant`, or `expired_link` (a signed link past its `expires`)', ...json(ref('Error')) },
+            404: object('`unknown_tenant`, or no recording yet (`recording_not_found`)'),
+            416: object('Range not satisfiable'),
+          },
         },
       },
       '/api/{tenant}/leads/{leadId}': {
-        get: { summary: "The lead's current flow state", security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{lead, workflowId}`'), 404: object('No such lead'), ...errors(401, 403) } },
+        get: { summary: "The lead's current flow state", security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{lead, workflowId}`'), ...errors(400, 401, 403, 404) } },
       },
       '/api/{tenant}/leads/{leadId}/timeline': {
-        get: { summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions', security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{leadId, timeline}`'), 404: object('No such lead'), ...errors(401, 403) } },
+        get: { summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions', security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{leadId, timeline}`'), ...errors(400, 401, 403, 404) } },
       },
       '/api/{tenant}/leads/{leadId}/actions': {
         post: {
           summary: 'Operator intervention (a Temporal update with a validator)',
+          description: noNul,
           security: operator,
-          parameters: [tenantParam, leadIdParam, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+          parameters: [tenantParam, leadIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The update id (first 200 characters): a repeat returns the first outcome', schema: { type: 'string' } }],
           requestBody: { required: true, ...json(ref('LeadAction')) },
-          responses: { 200: object('`{lead, updateId}`'), 404: object('No running flow'), 422: object('`invalid_payload` or `action_rejected` with the reason'), 503: object('Temporal did not answer'), ...errors(401, 403) },
+          responses: {
+            200: object('`{lead, updateId}`'),
+            ...errors(400, 401, 403, 404, 413, 415, 422),
+            503: { description: '`temporarily_unavailable`: Temporal did not answer; retry with the same Idempotency-Key', headers: { 'Retry-After': { schema: { type: 'integer', minimum: 1 } } }, ...json(ref('Error')) },
+          },
         },
       },
-      '/api/{tenant}/dashboard/context': { get: { summary: 'Tenant facts the dashboard pages need (name, time zone, Temporal Web UI)', security: operator, parameters: [tenantParam], responses: { 200: object('`{tenant, displayName, timeZone, serviceLevelSeconds, temporal}`'), ...errors(401, 403, 404) } } },
-      '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: { description: 'DashboardSnapshot', ...json(ref('DashboardSnapshot')) }, ...errors(401, 403, 404) } } },
+      '/api/{tenant}/dashboard/context': { get: { summary: 'Tenant facts the dashboard pages need (name, time zone, Temporal Web UI)', security: operator, parameters: [tenantParam], responses: { 200: object('`{tenant, displayName, timeZone, serviceLevelSeconds, temporal}`'), ...errors(400, 401, 403, 404) } } },
+      '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: { description: 'DashboardSnapshot', ...json(ref('DashboardSnapshot')) }, ...errors(400, 401, 403, 404) } } },
       '/api/{tenant}/dashboard/stream': {
-        get: { summary: 'Live dashboard updates (Server-Sent Events: `snapshot`, `change`, `backlog` = `{generatedAt, ingestBacklog}` when it changed; Last-Event-ID catches up)', security: operator, parameters: [tenantParam], responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 403, 404) } },
+        get: {
+          summary: 'Live dashboard updates (Server-Sent Events; Last-Event-ID catches up)',
+          description:
+            'Events: `snapshot` (a DashboardSnapshot, first and after changes), `change` (a DashboardChange, with its `id`), `backlog` (a DashboardBacklog, when the ingest backlog changed with no journal write). The schema describes each event (DashboardStreamEvent), as OpenAPI 3.1 reads a `text/event-stream` schema.',
+          security: operator,
+          parameters: [tenantParam, { name: 'Last-Event-ID', in: 'header', description: 'The last `id` seen: the changes after it come first, when this process still has them', schema: { type: 'string' } }],
+          responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: ref('DashboardStreamEvent') } } }, ...errors(400, 401, 403, 404) },
+        },
       },
     },
   };

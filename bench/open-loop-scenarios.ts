@@ -169,7 +169,7 @@ function openLoopPlan(tenant: Tenant, idPrefix: string, ratePerSecond: number, s
   const requests: ScheduledRequest[] = [];
   const events: PlannedEvent[] = [];
   for (const [index, draft] of drafts.entries()) {
-    const signed = signedJsonRequest(tenant.webhookSecret, draft.body);
+    const signed = signedJsonRequest(tenant.signingSecrets[draft.provider], draft.body);
     requests.push({ offsetMs: (index * 1000) / ratePerSecond, path: `/webhooks/${tenant.id}/${draft.provider}`, headers: signed.headers, body: signed.body });
     events.push(draft.event);
   }

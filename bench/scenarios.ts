@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import { temporalDataConverter } from '../security/payload-codec.js';
 import pg from 'pg';
 import { repoRoot } from '../config/load.js';
 import { changesChannel } from '../db/changes.js';
@@ -53,7 +54,7 @@ function plannedCalls(stack: BenchStack, count: number, seed: number): { deliver
     phones.push(phone);
     const id = `bench-${stack.runTag}-${seed}-${index}`;
     const sign = (provider: 'pbx' | 'voice-ai', body: unknown): HttpRequest => {
-      const signed = signedJsonRequest(stack.webhookSecret, body);
+      const signed = signedJsonRequest(stack.signingSecrets[provider], body);
       return { path: `/webhooks/${stack.tenantId}/${provider}`, headers: signed.headers, body: signed.body };
     };
     let events: Delivery[];
@@ -243,7 +244,7 @@ export interface CeilingResult {
 /** signalWithStart straight to the same Temporal, no HTTP, same concurrency and count. */
 export async function signalWithStartCeiling(stack: BenchStack, operations: number, concurrency: number, calls: number): Promise<CeilingResult> {
   const connection = await Connection.connect({ address: stack.temporalAddress });
-  const client = new Client({ connection, namespace: stack.namespace });
+  const client = new Client({ connection, namespace: stack.namespace, dataConverter: temporalDataConverter(stack.config.temporal.payloadEncryption) });
   const latencies: number[] = [];
   const items = Array.from({ length: operations }, (_, index) => index);
   const wall = await runConcurrently(items, concurrency, async (index) => {
@@ -341,7 +342,7 @@ function rssMb(pid: number | undefined): number {
 /** 10,000 leads whose T-1h reminder falls due in the same minute, through the rate-limited messaging queue. */
 export async function leadScale(stack: BenchStack, options: { leads: number; log: (line: string) => void }): Promise<LeadScaleResult> {
   const connection = await Connection.connect({ address: stack.temporalAddress });
-  const client = new Client({ connection, namespace: stack.namespace });
+  const client = new Client({ connection, namespace: stack.namespace, dataConverter: temporalDataConverter(stack.config.temporal.payloadEncryption) });
   // Everyone's reminder falls due at the same moment, once all of them are imported (about 100 a
   // second here): 3 minutes from now, later for very large runs.
   const importBudgetMs = Math.max(180_000, options.leads * 25);

@@ -15,8 +15,10 @@ import proto from '@temporalio/proto';
 import { parse, stringify } from 'yaml';
 import { defaultConfigPath, loadConfig, repoRoot } from '../config/load.js';
 import type { AppConfig } from '../config/load.js';
-import type { ConfigFile, TenantConfig } from '../config/schema.js';
+import { switchboardSignedProviders } from '../config/schema.js';
+import type { ConfigFile, SwitchboardSignedProvider, TenantConfig, TenantSecrets } from '../config/schema.js';
 import type { KommoSandbox } from '../sandboxes/kommo.js';
+import { switchboardSigningSecret } from '../security/secrets.js';
 import { startTenantSandboxes } from '../sandboxes/tenant.js';
 import type { TicketingSandbox } from '../sandboxes/ticketing.js';
 import type { WhatsAppSandbox } from '../sandboxes/whatsapp.js';
@@ -35,7 +37,8 @@ export interface BenchStack {
   tenantId: string;
   /** Prefixes this run's call and lead ids, so runs against one stack never meet. */
   runTag: string;
-  webhookSecret: string;
+  /** The key each signed provider's requests are signed with. */
+  signingSecrets: Record<SwitchboardSignedProvider, string>;
   operatorToken: string;
   apiUrl: string;
   databaseUrl: string;
@@ -54,7 +57,7 @@ export interface BenchStack {
    * A tenant with no outside systems, for the open-loop phases: thousands of calls a minute would
    * otherwise queue for hours behind the CRM's 7 requests a second.
    */
-  ingestTenant?: { id: string; webhookSecret: string; operatorToken: string };
+  ingestTenant?: { id: string; signingSecrets: Record<SwitchboardSignedProvider, string>; operatorToken: string };
   /** The Temporal and PostgreSQL processes, for the freeze phases; only for a stack the bench started. */
   processes?: { temporal: () => number[]; postgres: () => number[] };
   /** The worker process's pid, for RSS sampling. */
@@ -125,10 +128,13 @@ function ingestTenant(): Record<string, unknown> {
   };
 }
 
+const signingSecretsOf = (secrets: TenantSecrets): Record<SwitchboardSignedProvider, string> =>
+  Object.fromEntries(switchboardSignedProviders.map((provider) => [provider, switchboardSigningSecret(secrets, provider)])) as Record<SwitchboardSignedProvider, string>;
+
 function ingestTenantOf(config: AppConfig, tenantId: string): BenchStack['ingestTenant'] {
   const id = ingestTenantId(tenantId);
   const tenant = config.tenants[id];
-  return tenant ? { id, webhookSecret: tenant.secrets.webhookSigningSecret, operatorToken: tenant.secrets.operatorToken } : undefined;
+  return tenant ? { id, signingSecrets: signingSecretsOf(tenant.secrets), operatorToken: tenant.secrets.operatorToken } : undefined;
 }
 
 /** Where the bench tenant's outside systems listen (0: any free port). */
@@ -234,7 +240,7 @@ export async function attachToRunningStack(options: { configPath: string; tenant
     configPath,
     tenantId: options.tenantId,
     runTag: Date.now().toString(36),
-    webhookSecret: tenant.secrets.webhookSigningSecret,
+    signingSecrets: signingSecretsOf(tenant.secrets),
     operatorToken: tenant.secrets.operatorToken,
     apiUrl,
     databaseUrl: config.database.url,
@@ -301,7 +307,7 @@ export async function startBenchStack(options: { messagingRatePerSecond: number;
     config,
     tenantId,
     runTag: Date.now().toString(36),
-    webhookSecret: bench.secrets.webhookSigningSecret,
+    signingSecrets: signingSecretsOf(bench.secrets),
     operatorToken: bench.secrets.operatorToken,
     apiUrl,
     databaseUrl: config.database.url,

@@ -20,6 +20,8 @@ import { createLogger } from '../observability/logger.js';
 import { KommoAuthorizeUsageError, kommoAuthorize, kommoAuthorizeUsage } from './kommo-authorize.js';
 import { planImport, readLegacyExport } from './legacy-import.js';
 import { redriveCrmSync, stuckWork, table, timelineOf } from './operations.js';
+import { EraseUsageError, eraseCommand, eraseUsage } from './erasure.js';
+import { OperatorsUsageError, operators, operatorsUsage } from './operators.js';
 
 export interface CliContext {
   config: AppConfig;
@@ -187,6 +189,8 @@ const commands: Record<string, { usage: string; run: Command }> = {
     },
   },
   'kommo-authorize': { usage: kommoAuthorizeUsage, run: (context, args) => kommoAuthorize(context, args) },
+  erase: { usage: eraseUsage, run: (context, args) => eraseCommand(context, args) },
+  operators: { usage: operatorsUsage, run: (context, args) => operators(context, args) },
   'lead-timeline': {
     usage: 'lead-timeline --tenant <id> --lead <lead id>',
     async run(context, args) {
@@ -214,7 +218,7 @@ export async function runCli(argv: string[], context: CliContext): Promise<numbe
   try {
     return await command.run(context, args);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof KommoAuthorizeUsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (error instanceof UsageError || error instanceof KommoAuthorizeUsageError || error instanceof EraseUsageError || error instanceof OperatorsUsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       context.out(`${(error as Error).message}\nusage: npm run cli -- ${command.usage}`);
       return 2;
     }

@@ -6,7 +6,7 @@ import type { NativeConnectionOptions } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configFileSchema, envSchema } from './schema.js';
-import type { ConfigFile, DemoConfig, DevTemporalConfig, EmbeddedPostgresConfig, SwitchboardEnv, TenantConfig } from './schema.js';
+import type { ConfigFile, DemoConfig, DevTemporalConfig, EmbeddedPostgresConfig, PayloadEncryptionConfig, StorageConfig, SwitchboardEnv, TenantConfig } from './schema.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const defaultConfigPath = path.join(repoRoot, 'temporal-dev.yaml');
@@ -34,11 +34,21 @@ export interface AppConfig {
     external: boolean;
     taskQueues: DevTemporalConfig['taskQueues'];
     messagingRatePerSecond: number;
+    /** Keys of the payload codec every client and worker uses (security/payload-codec.ts). */
+    payloadEncryption: PayloadEncryptionConfig;
     /** Temporal Web UI base URL, for links from the dashboard. */
     webUiUrl: string;
   };
-  api: { host: string; port: number; publicUrl: string };
+  api: {
+    host: string;
+    port: number;
+    publicUrl: string;
+    /** Browser origins (the Temporal Web UI's) allowed to call the codec server at /codec. */
+    codecAllowedOrigins: string[];
+  };
   tenants: Record<string, TenantConfig>;
+  /** Bounds on what refused requests and dead letters may keep (tenants' own bounds are in `tenants.<id>.storage`). */
+  storage: StorageConfig;
   demo: DemoConfig;
   /** The development stack's settings (dev server, embedded PostgreSQL). */
   devStack: { temporal: DevTemporalConfig; postgres: EmbeddedPostgresConfig };
@@ -146,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const baseDir = path.dirname(configPath);
   const temporal = file.temporal;
+  const webUiUrl = (parsedEnv.data.TEMPORAL_WEB_UI_URL ?? `http://localhost:${temporal.uiPort}`).replace(/\/$/, '');
   const api = {
     host: parsedEnv.data.API_HOST ?? file.api.host,
     port: parsedEnv.data.API_PORT ?? file.api.port,
@@ -162,13 +173,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       ...loadTemporalConnection(env, temporal),
       taskQueues: temporal.taskQueues,
       messagingRatePerSecond: temporal.messagingRatePerSecond,
-      webUiUrl: (parsedEnv.data.TEMPORAL_WEB_UI_URL ?? `http://localhost:${temporal.uiPort}`).replace(/\/$/, ''),
+      payloadEncryption: temporal.payloadEncryption,
+      webUiUrl,
     },
     api: {
       ...api,
       publicUrl: parsedEnv.data.PUBLIC_URL ?? file.api.publicUrl ?? `http://localhost:${api.port}`,
+      // The dev server's UI answers on both names of the loopback address.
+      codecAllowedOrigins: (file.api.codecAllowedOrigins ?? [`http://localhost:${temporal.uiPort}`, `http://127.0.0.1:${temporal.uiPort}`, new URL(webUiUrl).origin]).map((origin) => new URL(origin).origin).filter((origin, index, all) => all.indexOf(origin) === index),
     },
     tenants: file.tenants,
+    storage: file.storage,
     demo: {
       ...file.demo,
       enabled: parsedEnv.data.SWITCHBOARD_DEMO === undefined ? file.demo.enabled : ['1', 'true'].includes(parsedEnv.data.SWITCHBOARD_DEMO),

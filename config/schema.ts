@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { callPolicySchema } from '../shared/calls.js';
 import { leadPolicySchema } from '../shared/leads.js';
+import { normalizeHostName } from '../security/network.js';
 
 /** Names Temporal accepts for custom search attribute types. */
 export const searchAttributeTypes = ['Text', 'Keyword', 'Int', 'Double', 'Bool', 'Datetime', 'KeywordList'] as const;
@@ -33,15 +34,65 @@ export const tenantIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes (at most 63)');
 
-export const tenantSecretsSchema = z.object({
-  /** HMAC-SHA256 key for /pbx, /voice-ai and /crm webhooks. */
-  webhookSigningSecret: nonEmpty,
-  /** Twilio auth token; X-Twilio-Signature is computed with it. */
-  twilioAuthToken: nonEmpty.optional(),
-  /** Meta app secret; X-Hub-Signature-256 is computed with it. */
-  whatsappAppSecret: nonEmpty.optional(),
-  /** Bearer token operators use for this tenant's API and dashboard. */
-  operatorToken: nonEmpty,
+/**
+ * A secret, or while it rotates `[new, old]`: a signature made with either is accepted and the first
+ * is the one we use, so senders move to the new secret one by one and the old one is then dropped.
+ */
+export const rotatingSecretSchema = z.union([nonEmpty, z.tuple([nonEmpty, nonEmpty])], {
+  error: 'must be a secret, or [new, old] while it rotates',
+});
+export type RotatingSecret = z.infer<typeof rotatingSecretSchema>;
+
+/** The providers that sign with our HMAC scheme (X-Switchboard-Signature). */
+export const switchboardSignedProviders = ['pbx', 'voice-ai', 'crm'] as const;
+export type SwitchboardSignedProvider = (typeof switchboardSignedProviders)[number];
+
+export const tenantSecretsSchema = z
+  .object({
+    /** HMAC-SHA256 key for the /pbx, /voice-ai and /crm webhooks that have no key of their own in `signingSecrets`. */
+    webhookSigningSecret: rotatingSecretSchema.optional(),
+    /** Each signed provider's own key, so one can be rotated or revoked without touching the others. */
+    signingSecrets: z.strictObject({ pbx: rotatingSecretSchema.optional(), 'voice-ai': rotatingSecretSchema.optional(), crm: rotatingSecretSchema.optional() }).default({}),
+    /** Twilio auth token, or `[primary, secondary]` while Twilio's secondary token is promoted; X-Twilio-Signature is computed with it. */
+    twilioAuthToken: rotatingSecretSchema.optional(),
+    /** Meta app secret (or `[new, old]`); X-Hub-Signature-256 is computed with it. */
+    whatsappAppSecret: rotatingSecretSchema.optional(),
+    /** Bearer token operators use for this tenant's API and dashboard. */
+    operatorToken: nonEmpty,
+    /**
+     * Signs the expiring recording links handed to the CRM's player (its own key: no webhook secret
+     * opens recordings); `[new, old]` while it rotates. Unset: no links, recordings need an operator token.
+     */
+    recordingLinkSecret: rotatingSecretSchema.optional(),
+  })
+  .superRefine((secrets, context) => {
+    for (const provider of switchboardSignedProviders) {
+      if (secrets.signingSecrets[provider] === undefined && secrets.webhookSigningSecret === undefined) {
+        context.addIssue({ code: 'custom', path: ['signingSecrets', provider], message: `needs a key: set signingSecrets.${provider} or webhookSigningSecret` });
+      }
+    }
+  });
+export type TenantSecrets = z.infer<typeof tenantSecretsSchema>;
+
+/** A bare host name or IP address (no scheme, port or path), as URLs spell it. */
+const hostNameSchema = z.string().transform((value, context) => {
+  const host = normalizeHostName(value);
+  if (host === undefined || host.includes('*')) {
+    context.addIssue({ code: 'custom', message: 'must be a host name or IP address, without scheme, port or path (e.g. api.twilio.com)' });
+    return z.NEVER;
+  }
+  return host;
+});
+
+/** A host name, or `*.example.com` for every name below example.com. */
+const hostPatternSchema = z.string().transform((value, context) => {
+  const wildcard = value.trim().startsWith('*.');
+  const host = normalizeHostName(wildcard ? value.trim().slice(2) : value);
+  if (host === undefined || host.includes('*') || (wildcard && host.startsWith('['))) {
+    context.addIssue({ code: 'custom', message: 'must be a host name or IP address (or *.example.com), without scheme, port or path' });
+    return z.NEVER;
+  }
+  return wildcard ? `*.${host}` : host;
 });
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
@@ -152,6 +203,69 @@ export const whatsappConfigSchema = z.object({
   verifyToken: nonEmpty.optional(),
 });
 
+/**
+ * How much of what untrusted senders send us a tenant keeps, and for how long (enforced by
+ * ingestion/storage-bounds.ts): the newest refusals up to a quota, and dead letters (accepted events
+ * Temporal refused for good). Whatever is dropped is counted (`switchboard_storage_dropped_total`).
+ */
+export const tenantStorageSchema = z.object({
+  rejections: z
+    .object({
+      maxRows: z.number().int().positive().default(10_000),
+      /** Raw bodies kept at most, in bytes; at least one webhook body (1 MiB). */
+      maxBytes: z.number().int().min(1_048_576, 'must be at least 1048576 (one webhook body)').default(256 * 1_048_576),
+      retentionDays: z.number().positive().default(30),
+    })
+    .prefault({}),
+  deadLetters: z
+    .object({
+      maxRows: z.number().int().positive().default(10_000),
+      /** Counted from the moment the event became a dead letter. */
+      retentionDays: z.number().positive().default(30),
+    })
+    .prefault({}),
+});
+export type TenantStorageConfig = z.infer<typeof tenantStorageSchema>;
+
+/**
+ * How long a tenant keeps personal text (enforced by the retention workflow, which a Temporal
+ * Schedule runs every hour: workers/retention-schedule.ts). Counted from the end of the call, or from
+ * when the message arrived.
+ */
+export const tenantRetentionSchema = z.object({
+  /** Call transcripts (journal, stored call events): cleared after this many days. */
+  transcriptDays: z.number().positive().default(90),
+  /** WhatsApp message text we hold (replies waiting or dead-lettered in the inbox, refused WhatsApp webhooks): cleared after this many days. */
+  messageBodyDays: z.number().positive().default(30),
+});
+export type TenantRetentionConfig = z.infer<typeof tenantRetentionSchema>;
+
+/**
+ * Where recordings may be fetched from (adapters/recording-download.ts). A recording URL comes from a
+ * webhook, so it is treated as untrusted: only these hosts, public addresses unless a host is named in
+ * `privateNetworkHosts`, every redirect checked again, and a size cap while the body streams in.
+ */
+export const tenantRecordingsSchema = z.object({
+  /**
+   * Host names (or `*.example.com` for any name below it) recordings and their redirects may come from.
+   * The hosts of `twilio.apiHost`, `pbxRecordingAuth.host` and `privateNetworkHosts` are allowed too.
+   */
+  allowedHosts: z.array(hostPatternSchema).default([]),
+  /**
+   * Hosts that may be, or resolve to, a loopback, private, link-local or other non-public address (an
+   * on-premises PBX, a local sandbox). Nothing else may; cloud metadata addresses never.
+   */
+  privateNetworkHosts: z.array(hostPatternSchema).default([]),
+  /** Accept plain http:// recording URLs and redirects (local sandboxes only); otherwise https:// only. */
+  allowPlainHttp: z.boolean().default(false),
+  /** A recording larger than this is refused, cut off as it streams in when no Content-Length is sent. */
+  maxBytes: z.number().int().positive().max(2 * 1024 ** 3).default(200 * 1024 ** 2),
+  maxRedirects: z.number().int().min(0).max(10).default(3),
+  /** How long a signed recording link (the CRM player's) stays valid. */
+  linkTtlHours: z.number().positive().max(24 * 366).default(24 * 7),
+});
+export type TenantRecordingsConfig = z.infer<typeof tenantRecordingsSchema>;
+
 export const tenantSchema = z.object({
   displayName: nonEmpty,
   /** ISO 3166 region used to read national phone numbers, e.g. US or DE. */
@@ -164,10 +278,11 @@ export const tenantSchema = z.object({
   ticketing: ticketingConfigSchema.optional(),
   slack: slackConfigSchema.optional(),
   email: emailConfigSchema.optional(),
-  /** Twilio account, for fetching recordings (HTTP Basic with the auth token). */
-  twilio: z.object({ accountSid: nonEmpty }).optional(),
-  /** HTTP Basic credentials for fetching recordings from the PBX. */
-  pbxRecordingAuth: z.object({ user: nonEmpty, pass: nonEmpty }).optional(),
+  /** Twilio account, for fetching recordings (HTTP Basic with the auth token, sent to `apiHost` only). */
+  twilio: z.object({ accountSid: nonEmpty, apiHost: hostNameSchema.default('api.twilio.com') }).optional(),
+  /** HTTP Basic credentials for fetching recordings from the PBX, sent to `host` only (never to a redirect elsewhere). */
+  pbxRecordingAuth: z.object({ user: nonEmpty, pass: nonEmpty, host: hostNameSchema }).optional(),
+  recordings: tenantRecordingsSchema.prefault({}),
   calls: callPolicySchema.prefault({}),
   dashboard: z
     .object({
@@ -178,8 +293,37 @@ export const tenantSchema = z.object({
   /** WhatsApp Business Cloud API number used for lead messaging (the app secret is in `secrets`). */
   whatsapp: whatsappConfigSchema.optional(),
   leads: leadPolicySchema.prefault({}),
+  storage: tenantStorageSchema.prefault({}),
+  retention: tenantRetentionSchema.prefault({}),
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
+
+const encryptionKeyId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be letters, digits, ".", "_" or "-" (at most 64)');
+
+/**
+ * Keys of the Temporal payload codec (AES-256-GCM): `activeKeyId` encrypts, every key in `keys`
+ * decrypts (keep a retired key until no history needs it). In a config file write each key as
+ * `${SWITCHBOARD_PAYLOAD_KEY_...}`.
+ */
+export const payloadEncryptionSchema = z
+  .object(
+    {
+      activeKeyId: encryptionKeyId,
+      keys: z.record(
+        encryptionKeyId,
+        z.string({ error: 'must be a 32-byte key as base64 or hex (openssl rand -base64 32)' }).refine((value) => decodeTokenKey(value) !== undefined, 'must be 32 bytes as base64 or hex (openssl rand -base64 32)'),
+      ),
+    },
+    { error: 'must be set: activeKeyId and keys (key id: 32-byte key, base64) for encrypting Temporal payloads' },
+  )
+  .refine((settings) => settings.keys[settings.activeKeyId] !== undefined, { error: 'must name one of temporal.payloadEncryption.keys', path: ['activeKeyId'] });
+export type PayloadEncryptionConfig = z.infer<typeof payloadEncryptionSchema>;
+
+/** An origin (`scheme://host[:port]`, no path), e.g. where the Temporal Web UI is served. */
+const originSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// origin' }).refine((value) => {
+  const url = new URL(value);
+  return `${url.origin}` === value.replace(/\/$/, '');
+}, 'must be an origin only (scheme://host:port, no path)');
 
 export const devTemporalSchema = z.object({
   cliVersion: nonEmpty.default('v1.5.1'),
@@ -203,6 +347,7 @@ export const devTemporalSchema = z.object({
     })
     .prefault({}),
   messagingRatePerSecond: z.coerce.number().positive().default(80),
+  payloadEncryption: payloadEncryptionSchema,
 });
 export type DevTemporalConfig = z.infer<typeof devTemporalSchema>;
 
@@ -229,18 +374,43 @@ export const demoSchema = z.object({
 });
 export type DemoConfig = z.infer<typeof demoSchema>;
 
+/**
+ * Storage bounds that are not a tenant's: requests naming a tenant that is not configured are
+ * counted, and only a few of them kept, truncated (anyone can send them), and how often the
+ * retention and quota cleanup runs in each API process.
+ */
+export const storageSchema = z.object({
+  cleanupIntervalSeconds: z.number().positive().default(300),
+  unknownTenants: z
+    .object({
+      /** Samples each API process keeps per minute; the rest are only counted. */
+      samplesPerMinute: z.number().int().nonnegative().default(10),
+      /** A sample keeps at most this much of the body. */
+      sampleBodyBytes: z.number().int().nonnegative().max(65_536).default(1_024),
+      /** Samples kept at most, all unknown tenants together (also rows of tenants no longer configured). */
+      maxRows: z.number().int().nonnegative().default(1_000),
+      retentionDays: z.number().positive().default(7),
+    })
+    .prefault({}),
+});
+export type StorageConfig = z.infer<typeof storageSchema>;
+
 /** The YAML file (temporal-dev.yaml in development). */
 export const configFileSchema = z.object({
-  temporal: devTemporalSchema.prefault({}),
+  // Without a temporal section the defaults apply, and the missing payloadEncryption is named.
+  temporal: devTemporalSchema.prefault({} as z.input<typeof devTemporalSchema>),
   postgres: z.object({ embedded: embeddedPostgresSchema.prefault({}) }).prefault({}),
   api: z
     .object({
       host: nonEmpty.default('0.0.0.0'),
       port: port.default(3000),
       publicUrl: z.url().optional(),
+      /** Browser origins allowed to call the codec server (/codec); default: the Temporal Web UI's. */
+      codecAllowedOrigins: z.array(originSchema).optional(),
     })
     .prefault({}),
   demo: demoSchema.prefault({}),
+  storage: storageSchema.prefault({}),
   tenants: z
     .record(tenantIdSchema, tenantSchema)
     .refine((tenants) => Object.keys(tenants).length > 0, 'at least one tenant must be configured'),

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import pg from 'pg';
 
 export type Db = pg.Pool;
@@ -18,7 +19,41 @@ export function createPool(databaseUrl: string, options: { max?: number; applica
   // An idle client losing its connection (server restart) must not crash the process;
   // the pool replaces it on next use.
   pool.on('error', () => undefined);
+  shareProcessPriority(pool, databaseUrl);
   return pool;
+}
+
+const localHosts = new Set(['', 'localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * A process started below the API's priority (the worker, the forwarder: stack/processes.ts) puts its
+ * PostgreSQL backends there too when the server runs on this machine, so the journal writes of a
+ * catch-up never hold up the API's inbox commits. Where that is not allowed (another user's server
+ * without privileges) the backends keep the server's priority: only latency is at stake.
+ */
+function shareProcessPriority(pool: pg.Pool, databaseUrl: string): void {
+  let niceness: number;
+  let host: string;
+  try {
+    niceness = os.getPriority();
+    host = new URL(databaseUrl).hostname;
+  } catch {
+    return;
+  }
+  if (niceness <= 0 || !localHosts.has(host)) return;
+  pool.on('connect', (client) => {
+    client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid').then(
+      (result) => {
+        const pid = result.rows[0]?.pid;
+        try {
+          if (pid !== undefined) os.setPriority(pid, niceness);
+        } catch {
+          // not permitted: the backend stays at the server's priority
+        }
+      },
+      () => undefined,
+    );
+  });
 }
 
 /** Runs `work` in a transaction on one pooled client. */

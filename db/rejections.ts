@@ -12,13 +12,17 @@ export interface NewRejectedEvent {
   headers: Record<string, unknown>;
   contentType: string | null;
   rawBody: Buffer;
+  /** Size of the body as received (`rawBody` of a sample is cut short). */
+  bodyBytes: number;
+  /** A sample of a request for a tenant that is not configured: never listed for replay. */
+  sampled: boolean;
 }
 
 export async function insertRejectedEvent(db: Db, event: NewRejectedEvent): Promise<void> {
   await db.query(
-    `INSERT INTO rejected_events (tenant_id, source, reason, detail, http_status, method, path, headers, content_type, raw_body)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [event.tenantId, event.source, event.reason, JSON.stringify(event.detail), event.httpStatus, event.method, event.path, JSON.stringify(event.headers), event.contentType, event.rawBody],
+    `INSERT INTO rejected_events (tenant_id, source, reason, detail, http_status, method, path, headers, content_type, raw_body, body_bytes, sampled)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [event.tenantId, event.source, event.reason, JSON.stringify(event.detail), event.httpStatus, event.method, event.path, JSON.stringify(event.headers), event.contentType, event.rawBody, event.bodyBytes, event.sampled],
   );
 }
 
@@ -37,7 +41,8 @@ export interface RejectedRow {
 }
 
 export async function listRejected(db: Db, filter: { tenantId: string; reason?: string; id?: number; since?: string; includeReplayed?: boolean; limit?: number }): Promise<RejectedRow[]> {
-  const where = ['tenant_id = $1'];
+  // Samples (unknown tenants) are truncated: never offered for replay.
+  const where = ['tenant_id = $1', 'NOT sampled'];
   const values: unknown[] = [filter.tenantId];
   const add = (clause: string, value: unknown): void => {
     values.push(value);

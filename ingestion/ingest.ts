@@ -24,6 +24,7 @@ import { authenticateSwitchboardSignature } from './providers/pbx.js';
 import type { ProviderRequest } from './providers/types.js';
 import { authenticateWhatsApp, inboundText, parseWhatsAppWebhook, whatsappFailedEvent } from './providers/whatsapp-webhook.js';
 import { Rejection, fieldErrors } from './rejections.js';
+import { hasNul } from '../shared/storable.js';
 
 export interface IngestDeps {
   config: AppConfig;
@@ -35,6 +36,11 @@ export interface IngestDeps {
 export interface IngestOptions {
   /** Replays an operator vouches for skip the signature check. */
   skipAuthentication?: boolean;
+}
+
+/** A string with U+0000 anywhere: PostgreSQL could store neither the event nor its journal rows. */
+function refuseUnstorable(value: unknown): void {
+  if (hasNul(value)) throw new Rejection('invalid_payload', 'strings must not contain U+0000', { fields: { '(body)': 'must not contain U+0000' } });
 }
 
 export async function ingestCallWebhook(
@@ -55,6 +61,7 @@ export async function ingestCallWebhook(
     const check = callEventSchema.safeParse(event);
     if (!check.success) throw new Rejection('invalid_payload', 'the event exceeds what Switchboard accepts', { fields: fieldErrors(check.error.issues) });
   }
+  refuseUnstorable(delivery);
   const callId = callIdOf(provider, delivery.providerCallId);
   if (delivery.events.length === 0) return { callId, events: 0 };
   const handedOff = await deps.handOff(callDelivery(deps.config, request.tenantId, provider, delivery.providerCallId, delivery.events));
@@ -67,6 +74,8 @@ export async function ingestCallResult(
   callIdParam: string,
   rawBody: Buffer,
   idempotencyKey: string | undefined,
+  /** Who submitted it, from their credential (a stored request replayed later keeps what it said). */
+  submittedBy?: string,
 ): Promise<{ callId: string; handedOff: HandOffResult }> {
   const call = parseCallId(callIdParam);
   if (!call) throw new Rejection('invalid_call_id', 'callId must be <provider>:<provider call id>, e.g. pbx:abc123', { providers: callProviders });
@@ -78,20 +87,22 @@ export async function ingestCallResult(
   }
   const parsed = callResultSchema.safeParse(body);
   if (!parsed.success) throw new Rejection('invalid_payload', 'the call result does not match the schema', { fields: fieldErrors(parsed.error.issues) });
+  refuseUnstorable(parsed.data);
   // Re-posting the same form (or a retry with the same Idempotency-Key) is one event.
   const event: CallEvent = {
     eventId: `result:${idempotencyKey ?? createHash('sha256').update(rawBody).digest('hex').slice(0, 32)}`,
     type: 'call.result',
     occurredAt: new Date().toISOString(),
-    result: parsed.data,
+    result: submittedBy === undefined ? parsed.data : { ...parsed.data, submittedBy },
   };
   const handedOff = await deps.handOff(callDelivery(deps.config, tenantId, call.provider, call.providerCallId, [event], 'call-result'));
   return { callId: callIdParam, handedOff };
 }
 
 export async function ingestCrmEvent(deps: IngestDeps, request: ProviderRequest, options: IngestOptions = {}): Promise<{ leadId: string; handedOff: HandOffResult }> {
-  if (!options.skipAuthentication) authenticateSwitchboardSignature(request);
+  if (!options.skipAuthentication) authenticateSwitchboardSignature(request, 'crm');
   const { leadId, event } = parseCrmEvent(request);
+  refuseUnstorable({ leadId, event });
   const handedOff = await deps.handOff(leadDelivery(deps.config, request.tenantId, leadId, [event], 'crm'));
   return { leadId, handedOff };
 }
@@ -118,6 +129,7 @@ export interface WhatsAppIngestResult {
 export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest, options: IngestOptions = {}): Promise<WhatsAppIngestResult> {
   if (!options.skipAuthentication) authenticateWhatsApp(request);
   const { statuses, messages, errors } = parseWhatsAppWebhook(request);
+  refuseUnstorable({ statuses, messages, errors });
   const { db, config } = deps;
   const tenantId = request.tenantId;
   const accountErrors = errors.map((error) => ({ code: error.code, action: decideWhatsAppError(error.code).action }));

@@ -4,6 +4,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AppConfig } from '../config/load.js';
+import { switchboardSigningSecret } from '../security/secrets.js';
 import { runLeadSimulator } from './lead-simulator.js';
 import { runPbxSimulator } from './pbx-simulator.js';
 import { deterministicWav, startRecordingHost } from './recordings.js';
@@ -31,13 +32,22 @@ export async function startDemoSandboxes(config: AppConfig, log: (message: strin
     autoRead: true,
   });
   const stops: Array<() => Promise<void>> = [() => sandboxes.stop()];
-  const { urls, kommo, whatsapp } = sandboxes;
+  const { urls, kommo, hubspot, whatsapp } = sandboxes;
+  // Every other simulated caller is already a contact in the tenant's CRM; the rest are unknown callers.
+  const knownCallers = Array.from({ length: 20 }, (_, half) => half * 2).map((index) => ({
+    firstName: 'Demo',
+    lastName: `Customer ${index + 1}`,
+    phone: `+1415555${String(1000 + index).padStart(4, '0')}`,
+    email: `customer${index + 1}@demo.example`,
+    company: index % 4 === 0 ? 'Acme Corp' : 'Globex',
+  }));
   if (kommo) {
-    // Every other simulated caller is already a contact; the rest become incoming leads.
-    for (let index = 0; index < 40; index += 2) {
-      kommo.seedContact({ name: `Demo Customer ${index + 1}`, phone: `+1415555${String(1000 + index).padStart(4, '0')}`, email: `customer${index + 1}@demo.example`, company: index % 4 === 0 ? 'Acme Corp' : 'Globex' });
-    }
+    for (const caller of knownCallers) kommo.seedContact({ name: `${caller.firstName} ${caller.lastName}`, phone: caller.phone, email: caller.email, company: caller.company });
     kommo.seedUser({ id: 1, name: 'Dana Rep', email: 'dana@demo.example' });
+  }
+  if (hubspot) {
+    const owner = hubspot.seedOwner({ email: 'dana@demo.example', firstName: 'Dana', lastName: 'Rep' });
+    for (const caller of knownCallers) hubspot.seedContact({ firstname: caller.firstName, lastname: caller.lastName, phone: caller.phone, email: caller.email, company: caller.company, ownerId: owner.id });
   }
   const recordings = await startRecordingHost({
     port: config.demo.recordingsPort,
@@ -51,7 +61,7 @@ export async function startDemoSandboxes(config: AppConfig, log: (message: strin
   const simulator = waitForApi(apiUrl, simulation.signal).then(() => runPbxSimulator({
     apiUrl,
     tenantId: config.demo.tenant,
-    webhookSecret: tenant.secrets.webhookSigningSecret,
+    webhookSecret: switchboardSigningSecret(tenant.secrets, 'pbx'),
     callsPerMinute: config.demo.callsPerMinute,
     recordingBaseUrl: recordings.url,
     signal: simulation.signal,
@@ -65,7 +75,7 @@ export async function startDemoSandboxes(config: AppConfig, log: (message: strin
           runLeadSimulator({
             apiUrl,
             tenantId: config.demo.tenant,
-            webhookSecret: tenant.secrets.webhookSigningSecret,
+            webhookSecret: switchboardSigningSecret(tenant.secrets, 'crm'),
             whatsapp: whatsapp,
             leadsPerMinute: config.demo.leadsPerMinute,
             signal: simulation.signal,

@@ -4,6 +4,7 @@
  * Used by the demo (`npm start`) and by the benchmark.
  */
 import type { TenantConfig } from '../config/schema.js';
+import { currentSecret } from '../security/secrets.js';
 import { startHubspotSandbox } from './hubspot.js';
 import type { HubspotSandbox } from './hubspot.js';
 import { startKommoSandbox } from './kommo.js';
@@ -79,7 +80,7 @@ export async function startTenantSandboxes(tenantId: string, tenant: TenantConfi
     const whatsapp = await startWhatsAppSandbox({
       port: portOf(tenant.whatsapp.baseUrl),
       token: tenant.whatsapp.token,
-      appSecret: tenant.secrets.whatsappAppSecret ?? `${tenantId}-whatsapp-app-secret`,
+      appSecret: currentSecret(tenant.secrets.whatsappAppSecret) ?? `${tenantId}-whatsapp-app-secret`,
       phoneNumberId: tenant.whatsapp.phoneNumberId,
       wabaId: tenant.whatsapp.wabaId,
       // The approved templates the tenant's flows use.

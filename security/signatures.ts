@@ -20,7 +20,8 @@ export function switchboardSignature(secret: string, timestamp: string | number,
 }
 
 export function verifySwitchboardSignature(options: {
-  secret: string;
+  /** Every key that may have signed it (two while one rotates). */
+  secrets: readonly string[];
   timestamp: string | undefined;
   signature: string | undefined;
   rawBody: Buffer;
@@ -30,7 +31,7 @@ export function verifySwitchboardSignature(options: {
   if (!timestamp || !signature) return { ok: false, reason: 'missing_signature' };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'invalid_timestamp' };
   // Verify first, so a forged request never learns whether its timestamp was acceptable.
-  if (!safeEqual(signature, switchboardSignature(options.secret, timestamp, options.rawBody))) return { ok: false, reason: 'invalid_signature' };
+  if (!options.secrets.some((secret) => safeEqual(signature, switchboardSignature(secret, timestamp, options.rawBody)))) return { ok: false, reason: 'invalid_signature' };
   if (Math.abs(options.nowSeconds - Number(timestamp)) > signatureToleranceSeconds) return { ok: false, reason: 'stale_timestamp' };
   return { ok: true };
 }
@@ -105,11 +106,11 @@ export function twilioSignedUrlVariants(url: string): string[] {
  * names), each tried in every form twilio-node tries. JSON bodies signed through `bodySHA256` do not
  * reach this: status callbacks are form-encoded and the route refuses other content types first.
  */
-export function verifyTwilioSignature(options: { authToken: string; signature: string | undefined; urls: string[]; params: TwilioParams }): SignatureCheck {
+export function verifyTwilioSignature(options: { authTokens: readonly string[]; signature: string | undefined; urls: string[]; params: TwilioParams }): SignatureCheck {
   if (!options.signature) return { ok: false, reason: 'missing_signature' };
   const signature = options.signature;
   const candidates = [...new Set(options.urls.flatMap(twilioSignedUrlVariants))];
-  const matches = candidates.some((url) => safeEqual(signature, twilioSignature(options.authToken, url, options.params)));
+  const matches = options.authTokens.some((authToken) => candidates.some((url) => safeEqual(signature, twilioSignature(authToken, url, options.params))));
   return matches ? { ok: true } : { ok: false, reason: 'invalid_signature' };
 }
 
@@ -118,24 +119,45 @@ export function metaSignature(appSecret: string, rawBody: Buffer | string): stri
   return `sha256=${createHmac('sha256', appSecret).update(rawBody).digest('hex')}`;
 }
 
-export function verifyMetaSignature(options: { appSecret: string; signature: string | undefined; rawBody: Buffer }): SignatureCheck {
-  if (!options.signature) return { ok: false, reason: 'missing_signature' };
-  return safeEqual(options.signature, metaSignature(options.appSecret, options.rawBody)) ? { ok: true } : { ok: false, reason: 'invalid_signature' };
+export function verifyMetaSignature(options: { appSecrets: readonly string[]; signature: string | undefined; rawBody: Buffer }): SignatureCheck {
+  const signature = options.signature;
+  if (!signature) return { ok: false, reason: 'missing_signature' };
+  return options.appSecrets.some((appSecret) => safeEqual(signature, metaSignature(appSecret, options.rawBody))) ? { ok: true } : { ok: false, reason: 'invalid_signature' };
 }
 
 /**
- * Recording links handed to the CRM's player carry their own signature, so the player can fetch
- * the recording without an operator token, and nobody can guess another call's link.
+ * Recording links handed to the CRM's player carry their own signature and an expiry, so the player
+ * can fetch the recording without an operator token, nobody can guess another call's link, and a
+ * link that leaked stops working. Signed with the tenant's `recordingLinkSecret`, never a webhook key.
  */
-export function recordingLinkSignature(secret: string, tenantId: string, callId: string): string {
-  return createHmac('sha256', secret).update(`recording:${tenantId}:${callId}`).digest('hex').slice(0, 32);
+export function recordingLinkSignature(secret: string, tenantId: string, callId: string, expiresAt: number): string {
+  return createHmac('sha256', secret).update(`recording-link:v2:${tenantId}:${callId}:${expiresAt}`).digest('hex');
 }
 
-export function verifyRecordingLinkSignature(secret: string, tenantId: string, callId: string, signature: string | undefined): boolean {
-  return signature !== undefined && safeEqual(signature, recordingLinkSignature(secret, tenantId, callId));
+export type RecordingLinkCheck = { ok: true } | { ok: false; reason: 'invalid_link' | 'expired_link' };
+
+export function verifyRecordingLink(options: {
+  /** Every key that may have signed it (two while one rotates). */
+  secrets: readonly string[];
+  tenantId: string;
+  callId: string;
+  expires: string | undefined;
+  signature: string | undefined;
+  nowSeconds: number;
+}): RecordingLinkCheck {
+  const { expires, signature } = options;
+  if (!expires || !signature || !/^\d{1,12}$/.test(expires)) return { ok: false, reason: 'invalid_link' };
+  const expiresAt = Number(expires);
+  // Verify first, so a forged link never learns whether its expiry was acceptable.
+  const signed = options.secrets.some((secret) => safeEqual(signature, recordingLinkSignature(secret, options.tenantId, options.callId, expiresAt)));
+  if (!signed) return { ok: false, reason: 'invalid_link' };
+  if (expiresAt < options.nowSeconds) return { ok: false, reason: 'expired_link' };
+  return { ok: true };
 }
 
-export function recordingLink(publicUrl: string, secret: string, tenantId: string, callId: string): string {
+/** `<public URL>/api/<tenant>/calls/<call id>/recording?expires=<unix seconds>&sig=<hex HMAC-SHA256>` */
+export function recordingLink(publicUrl: string, secret: string, tenantId: string, callId: string, expiresAt: number): string {
   const base = publicUrl.replace(/\/$/, '');
-  return `${base}/api/${tenantId}/calls/${encodeURIComponent(callId)}/recording?sig=${recordingLinkSignature(secret, tenantId, callId)}`;
+  const signature = recordingLinkSignature(secret, tenantId, callId, expiresAt);
+  return `${base}/api/${encodeURIComponent(tenantId)}/calls/${encodeURIComponent(callId)}/recording?expires=${expiresAt}&sig=${signature}`;
 }

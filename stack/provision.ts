@@ -262,6 +262,39 @@ export async function ensurePrometheusParser(progress: Progress = () => undefine
   });
 }
 
+export const schemathesisVersion = '4.32.5';
+/** Bump when the install recipe changes, so cached copies are rebuilt. */
+const schemathesisRecipe = `schemathesis-${schemathesisVersion}-recipe-1`;
+
+/**
+ * Schemathesis, the property-based API fuzzer the contract test drives from /openapi.json (no
+ * maintained equivalent exists on npm). Installed from PyPI into its own virtual environment in the
+ * cache (about half a minute, once per machine); returns the `st` executable.
+ */
+export async function ensureSchemathesis(progress: Progress = () => undefined): Promise<string | undefined> {
+  const dir = path.join(cacheRoot(), 'python', `schemathesis-${schemathesisVersion}`);
+  const executable = path.join(dir, 'bin', 'st');
+  const complete = path.join(dir, '.complete');
+  const isComplete = (): boolean => existsSync(complete) && readFileSync(complete, 'utf8') === schemathesisRecipe && isExecutable(executable);
+  if (isComplete()) return executable;
+  if (!onPath('python3')) {
+    progress('Schemathesis: python3 is missing');
+    return undefined;
+  }
+  return withLock(dir, progress, async () => {
+    if (isComplete()) return executable;
+    progress(`Schemathesis: pip install schemathesis==${schemathesisVersion} into ${dir}`);
+    await rm(path.join(dir, 'bin'), { recursive: true, force: true });
+    await rm(path.join(dir, 'lib'), { recursive: true, force: true });
+    await run('python3', ['-m', 'venv', '--clear', dir], { progress, label: 'python3 -m venv' });
+    await run(path.join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', `schemathesis==${schemathesisVersion}`], { progress, label: 'pip install schemathesis' });
+    if (!isExecutable(executable)) throw new Error(`pip install schemathesis left no ${executable}`);
+    await writeFile(complete, schemathesisRecipe);
+    progress(`Schemathesis ${schemathesisVersion}: cached at ${executable}`);
+    return executable;
+  });
+}
+
 export const chromiumPath = '/usr/bin/chromium';
 
 /**

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       throw new Error('no Temporal CLI: install Go >= 1.25 (the CLI is then built once) or set TEMPORAL_CLI to a temporal binary');
     }
     say(`starting Temporal dev server on ${settings.ip}:${settings.frontendPort} (history in ${settings.dbFilename})`);
-    const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`));
+    const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`), { codecEndpoint: `${config.api.publicUrl.replace(/\/$/, '')}/codec` });
     children.push(server.process);
     setNiceness(server.process, processPriorities.temporal);
     stoppers.push({ name: 'Temporal dev server', stop: () => server.process.stop(15_000) });

@@ -18,8 +18,14 @@ const indexedValueTypes: Record<SearchAttributeTypeName, proto.temporal.api.enum
   KeywordList: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 };
 
+export interface DevServerOptions {
+  headless?: boolean;
+  /** The codec server the Web UI calls to decode payloads: `<api publicUrl>/codec`. */
+  codecEndpoint?: string;
+}
+
 /** `temporal server start-dev` arguments for the settings in temporal-dev.yaml. */
-export function devServerArgs(settings: DevTemporalConfig, options: { headless?: boolean } = {}): string[] {
+export function devServerArgs(settings: DevTemporalConfig, options: DevServerOptions = {}): string[] {
   const args = [
     'server', 'start-dev',
     '--db-filename', settings.dbFilename,
@@ -31,6 +37,8 @@ export function devServerArgs(settings: DevTemporalConfig, options: { headless?:
     '--log-level', 'error',
   ];
   args.push(...(options.headless ? ['--headless'] : ['--ui-port', String(settings.uiPort)]));
+  // The UI decodes encrypted payloads through our API's codec server (api/routes/codec.ts).
+  if (!options.headless && options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);
   for (const [pragma, value] of Object.entries(settings.sqlitePragmas)) args.push('--sqlite-pragma', `${pragma}=${value}`);
   args.push(...dynamicConfigArgs(settings.dynamicConfig));
   // Registers them on a fresh database; ensureSearchAttributes() adds any that a later
@@ -76,9 +84,9 @@ export interface RunningDevServer {
 }
 
 /** Starts the dev server with its Web UI and waits until the namespace and search attributes are ready. */
-export async function startDevServer(cli: string, settings: DevTemporalConfig, log: (line: string) => void): Promise<RunningDevServer> {
+export async function startDevServer(cli: string, settings: DevTemporalConfig, log: (line: string) => void, options: DevServerOptions = {}): Promise<RunningDevServer> {
   await mkdir(path.dirname(settings.dbFilename), { recursive: true });
-  const server = spawnManaged('temporal', cli, devServerArgs(settings), { onOutput: (line) => log(line) });
+  const server = spawnManaged('temporal', cli, devServerArgs(settings, options), { onOutput: (line) => log(line) });
   const address = `${settings.ip}:${settings.frontendPort}`;
   const exitedEarly = server.exited.then((code) => {
     throw new Error(`the Temporal dev server exited during start-up (${code}); is port ${settings.frontendPort} or ${settings.uiPort} in use?`);

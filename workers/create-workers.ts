@@ -11,14 +11,17 @@ import { createTicketActivities } from '../activities/tickets.js';
 import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
+import { temporalDataConverter, workflowFailureConverterPath } from '../security/payload-codec.js';
 import type { Integrations } from './integrations.js';
+import { createRetentionActivities } from '../activities/retention.js';
+import { ensureRetentionSchedule } from './retention-schedule.js';
 
 const require = createRequire(import.meta.url);
 export const workflowsPath = require.resolve('../workflows/index.ts');
 
 /** Bundles the workflows once, with webpack's chatter kept out of the logs. */
 export async function bundleWorkflows(): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
-  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({ workflowsPath, failureConverterPath: workflowFailureConverterPath, logger: new DefaultLogger('WARN') });
 }
 
 export interface WorkerDeps {
@@ -71,14 +74,20 @@ function createIntegrationActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'i
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config } = deps;
   const workflowBundle = deps.workflowBundle ?? (await bundleWorkflows());
-  const common = { connection: deps.connection, namespace: config.temporal.namespace, shutdownGraceTime: config.shutdownGraceMs };
+  const common = {
+    connection: deps.connection,
+    namespace: config.temporal.namespace,
+    shutdownGraceTime: config.shutdownGraceMs,
+    // Every payload encrypted; the same converter as the clients'.
+    dataConverter: temporalDataConverter(config.temporal.payloadEncryption),
+  };
   // Without a bound the SDK sizes the sticky cache from the host's memory: 10,000 sleeping leads
   // then held over 5 GB. Evicted workflows replay from history when their timer fires.
   const workflowCache = { maxCachedWorkflows: config.env.WORKER_MAX_CACHED_WORKFLOWS };
   const integrationActivities = createIntegrationActivities(deps);
   // Every call and lead activity (the WhatsApp sends run on their own, rate-limited queue).
-  const activities = { ...createDatabaseActivities(deps), ...integrationActivities };
-  return Promise.all([
+  const activities = { ...createDatabaseActivities(deps), ...integrationActivities, ...createRetentionActivities({ db: deps.db, tenants: () => config.tenants }) };
+  const workers = await Promise.all([
     Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.calls, activities }),
     Worker.create({ ...common, ...workflowCache, workflowBundle, taskQueue: config.temporal.taskQueues.leads, activities }),
     Worker.create({
@@ -95,4 +104,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
       maxTaskQueueActivitiesPerSecond: config.temporal.messagingRatePerSecond,
     }),
   ]);
+  // The calls workers run the retention workflow its schedule starts (workers/retention-schedule.ts).
+  await ensureRetentionSchedule({ connection: deps.connection, config, logger: deps.logger });
+  return workers;
 }

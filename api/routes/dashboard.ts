@@ -11,13 +11,15 @@ import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
 import { dashboardSnapshot } from '../../db/dashboard.js';
 import { inboxBacklog } from '../../db/inbox.js';
-import type { CrmBacklog } from '../../db/dashboard.js';
+import type { CrmBacklog, DashboardSnapshot } from '../../db/dashboard.js';
 import type { InboxBacklog } from '../../db/inbox.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
-import { checkOperator, issueSession, requireOperator, sessionCookieName, tenantOfToken } from '../auth.js';
-import type { LiveFeed, LiveListener } from '../live-feed.js';
+import { authenticateOperator, checkSameOrigin, requireOperator, sessionCookieName, sessionSeconds, signIn, signOut } from '../auth.js';
+import type { LiveChange, LiveFeed, LiveListener } from '../live-feed.js';
+import { callListItemSchema } from './calls.js';
 import { Rejection } from '../../ingestion/rejections.js';
+import { tenantOf } from '../tenants.js';
 
 export const dashboardAssets = fileURLToPath(new URL('../dashboard/public', import.meta.url));
 
@@ -55,6 +57,56 @@ export const crmBacklogSchema = z
     expectedDrainSeconds: z.number().min(0).nullable().describe('How long the backlog takes at that pace; null while nothing was logged lately'),
   })
   .describe("The tenant's CRM backlog, from the call journal") satisfies z.ZodType<CrmBacklog>;
+
+const instant = z.iso.datetime({ offset: true });
+
+/** `GET /api/{tenant}/dashboard/snapshot`, and the stream's `snapshot` event (described in the OpenAPI document). */
+export const dashboardSnapshotSchema = z.object({
+  generatedAt: instant,
+  tenant: z.string(),
+  timeZone: z.string(),
+  calls: z.object({
+    active: z.array(callListItemSchema),
+    ringing: z.array(callListItemSchema),
+    longestWaitSeconds: z.number().min(0),
+    recent: z.array(callListItemSchema),
+  }),
+  today: z.object({
+    since: instant,
+    answered: z.number().int().min(0),
+    missed: z.number().int().min(0),
+    abandoned: z.number().int().min(0),
+    offered: z.number().int().min(0),
+    serviceLevel: z.object({ thresholdSeconds: z.number().min(0), percent: z.number().min(0).max(100).nullable() }),
+    averageHandleSeconds: z.number().nullable(),
+    resolutionRate: z.number().min(0).max(100).nullable(),
+    averageSatisfaction: z.number().nullable(),
+  }),
+  leads: z.object({
+    byStage: z.record(z.string(), z.number().int().min(0)),
+    dueNextHour: z.number().int().min(0),
+    recentReplies: z.array(z.object({ leadId: z.string(), at: instant })),
+  }),
+  ingestBacklog: ingestBacklogSchema,
+  crmBacklog: crmBacklogSchema,
+}) satisfies z.ZodType<DashboardSnapshot>;
+
+/** The stream's `change` event: a journal write of the tenant (call or lead), announced by PostgreSQL NOTIFY. */
+export const liveChangeSchema = z.object({
+  tenant: z.string(),
+  kind: z.enum(['call', 'lead']),
+  id: z.string(),
+  status: z.string(),
+  version: z.number().int().optional(),
+  eventId: z.string().describe('Also the SSE `id`, for Last-Event-ID'),
+  at: instant,
+}) satisfies z.ZodType<LiveChange>;
+
+/** The stream's `backlog` event: the ingest backlog changed with no journal write. */
+export const backlogEventSchema = z.object({ generatedAt: instant, ingestBacklog: ingestBacklogSchema });
+
+/** Every event of `GET /api/{tenant}/dashboard/stream`, by its SSE `event` name. */
+export const dashboardStreamEvents = { snapshot: dashboardSnapshotSchema, change: liveChangeSchema, backlog: backlogEventSchema } as const;
 
 type BacklogListener = (backlog: InboxBacklog, at: Date) => void;
 interface BacklogWatch {
@@ -110,9 +162,9 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
     res.set('Cache-Control', 'no-store').sendFile(path.join(dashboardAssets, name));
   };
   /** Pages redirect to the sign-in page instead of answering 401. */
-  const pageAuth = (req: Request<{ tenant: string }>, res: Response, next: () => void): void => {
+  const pageAuth = async (req: Request<{ tenant: string }>, res: Response, next: () => void): Promise<void> => {
     try {
-      checkOperator(config, req.params.tenant, req.headers.authorization, req.headers.cookie);
+      await authenticateOperator(deps, req.params.tenant, req.headers);
       next();
     } catch (error) {
       if (!(error instanceof Rejection)) throw error;
@@ -120,9 +172,9 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
       res.redirect(303, `/dashboard?tenant=${encodeURIComponent(req.params.tenant)}${error.reason === 'forbidden_tenant' ? '&error=forbidden' : ''}`);
     }
   };
-  const apiAuth = requireOperator(config);
+  const apiAuth = requireOperator(deps);
   const snapshotOf = (tenantId: string) => {
-    const tenant = config.tenants[tenantId];
+    const tenant = tenantOf(config, tenantId);
     if (!tenant) throw new Error(`unknown tenant ${tenantId}`);
     return dashboardSnapshot(db, tenantId, tenant.timeZone, tenant.dashboard.serviceLevelSeconds);
   };
@@ -130,19 +182,27 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
 
   router.use('/dashboard/assets', express.static(path.join(dashboardAssets, 'assets'), { fallthrough: false, maxAge: '5m' }));
   router.get('/dashboard', page('login.html'));
-  router.post('/dashboard/login', express.urlencoded({ extended: false, limit: '4kb' }), (req: Request, res: Response) => {
+  router.post('/dashboard/login', express.urlencoded({ extended: false, limit: '4kb' }), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const tenantId = typeof body.tenant === 'string' ? body.tenant : '';
-    const token = typeof body.token === 'string' ? body.token : '';
-    if (!config.tenants[tenantId] || tenantOfToken(config, token) !== tenantId) {
+    const tenantId = typeof body.tenant === 'string' ? body.tenant.slice(0, 100) : '';
+    const token = typeof body.token === 'string' ? body.token.slice(0, 500) : '';
+    // The peer's own address: X-Forwarded-For is the client's to write, so it cannot key a limit.
+    const outcome = await signIn(deps, tenantId, token, req.socket.remoteAddress ?? 'unknown');
+    if (!outcome.ok && outcome.reason === 'rate_limited') {
+      res.status(429).set('Retry-After', String(outcome.retryAfterSeconds ?? 60)).json({ error: 'too_many_attempts', message: 'Too many failed sign-ins from this address; try again later' });
+      return;
+    }
+    if (!outcome.ok) {
       res.redirect(303, `/dashboard?tenant=${encodeURIComponent(tenantId)}&error=invalid`);
       return;
     }
-    const session = issueSession(config, tenantId);
-    res.cookie(sessionCookieName, session.value, { httpOnly: true, sameSite: 'strict', maxAge: session.maxAgeSeconds * 1000, path: '/', secure: req.secure });
+    res.cookie(sessionCookieName, outcome.sessionId, { httpOnly: true, sameSite: 'strict', maxAge: sessionSeconds * 1000, path: '/', secure: req.secure });
     res.redirect(303, `/dashboard/${encodeURIComponent(tenantId)}`);
   });
-  router.post('/dashboard/logout', (_req: Request, res: Response) => {
+  router.post('/dashboard/logout', async (req: Request, res: Response) => {
+    // Only our own page may sign a browser out; the session then ends on the server, not only in the cookie jar.
+    checkSameOrigin(config, req.headers);
+    await signOut(deps, req.headers.cookie);
     res.clearCookie(sessionCookieName, { path: '/' }).redirect(303, '/dashboard');
   });
   router.get('/dashboard/:tenant', pageAuth, page('index.html'));
@@ -150,7 +210,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
   router.get('/dashboard/:tenant/leads/:leadId', pageAuth, page('lead.html'));
 
   router.get('/api/:tenant/dashboard/context', apiAuth, (req: Request<{ tenant: string }>, res: Response) => {
-    const tenant = config.tenants[req.params.tenant];
+    const tenant = tenantOf(config, req.params.tenant);
     res.json({
       tenant: req.params.tenant,
       displayName: tenant?.displayName,
@@ -172,6 +232,15 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
     const write = (event: string, data: unknown, id?: string): void => {
       if (closed) return;
       res.write(`${id ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    /**
+     * A change goes out as the document declares it: the feed's own fields (its sequence number)
+     * stay behind, and a notice that lacks a declared field is left to the snapshot that follows.
+     */
+    const writeChange = (change: LiveChange): void => {
+      const declared = liveChangeSchema.safeParse(change);
+      if (declared.success) write('change', declared.data, change.eventId);
+      else deps.logger.warn({ fields: declared.error.issues.map((issue) => issue.path.join('.')) }, 'dashboard change notice does not match its schema');
     };
     let pending: NodeJS.Timeout | undefined;
     /** The backlog as of the last snapshot or backlog event sent: only a difference is sent again. */
@@ -195,7 +264,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
         res.end();
         return;
       }
-      if (change.kind !== 'resync') write('change', change, change.eventId);
+      if (change.kind !== 'resync') writeChange(change);
       scheduleSnapshot();
     };
     const unsubscribe = deps.liveFeed?.subscribe(tenantId, onChange);
@@ -218,7 +287,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
     });
     // Catch up after a reconnect: the changes missed (when this process still has them), then a fresh snapshot.
     const lastEventId = typeof req.headers['last-event-id'] === 'string' ? req.headers['last-event-id'] : undefined;
-    if (lastEventId) for (const change of deps.liveFeed?.since(tenantId, lastEventId) ?? []) write('change', change, change.eventId);
+    if (lastEventId) for (const change of deps.liveFeed?.since(tenantId, lastEventId) ?? []) writeChange(change);
     res.write('retry: 2000\n\n');
     await pushSnapshot();
     if (!closed) heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);

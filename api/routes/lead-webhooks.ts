@@ -10,7 +10,9 @@ import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
 import type { HandOff } from '../../ingestion/intake.js';
 import { ingestCrmEvent, ingestWhatsApp } from '../../ingestion/ingest.js';
-import { Rejection, storeRejection } from '../../ingestion/rejections.js';
+import { Rejection } from '../../ingestion/rejections.js';
+import type { RejectionStore } from '../../ingestion/rejections.js';
+import { tenantOf } from '../tenants.js';
 import { answerUnavailable, bodyErrors, handOffSummary, providerRequest, rawBody, refuse } from './webhooks.js';
 
 export interface LeadWebhookDeps {
@@ -18,10 +20,11 @@ export interface LeadWebhookDeps {
   db: Db;
   logger: Logger;
   handOff: HandOff;
+  rejections: RejectionStore;
 }
 
 export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
-  const { config, db } = deps;
+  const { config } = deps;
   const router = Router();
 
   router.post('/webhooks/:tenant/crm', rawBody, async (req: Request<{ tenant: string }>, res) => {
@@ -36,7 +39,7 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
   });
 
   router.get('/webhooks/:tenant/whatsapp', (req: Request<{ tenant: string }>, res: Response) => {
-    const expected = config.tenants[req.params.tenant]?.whatsapp?.verifyToken;
+    const expected = tenantOf(config, req.params.tenant)?.whatsapp?.verifyToken;
     const { 'hub.mode': mode, 'hub.verify_token': token, 'hub.challenge': challenge } = req.query;
     if (expected && mode === 'subscribe' && token === expected && typeof challenge === 'string') {
       res.type('text/plain').send(challenge);
@@ -52,7 +55,7 @@ export function createLeadWebhookRouter(deps: LeadWebhookDeps): Router {
       if (!result) return;
       for (const message of result.unmatched) {
         // Kept for inspection: a reply from a number no lead has.
-        await storeRejection(db, deps.logger, { tenantId: request.tenantId, source: 'whatsapp', rejection: new Rejection('unknown_recipient', `inbound message ${message.messageId} matches no lead`), req, rawBody: request.rawBody });
+        await deps.rejections.store({ tenantId: request.tenantId, source: 'whatsapp', rejection: new Rejection('unknown_recipient', `inbound message ${message.messageId} matches no lead`), req, rawBody: request.rawBody });
       }
       // Meta retries anything but a 2xx, so processed deliveries (and duplicates) are acknowledged.
       res.status(200).json({ status: 'ok', statuses: result.statuses, duplicates: result.duplicates, messages: result.messages, unmatched: result.unmatched.length });

@@ -15,9 +15,10 @@ import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
 import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
-import { flowNames, leadTimeZoneSchema, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
-import { requireOperator } from '../auth.js';
+import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
+import { operatorOf, requireOperator } from '../auth.js';
 import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
+import { hasNul, leadIdParamSchema, timeZoneNameSchema } from '../validation.js';
 
 export interface LeadsRouterDeps {
   config: AppConfig;
@@ -27,14 +28,15 @@ export interface LeadsRouterDeps {
   temporalConnection: Connection;
 }
 
-const operatorFields = { operator: z.string().max(200).optional(), reason: z.string().max(500).optional() };
+// Who acted is not the body's to say: the timeline names the operator of the credential (api/auth.ts).
+const operatorFields = { reason: z.string().max(500).optional() };
 
 export const leadActionSchema = z.discriminatedUnion('action', [
   z.object({ action: z.literal('pause'), ...operatorFields }),
   z.object({ action: z.literal('resume'), ...operatorFields }),
   z.object({ action: z.literal('skip_step'), step: z.string().min(1).max(300), ...operatorFields }),
   z.object({ action: z.literal('send_now'), step: z.string().min(1).max(300), ...operatorFields }),
-  z.object({ action: z.literal('change_time_zone'), timeZone: leadTimeZoneSchema, ...operatorFields }),
+  z.object({ action: z.literal('change_time_zone'), timeZone: timeZoneNameSchema, ...operatorFields }),
   z.object({ action: z.literal('cancel_flow'), flow: z.enum(flowNames), ...operatorFields }),
   z.object({ action: z.literal('mark_booked'), meeting: meetingSchema, ...operatorFields }),
 ]);
@@ -60,9 +62,15 @@ function send(res: Response, rejection: Rejection): void {
 }
 
 export function createLeadsRouter(deps: LeadsRouterDeps): Router {
-  const { config, db, temporal } = deps;
+  const { db, temporal } = deps;
   const router = Router();
-  const operator = requireOperator(config);
+  const operator = requireOperator(deps);
+  const actingOperator = requireOperator(deps, 'operator');
+  /** `400 invalid_lead_id` for a lead id no CRM event can carry (control characters, too long). */
+  const leadIdCheck = (req: Request<{ tenant: string; leadId: string }>, res: Response, next: () => void): void => {
+    if (leadIdParamSchema.safeParse(req.params.leadId).success) return next();
+    res.status(400).json({ error: 'invalid_lead_id', message: 'leadId must be 1 to 200 characters without control characters' });
+  };
 
   /** The running workflow's view, else the journaled one (the flow has ended), else nothing. */
   const currentView = async (tenantId: string, leadId: string): Promise<LeadView | undefined> => {
@@ -76,13 +84,13 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     }
   };
 
-  router.get('/api/:tenant/leads/:leadId', operator, async (req: Request<{ tenant: string; leadId: string }>, res) => {
+  router.get('/api/:tenant/leads/:leadId', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
     const view = await currentView(req.params.tenant, req.params.leadId);
     if (!view) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
     res.json({ lead: view, workflowId: leadWorkflowId(req.params.tenant, req.params.leadId) });
   });
 
-  router.get('/api/:tenant/leads/:leadId/timeline', operator, async (req: Request<{ tenant: string; leadId: string }>, res) => {
+  router.get('/api/:tenant/leads/:leadId/timeline', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
     const entries = await leadTimeline(db, req.params.tenant, req.params.leadId);
     if (entries.length === 0 && !(await loadLead(db, req.params.tenant, req.params.leadId))) {
       return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
@@ -90,10 +98,12 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     res.json({ leadId: req.params.leadId, timeline: entries });
   });
 
-  router.post('/api/:tenant/leads/:leadId/actions', operator, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
+  router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
+    if (hasNul(req.body)) return send(res, new Rejection('invalid_payload', 'strings must not contain U+0000', { fields: { '(body)': 'must not contain U+0000' } }));
     const parsed = leadActionSchema.safeParse(req.body);
     if (!parsed.success) return send(res, new Rejection('invalid_payload', 'not a lead action', { fields: fieldErrors(parsed.error.issues) }));
     const { name, arg } = toUpdate(parsed.data);
+    arg.operator = operatorOf(res).name;
     // A retried request with the same Idempotency-Key gets the first attempt's outcome.
     const updateId = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : randomUUID();
     try {

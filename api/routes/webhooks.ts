@@ -1,7 +1,8 @@
 /**
  * POST /webhooks/{tenant}/{provider}: verify the signature, safeParse, normalize, commit to the
  * inbox, answer 202 (the forwarder takes it to Temporal). Anything refused is answered 4xx with a machine-readable reason and
- * stored (raw body included) for inspection and replay.
+ * stored (raw body included, within the tenant's storage bounds) for inspection and replay; for a
+ * tenant that is not configured it is only counted and sampled.
  */
 import express, { Router } from 'express';
 import type { ErrorRequestHandler, Request, Response } from 'express';
@@ -12,13 +13,17 @@ import { BacklogFull, IntakeUnavailable } from '../../ingestion/intake.js';
 import type { HandOff, HandOffResult } from '../../ingestion/intake.js';
 import { ingestCallWebhook } from '../../ingestion/ingest.js';
 import type { ProviderRequest } from '../../ingestion/providers/types.js';
-import { Rejection, storeRejection } from '../../ingestion/rejections.js';
+import { Rejection } from '../../ingestion/rejections.js';
+import type { RejectionStore } from '../../ingestion/rejections.js';
+import { tenantOf } from '../tenants.js';
 
 export interface WebhookRouterDeps {
   config: AppConfig;
   db: Db;
   logger: Logger;
   handOff: HandOff;
+  /** Where refusals are kept (within each tenant's storage bounds). */
+  rejections: RejectionStore;
 }
 
 export const webhookBodyLimit = '1mb';
@@ -34,7 +39,7 @@ export function signedUrlsOf(config: AppConfig, req: Request): string[] {
 }
 
 export function providerRequest(config: AppConfig, req: Request, tenantId: string): ProviderRequest {
-  const tenant = config.tenants[tenantId];
+  const tenant = tenantOf(config, tenantId);
   if (!tenant) throw new Rejection('unknown_tenant', `no tenant "${tenantId.slice(0, 64)}"`);
   const now = Date.now();
   return {
@@ -48,11 +53,14 @@ export function providerRequest(config: AppConfig, req: Request, tenantId: strin
   };
 }
 
+// The tenant a path names, also where no route params are set (body-parser errors).
+const tenantInPath = /^\/(?:webhooks|api)\/([^/]+)\//;
+
 /** Answers a refusal and keeps the request. Shared by every router that takes events. */
-export async function refuse(deps: Pick<WebhookRouterDeps, 'db' | 'logger'>, req: Request, res: Response, source: string, rejection: Rejection): Promise<void> {
+export async function refuse(deps: Pick<WebhookRouterDeps, 'rejections'>, req: Request, res: Response, source: string, rejection: Rejection): Promise<void> {
   res.locals.rejected = true;
-  const tenantId = typeof req.params.tenant === 'string' ? req.params.tenant : 'unknown';
-  await storeRejection(deps.db, deps.logger, {
+  const tenantId = typeof req.params.tenant === 'string' ? req.params.tenant : (tenantInPath.exec(req.path)?.[1] ?? 'unknown');
+  await deps.rejections.store({
     tenantId,
     source,
     rejection,
@@ -100,7 +108,7 @@ export function handOffSummary(handedOff: HandOffResult | undefined): { via: 'in
 }
 
 /** Body-parser failures (too large, aborted) become stored rejections too. */
-export function bodyErrors(deps: Pick<WebhookRouterDeps, 'db' | 'logger'>, source: (req: Request) => string): ErrorRequestHandler {
+export function bodyErrors(deps: Pick<WebhookRouterDeps, 'rejections'>, source: (req: Request) => string): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     const type = (error as { type?: string }).type;
     if (type === 'entity.too.large') return void refuse(deps, req, res, source(req), new Rejection('payload_too_large', `the body is larger than ${webhookBodyLimit}`));

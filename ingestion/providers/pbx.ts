@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { dispositionSchema } from '../../shared/calls.js';
 import type { CallEvent } from '../../shared/calls.js';
+import type { SwitchboardSignedProvider } from '../../config/schema.js';
+import { switchboardSigningSecrets } from '../../security/secrets.js';
 import { verifySwitchboardSignature } from '../../security/signatures.js';
 import { Rejection } from '../rejections.js';
 import type { CallProviderAdapter, ProviderRequest } from './types.js';
@@ -33,10 +35,10 @@ export const pbxEventSchema = z
   });
 export type PbxEvent = z.infer<typeof pbxEventSchema>;
 
-/** Shared by the signed JSON providers (PBX, voice-AI, CRM events). */
-export function authenticateSwitchboardSignature(request: ProviderRequest): void {
+/** Shared by the signed JSON providers (PBX, voice-AI, CRM events), each checked against its own keys. */
+export function authenticateSwitchboardSignature(request: ProviderRequest, provider: SwitchboardSignedProvider): void {
   const check = verifySwitchboardSignature({
-    secret: request.tenant.secrets.webhookSigningSecret,
+    secrets: switchboardSigningSecrets(request.tenant.secrets, provider),
     timestamp: header(request.headers, 'x-switchboard-timestamp'),
     signature: header(request.headers, 'x-switchboard-signature'),
     rawBody: request.rawBody,
@@ -57,7 +59,7 @@ export function rejectUnknownEvent(body: unknown, known: readonly string[], fiel
 
 export const pbxProvider: CallProviderAdapter = {
   provider: 'pbx',
-  authenticate: authenticateSwitchboardSignature,
+  authenticate: (request) => authenticateSwitchboardSignature(request, 'pbx'),
   parse(request) {
     const body = readJson(request);
     rejectUnknownEvent(body, pbxEventNames);

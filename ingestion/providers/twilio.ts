@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { CallEvent, Disposition } from '../../shared/calls.js';
+import { acceptedSecrets } from '../../security/secrets.js';
 import { verifyTwilioSignature } from '../../security/signatures.js';
 import { Rejection } from '../rejections.js';
 import type { CallProviderAdapter, ProviderRequest } from './types.js';
@@ -66,10 +67,10 @@ function readForm(request: ProviderRequest): URLSearchParams {
 export const twilioProvider: CallProviderAdapter = {
   provider: 'twilio',
   authenticate(request) {
-    const authToken = request.tenant.secrets.twilioAuthToken;
-    if (!authToken) throw new Rejection('not_configured', 'this tenant has no Twilio auth token configured');
+    const authTokens = acceptedSecrets(request.tenant.secrets.twilioAuthToken);
+    if (authTokens.length === 0) throw new Rejection('not_configured', 'this tenant has no Twilio auth token configured');
     const check = verifyTwilioSignature({
-      authToken,
+      authTokens,
       signature: header(request.headers, 'x-twilio-signature'),
       urls: request.signedUrls,
       params: readForm(request),

@@ -67,10 +67,13 @@ export function phone(raw: string | undefined | null, request: ProviderRequest, 
   return parsed.e164;
 }
 
-/** Unix seconds, unix milliseconds or ISO 8601 → ISO 8601. */
+/** Unix seconds, unix milliseconds or ISO 8601 → ISO 8601 (the fallback for a time no Date can hold, as for one that does not parse). */
 export function isoTime(value: number | string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
-  if (typeof value === 'number') return new Date(value > 1e12 ? value : value * 1000).toISOString();
+  if (typeof value === 'number') {
+    const date = new Date(value > 1e12 ? value : value * 1000);
+    return Number.isNaN(date.getTime()) ? fallback : date.toISOString();
+  }
   const parsed = Date.parse(value);
   return Number.isNaN(parsed) ? fallback : new Date(parsed).toISOString();
 }

@@ -126,11 +126,13 @@ function analyticsOf(metrics: z.infer<typeof metricsSchema>): CallAnalytics {
 
 export const voiceAiProvider: CallProviderAdapter = {
   provider: 'voice-ai',
-  authenticate: authenticateSwitchboardSignature,
+  authenticate: (request) => authenticateSwitchboardSignature(request, 'voice-ai'),
   parse(request) {
     const body = readJson(request);
     rejectUnknownEvent(body, voiceAiEventNames);
-    const kind = eventAliases[(body as { event?: keyof typeof eventAliases }).event ?? 'call.start'];
+    // `null` or an array is JSON too: it has no event, and is refused by the schema below.
+    const named = typeof body === 'object' && body !== null ? (body as { event?: keyof typeof eventAliases }).event : undefined;
+    const kind = eventAliases[named ?? 'call.start'];
     const events: CallEvent[] = [];
     let callId: string;
     if (kind === 'start') {

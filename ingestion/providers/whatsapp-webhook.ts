@@ -1,5 +1,6 @@
 /** WhatsApp Cloud API webhooks: delivery statuses and inbound messages, signed with X-Hub-Signature-256. */
 import { z } from 'zod';
+import { acceptedSecrets } from '../../security/secrets.js';
 import { verifyMetaSignature } from '../../security/signatures.js';
 import type { LeadEvent } from '../../shared/leads.js';
 import { Rejection } from '../rejections.js';
@@ -19,7 +20,7 @@ const errorSchema = z.object({
 const statusSchema = z.object({
   id: z.string().min(1),
   status: z.enum(['sent', 'delivered', 'read', 'played', 'failed', 'deleted', 'warning']),
-  timestamp: z.string().regex(/^\d+$/),
+  timestamp: z.string().regex(/^\d{1,12}$/, 'must be unix seconds'),
   recipient_id: z.string().optional(),
   biz_opaque_callback_data: z.string().max(512).optional(),
   errors: z.array(errorSchema).optional(),
@@ -28,7 +29,7 @@ const statusSchema = z.object({
 const inboundSchema = z.object({
   from: z.string().regex(/^\d{6,15}$/, 'must be the sender\'s number in digits'),
   id: z.string().min(1),
-  timestamp: z.string().regex(/^\d+$/),
+  timestamp: z.string().regex(/^\d{1,12}$/, 'must be unix seconds'),
   type: z.string(),
   text: z.object({ body: z.string().max(4_096) }).optional(),
   button: z.object({ text: z.string().max(1_000) }).optional(),
@@ -64,9 +65,9 @@ export type WhatsAppInboundPayload = z.infer<typeof inboundSchema>;
 export type WhatsAppErrorPayload = z.infer<typeof errorSchema>;
 
 export function authenticateWhatsApp(request: ProviderRequest): void {
-  const appSecret = request.tenant.secrets.whatsappAppSecret;
-  if (!appSecret) throw new Rejection('not_configured', 'this tenant has no WhatsApp app secret configured');
-  const check = verifyMetaSignature({ appSecret, signature: header(request.headers, 'x-hub-signature-256'), rawBody: request.rawBody });
+  const appSecrets = acceptedSecrets(request.tenant.secrets.whatsappAppSecret);
+  if (appSecrets.length === 0) throw new Rejection('not_configured', 'this tenant has no WhatsApp app secret configured');
+  const check = verifyMetaSignature({ appSecrets, signature: header(request.headers, 'x-hub-signature-256'), rawBody: request.rawBody });
   if (!check.ok) throw new Rejection(check.reason, 'the request signature could not be verified');
 }
 

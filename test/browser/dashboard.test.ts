@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { pbxEvents, signedJsonRequest, voiceAiEvents } from '../../sandboxes/pbx-simulator.js';
+import { switchboardSigningSecret } from '../../security/secrets.js';
 import type { CallPlan, VoiceAiPlan } from '../../sandboxes/pbx-simulator.js';
 import { deterministicWav } from '../../sandboxes/recordings.js';
 import { leadStages } from '../../shared/leads.js';
@@ -95,7 +96,7 @@ describe('the supervisor dashboard in a browser', function () {
   }
 
   async function postCrm(event: Record<string, unknown>): Promise<void> {
-    const request = signedJsonRequest(world.tenant.secrets.webhookSigningSecret, event);
+    const request = signedJsonRequest(switchboardSigningSecret(world.tenant.secrets, 'pbx'), event);
     const response = await fetch(url(`/webhooks/${world.tenantId}/crm`), { method: 'POST', headers: request.headers, body: request.body });
     assert.equal(response.status, 202, await response.text());
   }

@@ -10,6 +10,7 @@ import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
 import type { Db } from '../../db/pool.js';
 import { createLogger } from '../../observability/logger.js';
+import { temporalDataConverter } from '../../security/payload-codec.js';
 import { uniqueId } from './resources.js';
 
 /** The development configuration with task queues of its own, so tests never share a queue. */
@@ -62,7 +63,7 @@ function routesOf(stack: RouteLayer[], out: string[] = []): string[] {
  * the API forwards its inbox to Temporal; `forward: false` leaves that to the test.
  */
 export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; port?: number; forward?: boolean; liveFeed?: boolean }): Promise<RunningApi> {
-  const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace });
+  const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace, dataConverter: temporalDataConverter(deps.config.temporal.payloadEncryption) });
   const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
   const liveFeed = deps.liveFeed ? await startLiveFeed({ databaseUrl: deps.config.database.url, logger }) : undefined;
   const ingestion = startIngestion({ config: deps.config, db: deps.db, temporal, connection: deps.connection, logger, forward: deps.forward !== false, pollIntervalMs: 200 });

@@ -8,9 +8,11 @@ import { Client } from '@temporalio/client';
 import type { AppConfig } from '../../config/load.js';
 import { tenantSchema } from '../../config/schema.js';
 import type { TenantConfig } from '../../config/schema.js';
+import { currentSecret, switchboardSigningSecret } from '../../security/secrets.js';
 import { loadCall } from '../../db/call-journal.js';
 import type { Db } from '../../db/pool.js';
 import { createLogger } from '../../observability/logger.js';
+import { temporalDataConverter } from '../../security/payload-codec.js';
 import { startHubspotSandbox } from '../../sandboxes/hubspot.js';
 import type { HubspotSandbox, HubspotSandboxOptions } from '../../sandboxes/hubspot.js';
 import { startKommoSandbox } from '../../sandboxes/kommo.js';
@@ -72,7 +74,7 @@ export const fastPolicy: Partial<CallPolicy> = {
 };
 
 export async function startCallWorld(
-  options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean; kommoToken?: string; kommo?: Partial<KommoSandboxOptions>; kommoCrm?: (sandboxUrl: string) => Record<string, unknown>; crmKind?: CrmKind; hubspot?: Partial<HubspotSandboxOptions> } = {},
+  options: { policy?: Partial<CallPolicy>; crm?: boolean; liveFeed?: boolean; kommoToken?: string; kommo?: Partial<KommoSandboxOptions>; kommoCrm?: (sandboxUrl: string) => Record<string, unknown>; crmKind?: CrmKind; hubspot?: Partial<HubspotSandboxOptions>; codecAllowedOrigins?: string[] } = {},
 ): Promise<CallWorld> {
   const temporal = await getDevServer();
   const { url, db } = await createTestDatabase('calls');
@@ -104,6 +106,7 @@ export async function startCallWorld(
       webhookSigningSecret: 'test-webhook-secret',
       twilioAuthToken: 'test-twilio-token',
       operatorToken: `operator-${tenantId}`,
+      recordingLinkSecret: 'test-recording-link-secret',
     },
     vipPhones: ['+1 415 555 0199'],
     ...(options.crm === false ? {} : { crm: hubspotCrm ?? options.kommoCrm?.(kommo.url) ?? { kind: 'kommo', baseUrl: kommo.url, token: 'kommo-test-token', source: 'Switchboard' } }),
@@ -115,11 +118,17 @@ export async function startCallWorld(
     },
     email: { smtpUrl: `smtp://${smtp.host}:${smtp.smtpPort}`, from: 'Test Co <support@test.example>', escalationTo: 'escalations@test.example' },
     twilio: { accountSid: 'AC00000000000000000000000000000001' },
-    pbxRecordingAuth: { user: 'pbx', pass: 'pbx-recordings' },
+    pbxRecordingAuth: { user: 'pbx', pass: 'pbx-recordings', host: '127.0.0.1' },
+    // The recording sandbox listens on 127.0.0.1 over plain http, which only an explicit allowance reaches.
+    recordings: { privateNetworkHosts: ['127.0.0.1'], allowPlainHttp: true },
     calls: { ...fastPolicy, ...options.policy },
   });
   const base = testConfig({ databaseUrl: url, address: temporal.connection.options.address, namespace: temporal.client.options.namespace });
-  const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
+  const config: AppConfig = {
+    ...base,
+    api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}`, ...(options.codecAllowedOrigins ? { codecAllowedOrigins: options.codecAllowedOrigins } : {}) },
+    tenants: { [tenantId]: tenant },
+  };
 
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
   const integrations = createIntegrations(config, { db });
@@ -137,7 +146,7 @@ export async function startCallWorld(
   };
   await startWorker();
   const api = await startApi({ config, db, connection: temporal.connection, port: apiPort, liveFeed: options.liveFeed ?? false });
-  const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config.temporal.payloadEncryption) });
 
   const call = (callId: string): Promise<CallSnapshot | undefined> => loadCall(db, tenantId, callId);
   return {
@@ -155,12 +164,12 @@ export async function startCallWorld(
     smtp,
     recordings,
     async postSigned(provider, body, postOptions = {}) {
-      const request = signedJsonRequest(tenant.secrets.webhookSigningSecret, body, postOptions.nowSeconds);
+      const request = signedJsonRequest(switchboardSigningSecret(tenant.secrets, provider), body, postOptions.nowSeconds);
       return fetch(`${api.baseUrl}/webhooks/${tenantId}/${provider}`, { method: 'POST', headers: request.headers, body: request.body });
     },
     async postTwilio(params) {
       const path = `/webhooks/${tenantId}/twilio`;
-      const request = signedTwilioRequest(tenant.secrets.twilioAuthToken ?? '', `${config.api.publicUrl}${path}`, params);
+      const request = signedTwilioRequest(currentSecret(tenant.secrets.twilioAuthToken) ?? '', `${config.api.publicUrl}${path}`, params);
       return fetch(`${api.baseUrl}${path}`, { method: 'POST', headers: request.headers, body: request.body });
     },
     async postResult(callId, body, headers = {}) {

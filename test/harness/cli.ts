@@ -10,7 +10,7 @@ import { repoRoot } from '../../config/load.js';
 export async function runCli(config: AppConfig, args: string[]): Promise<{ code: number | null; output: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-cli-'));
   const configPath = path.join(dir, 'switchboard.yaml');
-  await writeFile(configPath, stringify({ tenants: config.tenants, api: { publicUrl: config.api.publicUrl }, temporal: { namespace: config.temporal.namespace, taskQueues: config.temporal.taskQueues } }));
+  await writeFile(configPath, stringify({ tenants: config.tenants, api: { publicUrl: config.api.publicUrl }, temporal: { namespace: config.temporal.namespace, taskQueues: config.temporal.taskQueues, payloadEncryption: config.temporal.payloadEncryption } }));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
       cwd: repoRoot,

@@ -11,6 +11,7 @@ import { tenantSchema } from '../../config/schema.js';
 import type { TenantConfig } from '../../config/schema.js';
 import type { Db } from '../../db/pool.js';
 import { createLogger } from '../../observability/logger.js';
+import { temporalDataConverter } from '../../security/payload-codec.js';
 import { metaSignature } from '../../security/signatures.js';
 import { signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import { startWhatsAppSandbox } from '../../sandboxes/whatsapp.js';
@@ -105,7 +106,7 @@ export async function startLeadWorld(
   const workers: Worker[] = options.inProcessWorkers === false ? [] : await createWorkers({ config, connection: env.nativeConnection, db, logger, integrations, workflowBundle: await getWorkflowBundle() });
   const running = workers.map((worker) => worker.run());
   const api = await startApi({ config, db, connection: env.connection, port: apiPort });
-  const client = new Client({ connection: env.connection, namespace });
+  const client = new Client({ connection: env.connection, namespace, dataConverter: temporalDataConverter(config.temporal.payloadEncryption) });
 
   // Acknowledged events reach Temporal in the background; a journey skips time only once they have.
   const inboxDrained = (): Promise<void> => waitForEmptyInbox(db, tenantId, 30_000);

@@ -257,6 +257,35 @@ describe('call ingestion over HTTP', function () {
     }
   });
 
+  it('checks each signed provider against its own keys, and takes the old key beside the new one while it rotates', async () => {
+    const temporal = await getDevServer();
+    const tenant = world.config.tenants[world.tenantId];
+    assert.ok(tenant);
+    // The PBX key is being rotated; voice-AI has a key of its own; the shared key is retired.
+    const { webhookSigningSecret: _retired, ...secrets } = tenant.secrets;
+    const rotatingTenant = { ...tenant, secrets: { ...secrets, signingSecrets: { pbx: ['pbx-new-key', 'pbx-old-key'] as [string, string], 'voice-ai': 'voice-ai-key', crm: 'crm-key' } } };
+    const api = await startApi({ config: { ...world.config, tenants: { [world.tenantId]: rotatingTenant } }, db: world.db, connection: temporal.connection, forward: false });
+    try {
+      const post = (provider: 'pbx' | 'voice-ai', key: string, body: unknown) => {
+        const request = signedJsonRequest(key, body);
+        return fetch(`${api.baseUrl}/webhooks/${world.tenantId}/${provider}`, { method: 'POST', headers: request.headers, body: request.body });
+      };
+      const [ringing, answered] = pbxEvents(plan());
+      assert.equal((await post('pbx', 'pbx-old-key', ringing)).status, 202, 'the old PBX key still verifies during the rotation');
+      assert.equal((await post('pbx', 'pbx-new-key', answered)).status, 202, 'the new PBX key verifies');
+      for (const key of ['test-webhook-secret', 'voice-ai-key']) {
+        const refused = await post('pbx', key, answered);
+        assert.equal(refused.status, 401, `the PBX route refuses ${key}`);
+        assert.equal(((await refused.json()) as Refusal).error, 'invalid_signature');
+      }
+      const [start] = voiceAiEvents({ callId: uniqueId('ai'), agentId: 'ai-agent', direction: 'inbound', customerPhone: '+14155550124', agentPhone: '+12025550101', startedAt: new Date(), durationSeconds: 30, satisfaction: 4, resolved: true, sentiment: 'positive', issueType: 'Billing' });
+      assert.equal((await post('voice-ai', 'pbx-new-key', start)).status, 401, "the voice-AI route refuses the PBX's key");
+      assert.equal((await post('voice-ai', 'voice-ai-key', start)).status, 202);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('stores the recording and serves byte ranges (206) with Accept-Ranges, to operators and signed links', async () => {
     const wav = deterministicWav(2, 'range-test');
     const call = plan();

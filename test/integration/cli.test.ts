@@ -78,7 +78,7 @@ describe('ops CLI', function () {
     // An inbox of its own, filled by an API whose Temporal is unreachable, so that only the CLI forwards it.
     const inbox = await createTestDatabase('cli-inbox');
     const inboxConfig = { ...world.config, database: { url: inbox.url, embedded: false } };
-    const dead = createApiTemporalClient({ connection: { address: `127.0.0.1:${await freePort()}` }, namespace: world.config.temporal.namespace });
+    const dead = createApiTemporalClient({ connection: { address: `127.0.0.1:${await freePort()}` }, namespace: world.config.temporal.namespace, payloadEncryption: world.config.temporal.payloadEncryption });
     const outage = await startApi({ config: inboxConfig, db: inbox.db, connection: dead.connection, forward: false });
     const call = plan({ customerPhone: '+14155557001' });
     try {

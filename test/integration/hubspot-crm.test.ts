@@ -35,7 +35,7 @@ describe('HubSpot CRM: adapter and CRM activities against the HubSpot sandbox', 
   const config = (overrides: Partial<HubspotConfig> = {}): HubspotConfig =>
     hubspotConfigSchema.parse({ kind: 'hubspot', baseUrl: hubspot.url, token: TOKEN, searchIndexLagSeconds: 600, ...overrides });
   const tenantWith = (crm: HubspotConfig): TenantConfig =>
-    tenantSchema.parse({ displayName: 'HS Co', defaultRegion: 'US', timeZone: 'UTC', secrets: { webhookSigningSecret: 's', operatorToken: 'o' }, crm });
+    tenantSchema.parse({ displayName: 'HS Co', defaultRegion: 'US', timeZone: 'UTC', secrets: { webhookSigningSecret: 's', operatorToken: 'o', recordingLinkSecret: 'l' }, crm });
   const activitiesFor = (adapter: CrmAdapter, tenant: TenantConfig) =>
     createCrmActivities({ db, crm: () => adapter, tenant: () => tenant, publicUrl: 'https://switchboard.example', isVipPhone: () => false });
   // Activities read their lease from the activity context.

@@ -24,6 +24,8 @@ import { pbxEvents, signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../../sandboxes/pbx-simulator.js';
 import { callWorkflowId } from '../../shared/calls.js';
 import { startDevServer } from '../../stack/temporal-dev-server.js';
+import { switchboardSigningSecret } from '../../security/secrets.js';
+import { payloadCodecFor, temporalDataConverter } from '../../security/payload-codec.js';
 import type { RunningDevServer } from '../../stack/temporal-dev-server.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
 import { spawnManaged, waitForPort } from '../../stack/processes.js';
@@ -65,7 +67,8 @@ function plan(overrides: Partial<CallPlan> = {}): CallPlan {
 const eventIdsOf = (call: CallPlan): string[] => pbxEvents(call).map((event) => `pbx:${String((event as { event_id: string }).event_id)}`);
 
 async function postPbx(baseUrl: string, config: AppConfig, tenantId: string, event: unknown): Promise<Response> {
-  const secret = config.tenants[tenantId]?.secrets.webhookSigningSecret ?? '';
+  const tenant = config.tenants[tenantId];
+  const secret = tenant ? switchboardSigningSecret(tenant.secrets, 'pbx') : '';
   const request = signedJsonRequest(secret, event);
   return fetch(`${baseUrl}/webhooks/${tenantId}/pbx`, { method: 'POST', headers: request.headers, body: request.body });
 }
@@ -73,12 +76,17 @@ async function postPbx(baseUrl: string, config: AppConfig, tenantId: string, eve
 /** Every event id the workflow was signaled with, in history order (duplicates included). */
 async function signaledEventIds(client: Client, workflowId: string): Promise<string[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((event) => {
+  // A raw history: its payloads are as stored, encrypted.
+  const codec = payloadCodecFor(devSettings.payloadEncryption);
+  const ids: string[] = [];
+  for (const event of history.events ?? []) {
     const payload = event.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0];
-    if (!payload) return [];
-    const batch = defaultPayloadConverter.fromPayload<{ events: Array<{ eventId: string }> }>(payload);
-    return batch.events.map((item) => item.eventId);
-  });
+    if (!payload) continue;
+    const [plain] = await codec.decode([payload]);
+    const batch = defaultPayloadConverter.fromPayload<{ events: Array<{ eventId: string }> }>(plain ?? payload);
+    ids.push(...batch.events.map((item) => item.eventId));
+  }
+  return ids;
 }
 
 /**
@@ -260,7 +268,7 @@ describe('ingestion: commit first, answer, forward in the background', function 
     for (const event of pbxEvents(call)) assert.equal((await postPbx(api.baseUrl, config, 'demo', event)).status, 202);
 
     await waitForEmptyInbox(db);
-    const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
+    const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config.temporal.payloadEncryption) });
     assert.deepEqual(await signaledEventIds(client, callWorkflowId('demo', `pbx:${call.callId}`)), eventIdsOf(call));
     const dead = await listDeadLetters(db, 'demo');
     assert.equal(dead.length, 1);
@@ -298,7 +306,7 @@ describe('ingestion: commit first, answer, forward in the background', function 
     const stored = await db.query('SELECT 1 FROM rejected_events');
     assert.equal(stored.rowCount, 0, 'a 503 is not a refusal of the event: nothing fills the rejection store');
 
-    const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace });
+    const client = new Client({ connection: temporal.connection, namespace: config.temporal.namespace, dataConverter: temporalDataConverter(config.temporal.payloadEncryption) });
     const forwarder = startForwarder({ db, temporal: client, connection: temporal.connection, logger, autoStart: false });
     assert.equal(await forwarder.drainOnce(), 4);
     await forwarder.stop();

@@ -336,15 +336,14 @@ describe('Kommo adapter (sandbox over HTTP, PostgreSQL for tokens and the reques
       const kommo = await sandbox({ token: 'kommo-token' });
       const config = kommoConfigSchema.parse({ kind: 'kommo', baseUrl: kommo.url, token: 'kommo-token' });
       const workers = [createKommoAdapter(config, { db }), createKommoAdapter(config, { db: otherWorkerDb() })];
-      const started = Date.now();
       const lookups = Array.from({ length: 24 }, (_, index) => (workers[index % 2] as CrmAdapter).findContactByPhone(`+1415555${String(7500 + index)}`));
       const results = await Promise.allSettled(lookups);
       assert.deepEqual(results.filter((result) => result.status === 'rejected'), []);
       const { requests } = kommo.state();
       assert.equal(requests.total, 24);
+      // The sandbox answers 429 past 7 requests in any rolling second (Kommo's limit): none means the
+      // two workers kept to one shared budget (each alone at its pace of 6 would have sent 12 a second).
       assert.equal(requests.rateLimited, 0, 'never answered 429');
-      // 6 per second (the configured pace) shared by both: about 4 s for 24, not 2 s.
-      assert.ok(Date.now() - started >= 3_500, `took ${Date.now() - started} ms`);
     });
 
     it('a live call\'s lookups go ahead of post-call work waiting for the budget, and may reuse a fresh answer', async () => {

@@ -53,7 +53,7 @@ describe('a worker killed in the middle of a WhatsApp send', function () {
     });
     const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-crash-'));
     configPath = path.join(dir, 'switchboard.yaml');
-    await writeFile(configPath, stringify({ tenants: world.config.tenants, temporal: { namespace: world.config.temporal.namespace, taskQueues: world.config.temporal.taskQueues } }));
+    await writeFile(configPath, stringify({ tenants: world.config.tenants, temporal: { namespace: world.config.temporal.namespace, taskQueues: world.config.temporal.taskQueues, payloadEncryption: world.config.temporal.payloadEncryption } }));
   });
   after(async () => {
     for (const child of workers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

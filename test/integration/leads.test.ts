@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../config/load.js';
+import { insertOperatorToken } from '../../db/operators.js';
+import { newOperatorToken, operatorTokenHash } from '../../security/operator-tokens.js';
 import { metaSignature } from '../../security/signatures.js';
 import { pbxEvents, random, shuffle } from '../../sandboxes/pbx-simulator.js';
 import type { LeadView } from '../../shared/lead-plan.js';
@@ -42,17 +44,20 @@ describe('lead messaging over the API (time-skipping)', function () {
   it('operators steer a lead with validated updates: pause, resume, skip, send now, time zone, cancel flow, mark booked', async () => {
     const leadId = uniqueId('op');
     const phone = phoneFor();
+    // A named operator's own token: the timeline names them, whatever a body says.
+    const token = newOperatorToken();
+    await insertOperatorToken(world.db, { tenantId: world.tenantId, name: 'ops@acme', role: 'operator', tokenSha256: operatorTokenHash(token) });
     const act = async (action: Record<string, unknown>, headers: Record<string, string> = {}) => {
-      const response = await world.operator(leadId, action, headers);
+      const response = await world.operator(leadId, action, { authorization: `Bearer ${token}`, ...headers });
       return { status: response.status, body: (await response.json()) as { lead?: LeadView; error?: string; message?: string } };
     };
     await created(world, leadId, phone);
     await world.idle(leadId);
-    assert.equal((await act({ action: 'pause', operator: 'ops@acme', reason: 'customer asked for a call first' })).body.lead?.paused, true);
+    assert.equal((await act({ action: 'pause', operator: 'someone else', reason: 'customer asked for a call first' })).body.lead?.paused, true);
     await world.advance(leadId, 2 * day);
     assert.deepEqual(world.sentTo(phone).map(signature), ['template:welcome'], 'nothing went out while paused');
 
-    const resumed = await act({ action: 'resume', operator: 'ops@acme' });
+    const resumed = await act({ action: 'resume', operator: 'someone else' });
     assert.equal(resumed.body.lead?.paused, false);
     await world.idle(leadId);
     const planned = (await world.view(leadId)).planned.map((step) => step.key);
@@ -66,7 +71,7 @@ describe('lead messaging over the API (time-skipping)', function () {
     assert.equal(badZone.status, 422);
     assert.equal(badZone.body.error, 'invalid_payload');
 
-    await act({ action: 'skip_step', step: 'follow_up:2', operator: 'ops@acme', reason: 'already called' });
+    await act({ action: 'skip_step', step: 'follow_up:2', operator: 'someone else', reason: 'already called' });
     const sendNow = await act({ action: 'send_now', step: 'follow_up:3' }, { 'idempotency-key': `${leadId}-send-now` });
     assert.equal(sendNow.status, 200);
     await world.idle(leadId);
@@ -90,6 +95,7 @@ describe('lead messaging over the API (time-skipping)', function () {
     const skipped = timeline.find((entry) => entry.kind === 'skipped' && entry.step === '2' && entry.flow === 'follow_up');
     assert.equal(skipped?.cause, 'operator skip by ops@acme: already called');
     assert.equal(operatorEntries.filter((entry) => entry.cause.startsWith('operator send-now')).length, 1, 'the repeated update is not applied twice');
+    assert.ok(!timeline.some((entry) => entry.cause.includes('someone else')), 'the body does not name the operator');
     for (const entry of timeline.filter((item) => item.kind === 'skipped')) assert.ok(entry.cause.length > 0, `skipped ${entry.flow}:${entry.step} has a reason`);
     await world.crm({ event_id: `${leadId}-lost`, event: 'lead.status_changed', lead_id: leadId, status: 'lost' });
   });
@@ -243,7 +249,7 @@ describe('lead messaging on the dev server', function () {
     const file = path.join(dir, 'legacy.csv');
     await writeFile(file, csv);
     const configPath = path.join(dir, 'switchboard.yaml');
-    await writeFile(configPath, stringify({ tenants: world.config.tenants, temporal: { namespace: world.config.temporal.namespace, taskQueues: world.config.temporal.taskQueues } }));
+    await writeFile(configPath, stringify({ tenants: world.config.tenants, temporal: { namespace: world.config.temporal.namespace, taskQueues: world.config.temporal.taskQueues, payloadEncryption: world.config.temporal.payloadEncryption } }));
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'import-leads', '--tenant', world.tenantId, '--file', file], {
         cwd: repoRoot,

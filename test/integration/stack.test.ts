@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { defaultConfigPath, loadConfig, repoRoot } from '../../config/load.js';
+import { temporalDataConverter } from '../../security/payload-codec.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
 import { waitUntil } from '../../stack/processes.js';
@@ -165,6 +166,9 @@ describe('npm start: the whole stack on one command', function () {
     };
     assert.equal(uiNamespace.namespaceInfo.name, stack.namespace);
     assert.equal(uiNamespace.namespaceInfo.state, 'NAMESPACE_STATE_REGISTERED');
+    // The UI decodes payloads through the API's codec server (--ui-codec-endpoint).
+    const uiSettings = (await (await fetch(`http://127.0.0.1:${stack.uiPort}/api/v1/settings`)).json()) as { Codec?: { Endpoint?: string } };
+    assert.equal(uiSettings.Codec?.Endpoint, `${loadConfig({ SWITCHBOARD_CONFIG: stack.configPath }).api.publicUrl}/codec`);
 
     const cli = await ensureTemporalCli({ version: loadConfig({}).devStack.temporal.cliVersion });
     assert.ok(cli, 'the Temporal CLI is provisioned');
@@ -214,14 +218,14 @@ describe('npm start: the whole stack on one command', function () {
   it('keeps workflows and PostgreSQL data across a stop and a start, and SIGTERM leaves nothing running', async () => {
     assert.ok(running);
     const connection = await Connection.connect({ address: `127.0.0.1:${stack.frontendPort}` });
-    const client = new Client({ connection, namespace: stack.namespace });
+    const client = new Client({ connection, namespace: stack.namespace, dataConverter: temporalDataConverter(loadConfig({}).temporal.payloadEncryption) });
     // A workflow on a queue no worker polls stays open: enough to prove the history survives.
     await client.workflow.start('persistenceProbe', { workflowId, taskQueue: `probe-${workflowId}` });
     await connection.close();
     const db = new pg.Client({ connectionString: `postgres://switchboard:switchboard-dev@127.0.0.1:${stack.pgPort}/switchboard` });
     await db.connect();
     await db.query(
-      `INSERT INTO rejected_events (tenant_id, source, reason, http_status, method, path, headers, raw_body) VALUES ($1, 'test', 'probe', 400, 'POST', '/', '{}', '\\x00')`,
+      `INSERT INTO rejected_events (tenant_id, source, reason, http_status, method, path, headers, raw_body, body_bytes) VALUES ($1, 'test', 'probe', 400, 'POST', '/', '{}', '\\x00', 1)`,
       [workflowId],
     );
     await db.end();
@@ -234,7 +238,7 @@ describe('npm start: the whole stack on one command', function () {
     running = launch(stack);
     await waitForReady(stack, running);
     const again = await Connection.connect({ address: `127.0.0.1:${stack.frontendPort}` });
-    const description = await new Client({ connection: again, namespace: stack.namespace }).workflow.getHandle(workflowId).describe();
+    const description = await new Client({ connection: again, namespace: stack.namespace, dataConverter: temporalDataConverter(loadConfig({}).temporal.payloadEncryption) }).workflow.getHandle(workflowId).describe();
     assert.equal(description.status.name, 'RUNNING');
     await again.close();
     const db2 = new pg.Client({ connectionString: `postgres://switchboard:switchboard-dev@127.0.0.1:${stack.pgPort}/switchboard` });

@@ -644,8 +644,8 @@ describe('WhatsApp Cloud API sandbox (real HTTP)', () => {
       assert.equal(receiver.received.length, 2);
       for (const { headers, raw } of receiver.received) {
         assert.equal(headers['x-hub-signature-256'], metaSignature(APP_SECRET, raw));
-        assert.deepEqual(verifyMetaSignature({ appSecret: APP_SECRET, signature: headers['x-hub-signature-256'], rawBody: raw }), { ok: true });
-        assert.deepEqual(verifyMetaSignature({ appSecret: 'other-secret', signature: headers['x-hub-signature-256'], rawBody: raw }).ok, false);
+        assert.deepEqual(verifyMetaSignature({ appSecrets: [APP_SECRET], signature: headers['x-hub-signature-256'], rawBody: raw }), { ok: true });
+        assert.deepEqual(verifyMetaSignature({ appSecrets: ['other-secret'], signature: headers['x-hub-signature-256'], rawBody: raw }).ok, false);
         assert.match(headers['content-type'] ?? '', /^application\/json/);
       }
       const timestamp = String(Math.floor(START / 1000));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { loadConfig } from '../../config/load.js';
+import { switchboardSigningSecrets } from '../../security/secrets.js';
 import { configError, writeConfig } from '../harness/config-files.js';
 
 describe('configuration', () => {
@@ -57,5 +58,27 @@ describe('configuration', () => {
     assert.equal(config.tenants.demo?.secrets.webhookSigningSecret, 's3cret');
     assert.equal(config.tenants.demo?.displayName, 'Fallback Inc');
     assert.match(configError({ SWITCHBOARD_CONFIG: file }), /tenants\.demo\.secrets\.webhookSigningSecret: environment variable DEMO_SECRET is not set/);
+  });
+
+  it('takes a signing secret per provider, two while one rotates, and names a provider left without one', async () => {
+    const rotated = await writeConfig((doc) => {
+      const secrets = doc.tenants.demo!.secrets;
+      delete secrets.webhookSigningSecret;
+      secrets.signingSecrets = { pbx: ['pbx-new', 'pbx-old'], 'voice-ai': 'voice-ai-key', crm: 'crm-key' };
+    });
+    const secrets = loadConfig({ SWITCHBOARD_CONFIG: rotated }).tenants.demo!.secrets;
+    assert.deepEqual(switchboardSigningSecrets(secrets, 'pbx'), ['pbx-new', 'pbx-old']);
+    assert.deepEqual(switchboardSigningSecrets(secrets, 'voice-ai'), ['voice-ai-key']);
+
+    const missing = await writeConfig((doc) => {
+      const demo = doc.tenants.demo!.secrets;
+      delete demo.webhookSigningSecret;
+      demo.signingSecrets = { pbx: 'pbx-key', 'voice-ai': 'voice-ai-key' };
+    });
+    assert.match(configError({ SWITCHBOARD_CONFIG: missing }), /tenants\.demo\.secrets\.signingSecrets\.crm: needs a key/);
+    const three = await writeConfig((doc) => {
+      doc.tenants.demo!.secrets.twilioAuthToken = ['a', 'b', 'c'] as unknown as [string, string];
+    });
+    assert.match(configError({ SWITCHBOARD_CONFIG: three }), /tenants\.demo\.secrets\.twilioAuthToken: must be a secret, or \[new, old\] while it rotates/);
   });
 });

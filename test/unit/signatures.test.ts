@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
   metaSignature,
+  recordingLink,
   recordingLinkSignature,
   switchboardSignature,
   twilioSignature,
   verifyMetaSignature,
-  verifyRecordingLinkSignature,
+  verifyRecordingLink,
   verifySwitchboardSignature,
   verifyTwilioSignature,
 } from '../../security/signatures.js';
@@ -19,7 +20,7 @@ describe('webhook signatures', () => {
     /** HMAC-SHA1 of an explicitly written signed string, independent of the code under test. */
     const sign = (token: string, data: string): string => createHmac('sha1', token).update(Buffer.from(data, 'utf8')).digest('base64');
     const verify = (signature: string, urls: string[], form: URLSearchParams | Record<string, string> = {}) =>
-      verifyTwilioSignature({ authToken: '12345', signature, urls, params: form instanceof URLSearchParams ? form : new URLSearchParams(form) });
+      verifyTwilioSignature({ authTokens: ['12345'], signature, urls, params: form instanceof URLSearchParams ? form : new URLSearchParams(form) });
 
     it("matches Twilio's documented example", () => {
       assert.equal(twilioSignature('12345', url, params), 'GvWf1cFY/Q7PnoempGyD5oXAezc=');
@@ -28,11 +29,13 @@ describe('webhook signatures', () => {
     it('accepts the right signature on any candidate URL and refuses tampering', () => {
       const form = new URLSearchParams(params);
       const signature = 'GvWf1cFY/Q7PnoempGyD5oXAezc=';
-      assert.deepEqual(verifyTwilioSignature({ authToken: '12345', signature, urls: ['https://proxy.internal/x', url], params: form }), { ok: true });
+      assert.deepEqual(verifyTwilioSignature({ authTokens: ['12345'], signature, urls: ['https://proxy.internal/x', url], params: form }), { ok: true });
       const tampered = new URLSearchParams({ ...params, Digits: '9999' });
-      assert.deepEqual(verifyTwilioSignature({ authToken: '12345', signature, urls: [url], params: tampered }), { ok: false, reason: 'invalid_signature' });
-      assert.deepEqual(verifyTwilioSignature({ authToken: 'other', signature, urls: [url], params: form }), { ok: false, reason: 'invalid_signature' });
-      assert.deepEqual(verifyTwilioSignature({ authToken: '12345', signature: undefined, urls: [url], params: form }), { ok: false, reason: 'missing_signature' });
+      assert.deepEqual(verifyTwilioSignature({ authTokens: ['12345'], signature, urls: [url], params: tampered }), { ok: false, reason: 'invalid_signature' });
+      assert.deepEqual(verifyTwilioSignature({ authTokens: ['other'], signature, urls: [url], params: form }), { ok: false, reason: 'invalid_signature' });
+      // Primary and secondary auth token while the secondary is promoted: either one verifies.
+      assert.deepEqual(verifyTwilioSignature({ authTokens: ['other', '12345'], signature, urls: [url], params: form }), { ok: true });
+      assert.deepEqual(verifyTwilioSignature({ authTokens: ['12345'], signature: undefined, urls: [url], params: form }), { ok: false, reason: 'missing_signature' });
     });
 
     // twilio-node validateRequest (src/webhooks/webhooks.ts): "Check signature of the url with and
@@ -107,41 +110,67 @@ describe('webhook signatures', () => {
 
     it('is sha256=<hex HMAC(secret, timestamp + "." + body)>', () => {
       assert.match(switchboardSignature(secret, now, body), /^sha256=[0-9a-f]{64}$/);
-      assert.deepEqual(verifySwitchboardSignature({ secret, timestamp: String(now), signature: switchboardSignature(secret, now, body), rawBody: body, nowSeconds: now }), { ok: true });
+      assert.deepEqual(verifySwitchboardSignature({ secrets: [secret], timestamp: String(now), signature: switchboardSignature(secret, now, body), rawBody: body, nowSeconds: now }), { ok: true });
     });
 
     it('refuses a changed body, a wrong secret, a missing header and a garbled timestamp', () => {
       const signature = switchboardSignature(secret, now, body);
       const check = (overrides: Partial<Parameters<typeof verifySwitchboardSignature>[0]>) =>
-        verifySwitchboardSignature({ secret, timestamp: String(now), signature, rawBody: body, nowSeconds: now, ...overrides });
+        verifySwitchboardSignature({ secrets: [secret], timestamp: String(now), signature, rawBody: body, nowSeconds: now, ...overrides });
       assert.deepEqual(check({ rawBody: Buffer.from('{"event":"call.ended "}') }), { ok: false, reason: 'invalid_signature' });
-      assert.deepEqual(check({ secret: 'nope' }), { ok: false, reason: 'invalid_signature' });
+      assert.deepEqual(check({ secrets: ['nope'] }), { ok: false, reason: 'invalid_signature' });
+      assert.deepEqual(check({ secrets: [] }), { ok: false, reason: 'invalid_signature' });
       assert.deepEqual(check({ signature: undefined }), { ok: false, reason: 'missing_signature' });
       assert.deepEqual(check({ timestamp: '12ab' }), { ok: false, reason: 'invalid_timestamp' });
+    });
+
+    it('accepts either key of a rotation, and only those', () => {
+      const rotating = ['new-secret', secret];
+      for (const signer of rotating) {
+        const signature = switchboardSignature(signer, now, body);
+        assert.deepEqual(verifySwitchboardSignature({ secrets: rotating, timestamp: String(now), signature, rawBody: body, nowSeconds: now }), { ok: true });
+      }
+      const retired = switchboardSignature('retired-secret', now, body);
+      assert.deepEqual(verifySwitchboardSignature({ secrets: rotating, timestamp: String(now), signature: retired, rawBody: body, nowSeconds: now }), { ok: false, reason: 'invalid_signature' });
     });
 
     it('refuses requests older (or further in the future) than 5 minutes', () => {
       const old = now - 301;
       const signature = switchboardSignature(secret, old, body);
-      assert.deepEqual(verifySwitchboardSignature({ secret, timestamp: String(old), signature, rawBody: body, nowSeconds: now }), { ok: false, reason: 'stale_timestamp' });
+      assert.deepEqual(verifySwitchboardSignature({ secrets: [secret], timestamp: String(old), signature, rawBody: body, nowSeconds: now }), { ok: false, reason: 'stale_timestamp' });
       const edge = now - 300;
-      assert.deepEqual(verifySwitchboardSignature({ secret, timestamp: String(edge), signature: switchboardSignature(secret, edge, body), rawBody: body, nowSeconds: now }), { ok: true });
+      assert.deepEqual(verifySwitchboardSignature({ secrets: [secret], timestamp: String(edge), signature: switchboardSignature(secret, edge, body), rawBody: body, nowSeconds: now }), { ok: true });
       const future = now + 301;
-      assert.deepEqual(verifySwitchboardSignature({ secret, timestamp: String(future), signature: switchboardSignature(secret, future, body), rawBody: body, nowSeconds: now }), { ok: false, reason: 'stale_timestamp' });
+      assert.deepEqual(verifySwitchboardSignature({ secrets: [secret], timestamp: String(future), signature: switchboardSignature(secret, future, body), rawBody: body, nowSeconds: now }), { ok: false, reason: 'stale_timestamp' });
     });
   });
 
   it('X-Hub-Signature-256 is sha256=<hex HMAC(app secret, raw body)>', () => {
     const body = Buffer.from('{"object":"whatsapp_business_account"}');
     const signature = metaSignature('app-secret', body);
-    assert.deepEqual(verifyMetaSignature({ appSecret: 'app-secret', signature, rawBody: body }), { ok: true });
-    assert.deepEqual(verifyMetaSignature({ appSecret: 'other', signature, rawBody: body }), { ok: false, reason: 'invalid_signature' });
+    assert.deepEqual(verifyMetaSignature({ appSecrets: ['app-secret'], signature, rawBody: body }), { ok: true });
+    assert.deepEqual(verifyMetaSignature({ appSecrets: ['other'], signature, rawBody: body }), { ok: false, reason: 'invalid_signature' });
+    // While the app secret is reset, the old one keeps verifying beside the new one.
+    assert.deepEqual(verifyMetaSignature({ appSecrets: ['new-app-secret', 'app-secret'], signature, rawBody: body }), { ok: true });
   });
 
-  it('recording links are signed per tenant and call', () => {
-    const signature = recordingLinkSignature('secret', 'demo', 'pbx:1');
-    assert.equal(verifyRecordingLinkSignature('secret', 'demo', 'pbx:1', signature), true);
-    assert.equal(verifyRecordingLinkSignature('secret', 'demo', 'pbx:2', signature), false);
-    assert.equal(verifyRecordingLinkSignature('secret', 'other', 'pbx:1', signature), false);
+  it('recording links are signed per tenant, call and expiry, and expire', () => {
+    const now = 1_760_000_000;
+    const expires = now + 60;
+    const signature = recordingLinkSignature('link-secret', 'demo', 'pbx:1', expires);
+    const check = (overrides: Partial<Parameters<typeof verifyRecordingLink>[0]>) =>
+      verifyRecordingLink({ secrets: ['link-secret'], tenantId: 'demo', callId: 'pbx:1', expires: String(expires), signature, nowSeconds: now, ...overrides });
+    assert.deepEqual(check({}), { ok: true });
+    assert.deepEqual(check({ callId: 'pbx:2' }), { ok: false, reason: 'invalid_link' });
+    assert.deepEqual(check({ tenantId: 'other' }), { ok: false, reason: 'invalid_link' });
+    assert.deepEqual(check({ expires: String(expires + 3_600) }), { ok: false, reason: 'invalid_link' }, 'the expiry is signed');
+    assert.deepEqual(check({ secrets: ['webhook-secret'] }), { ok: false, reason: 'invalid_link' });
+    assert.deepEqual(check({ secrets: ['new-link-secret', 'link-secret'] }), { ok: true }, 'the old key verifies while it rotates');
+    assert.deepEqual(check({ expires: undefined }), { ok: false, reason: 'invalid_link' });
+    assert.deepEqual(check({ nowSeconds: expires + 1 }), { ok: false, reason: 'expired_link' });
+    const link = new URL(recordingLink('https://switchboard.example/', 'link-secret', 'demo', 'pbx:1', expires));
+    assert.equal(link.pathname, '/api/demo/calls/pbx%3A1/recording');
+    assert.equal(link.searchParams.get('expires'), String(expires));
+    assert.equal(link.searchParams.get('sig'), signature);
   });
 });

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
+import { loadConfig } from '../../config/load.js';
+import { temporalDataConverter } from '../../security/payload-codec.js';
 import { getWorkflowBundle } from '../harness/temporal.js';
 
 const historiesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
@@ -21,7 +23,9 @@ describe('workflow replay over recorded histories', () => {
       files.map(async (file) => ({ workflowId: file, history: historyFromJSON(JSON.parse(await readFile(path.join(historiesDir, file), 'utf8'))) })),
     );
     const failures: string[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
+    // With the payload codec, as production replays: the plain payloads recorded before it pass through.
+    const dataConverter = temporalDataConverter(loadConfig({}).temporal.payloadEncryption);
+    for await (const result of Worker.runReplayHistories({ workflowBundle, dataConverter }, histories)) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     assert.deepEqual(failures, []);
