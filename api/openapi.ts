@@ -81,7 +81,7 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const refusalDescriptions: Record<number, string> = {
   400: 'The request could not be read: `malformed_json`, `malformed_form`, `malformed_path` (a path segment that is not percent-encoded UTF-8), `invalid_call_id`, `invalid_lead_id`, `bad_request`',
   401: '`missing_signature`, `invalid_signature`, `invalid_timestamp`, `stale_timestamp`, `missing_token` or `invalid_token`',
-  403: '`forbidden_tenant`: the credential belongs to another tenant (or `verification_failed` for the WhatsApp handshake)',
+  403: '`forbidden_tenant`: the credential belongs to another tenant; `insufficient_role`: the operator\'s role is below what the route needs (viewer < operator < admin); `forbidden_origin`: a state-changing request signed in by the dashboard session came from another origin (or `verification_failed` for the WhatsApp handshake)',
   404: '`unknown_tenant`, `unknown_provider`, or the named call, recording or lead does not exist (`call_not_found`, `recording_not_found`, `lead_not_found`)',
   409: '`not_configured`: the tenant has no credentials for this provider',
   413: '`payload_too_large`',
@@ -258,7 +258,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: { summary: 'One call: journal row, events, enrichment, CRM links, outcome actions', security: operator, parameters: [tenantParam, callIdParam], responses: { 200: object('`{call, events, recording?}`'), ...errors(400, 401, 403, 404) } },
       },
       '/api/{tenant}/calls/{callId}/result': {
-        post: { summary: "The manager's call-result form (CRM widget)", description: noNul, security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The first 200 characters identify the form; a repeat is one event', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422), ...retryLater } },
+        post: { summary: "The manager's call-result form (CRM widget)", description: `Needs the operator role. \`submittedBy\` is the credential's operator, whatever the body says. ${noNul}`, security: operator, parameters: [tenantParam, callIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The first 200 characters identify the form; a repeat is one event', schema: { type: 'string' } }], requestBody: { required: true, ...json(ref('CallResult')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 403, 404, 413, 422), ...retryLater } },
       },
       '/api/{tenant}/calls/{callId}/recording': {
         get: {
@@ -293,7 +293,7 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/{tenant}/leads/{leadId}/actions': {
         post: {
           summary: 'Operator intervention (a Temporal update with a validator)',
-          description: noNul,
+          description: `Needs the operator role; the timeline names the credential's operator. ${noNul}`,
           security: operator,
           parameters: [tenantParam, leadIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The update id (first 200 characters): a repeat returns the first outcome', schema: { type: 'string' } }],
           requestBody: { required: true, ...json(ref('LeadAction')) },
