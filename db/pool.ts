@@ -42,17 +42,13 @@ function shareProcessPriority(pool: pg.Pool, databaseUrl: string): void {
   }
   if (niceness <= 0 || !localHosts.has(host)) return;
   pool.on('connect', (client) => {
-    client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid').then(
-      (result) => {
-        const pid = result.rows[0]?.pid;
-        try {
-          if (pid !== undefined) os.setPriority(pid, niceness);
-        } catch {
-          // not permitted: the backend stays at the server's priority
-        }
-      },
-      () => undefined,
-    );
+    // The server names its backend's pid at start-up (BackendKeyData); no query is needed.
+    const pid = (client as { processID?: number | null }).processID;
+    try {
+      if (typeof pid === 'number' && pid > 0) os.setPriority(pid, niceness);
+    } catch {
+      // not permitted: the backend stays at the server's priority
+    }
   });
 }
 
