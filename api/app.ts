@@ -9,6 +9,7 @@ import type { BacklogMonitor } from '../ingestion/backlog.js';
 import type { HandOff } from '../ingestion/intake.js';
 import type { LiveFeed } from './live-feed.js';
 import { methodNotAllowed } from './method-not-allowed.js';
+import { sendRejection } from './rejection-response.js';
 import { createApiMetrics } from './metrics.js';
 import type { ApiMetrics } from './metrics.js';
 import { createOpenApiRouter } from './openapi.js';
@@ -92,7 +93,7 @@ export function createApp(deps: ApiDeps): express.Express {
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
     if (res.headersSent) return;
     if (error instanceof Rejection) {
-      res.status(error.status).json({ error: error.reason, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) });
+      sendRejection(res, error);
       return;
     }
     const refusal = unreadableRequest(error);

@@ -3,7 +3,6 @@
  * tenant's configured bootstrap token) or a dashboard session that such a token signed in. Every
  * operator route learns the operator's name and role from here, never from the request body.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import type { AppConfig } from '../config/load.js';
 import { findOperatorSession, findOperatorToken, insertOperatorSession, recentLoginFailures, recordLoginFailure, revokeOperatorSession } from '../db/operators.js';
@@ -11,6 +10,7 @@ import type { OperatorRole } from '../db/operators.js';
 import type { Db } from '../db/pool.js';
 import { Rejection } from '../ingestion/rejections.js';
 import { newSessionId, operatorTokenHash, sessionIdPattern } from '../security/operator-tokens.js';
+import { safeEqual } from '../security/signatures.js';
 import { tenantOf } from './tenants.js';
 
 export interface Operator {
@@ -31,12 +31,6 @@ export interface AuthDeps {
 export const bootstrapOperatorName = 'admin (configuration)';
 
 const roleRank: Record<OperatorRole, number> = { viewer: 0, operator: 1, admin: 2 };
-
-const sameText = (a: string, b: string): boolean => {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-};
 
 export function bearerToken(header: string | undefined): string | undefined {
   const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
@@ -64,7 +58,7 @@ export function cookieValue(header: string | undefined, name: string): string | 
 /** The operator a bearer token stands for, of whichever tenant it belongs to. */
 async function operatorOfToken(deps: AuthDeps, token: string): Promise<Operator | undefined> {
   for (const [tenantId, tenant] of Object.entries(deps.config.tenants)) {
-    if (sameText(tenant.secrets.operatorToken, token)) return { tenantId, name: bootstrapOperatorName, role: 'admin', via: 'token' };
+    if (safeEqual(tenant.secrets.operatorToken, token)) return { tenantId, name: bootstrapOperatorName, role: 'admin', via: 'token' };
   }
   const row = await findOperatorToken(deps.db, operatorTokenHash(token));
   return row ? { tenantId: row.tenantId, name: row.name, role: row.role, via: 'token', tokenId: row.id } : undefined;
@@ -76,45 +70,40 @@ async function operatorOfSession(deps: AuthDeps, sessionId: string): Promise<Ope
   return row ? { tenantId: row.tenantId, name: row.operatorName, role: row.role, via: 'session' } : undefined;
 }
 
+type CredentialHeaders = { authorization?: string | undefined; cookie?: string | undefined };
+
+/** Whose credential this is (a bearer token first, else the session cookie), of whichever tenant. */
+async function identify(deps: AuthDeps, headers: CredentialHeaders): Promise<Operator> {
+  const token = bearerToken(headers.authorization);
+  const sessionId = token ? undefined : cookieValue(headers.cookie, sessionCookieName);
+  if (!token && sessionId === undefined) throw new Rejection('missing_token', 'an operator bearer token or a dashboard session (sign in at /dashboard) is required');
+  const operator = token ? await operatorOfToken(deps, token) : await operatorOfSession(deps, sessionId ?? '');
+  if (!operator) throw new Rejection('invalid_token', token ? 'the operator token is not valid' : 'the dashboard session has ended or is not valid');
+  return operator;
+}
+
+function requireRole(operator: Operator, minimumRole: OperatorRole): Operator {
+  if (roleRank[operator.role] < roleRank[minimumRole]) throw new Rejection('insufficient_role', `this needs the ${minimumRole} role; ${operator.name} is a ${operator.role}`);
+  return operator;
+}
+
 /**
  * The operator of this request, allowed on this tenant with at least `minimumRole`. A credential of
  * another tenant gets 403, never that tenant's data.
  */
-export async function authenticateOperator(
-  deps: AuthDeps,
-  tenantId: string,
-  headers: { authorization?: string | undefined; cookie?: string | undefined },
-  minimumRole: OperatorRole = 'viewer',
-): Promise<Operator> {
+export async function authenticateOperator(deps: AuthDeps, tenantId: string, headers: CredentialHeaders, minimumRole: OperatorRole = 'viewer'): Promise<Operator> {
   if (!tenantOf(deps.config, tenantId)) throw new Rejection('unknown_tenant', `no tenant "${tenantId.slice(0, 64)}"`);
-  const token = bearerToken(headers.authorization);
-  const sessionId = token ? undefined : cookieValue(headers.cookie, sessionCookieName);
-  if (!token && sessionId === undefined) throw new Rejection('missing_token', 'an operator bearer token is required');
-  const operator = token ? await operatorOfToken(deps, token) : await operatorOfSession(deps, sessionId ?? '');
-  if (!operator) {
-    throw token ? new Rejection('invalid_token', 'the operator token is not valid') : new Rejection('invalid_token', 'the dashboard session has ended or is not valid');
-  }
+  const operator = await identify(deps, headers);
   if (operator.tenantId !== tenantId) throw new Rejection('forbidden_tenant', 'this token may not access this tenant');
-  if (roleRank[operator.role] < roleRank[minimumRole]) throw new Rejection('insufficient_role', `this needs the ${minimumRole} role; ${operator.name} is a ${operator.role}`);
-  return operator;
+  return requireRole(operator, minimumRole);
 }
 
 /**
  * The operator of this request, of whichever tenant (the codec server: the Temporal namespace and its
  * keys are shared by every tenant), with at least `minimumRole`.
  */
-export async function authenticateAnyOperator(
-  deps: AuthDeps,
-  headers: { authorization?: string | undefined; cookie?: string | undefined },
-  minimumRole: OperatorRole = 'viewer',
-): Promise<Operator> {
-  const token = bearerToken(headers.authorization);
-  const sessionId = token ? undefined : cookieValue(headers.cookie, sessionCookieName);
-  if (!token && sessionId === undefined) throw new Rejection('missing_token', 'an operator bearer token or a dashboard session (sign in at /dashboard) is required');
-  const operator = token ? await operatorOfToken(deps, token) : await operatorOfSession(deps, sessionId ?? '');
-  if (!operator) throw new Rejection('invalid_token', token ? 'the operator token is not valid' : 'the dashboard session has ended or is not valid');
-  if (roleRank[operator.role] < roleRank[minimumRole]) throw new Rejection('insufficient_role', `this needs the ${minimumRole} role; ${operator.name} is a ${operator.role}`);
-  return operator;
+export async function authenticateAnyOperator(deps: AuthDeps, headers: CredentialHeaders, minimumRole: OperatorRole = 'viewer'): Promise<Operator> {
+  return requireRole(await identify(deps, headers), minimumRole);
 }
 
 const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

@@ -11,8 +11,6 @@ import { isTimeZone } from '../shared/vocabulary.js';
 export const storableTextPattern = /^[^\u0000]*$/;
 export const storableText = (max: number) => z.string().max(max).regex(storableTextPattern, 'must not contain U+0000');
 
-export { hasNul } from '../shared/storable.js';
-
 /** `<provider>:<provider call id>`: the providers' call ids are 1 to 200 characters, without control characters. */
 export const callIdParamSchema = z
   .string()

@@ -23,8 +23,7 @@ import { callProviderAdapters } from './providers/index.js';
 import { authenticateSwitchboardSignature } from './providers/pbx.js';
 import type { ProviderRequest } from './providers/types.js';
 import { authenticateWhatsApp, inboundText, parseWhatsAppWebhook, whatsappFailedEvent } from './providers/whatsapp-webhook.js';
-import { Rejection, fieldErrors } from './rejections.js';
-import { hasNul } from '../shared/storable.js';
+import { Rejection, fieldErrors, refuseUnstorable } from './rejections.js';
 
 export interface IngestDeps {
   config: AppConfig;
@@ -36,11 +35,6 @@ export interface IngestDeps {
 export interface IngestOptions {
   /** Replays an operator vouches for skip the signature check. */
   skipAuthentication?: boolean;
-}
-
-/** A string with U+0000 anywhere: PostgreSQL could store neither the event nor its journal rows. */
-function refuseUnstorable(value: unknown): void {
-  if (hasNul(value)) throw new Rejection('invalid_payload', 'strings must not contain U+0000', { fields: { '(body)': 'must not contain U+0000' } });
 }
 
 export async function ingestCallWebhook(

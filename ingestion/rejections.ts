@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import { insertRejectedEvent } from '../db/rejections.js';
+import { hasNul } from '../shared/storable.js';
 import type { Logger } from '../observability/logger.js';
 import { trimTenantRejections } from './storage-bounds.js';
 import type { StorageObserver } from './storage-bounds.js';
@@ -72,6 +73,11 @@ export const rejectionStatus: Record<RejectionReason, number> = {
   // Stored for inspection, yet answered 200: the sender did nothing wrong.
   unknown_recipient: 200,
 };
+
+/** A string with U+0000 anywhere: PostgreSQL could store neither the event nor its journal rows. */
+export function refuseUnstorable(value: unknown): void {
+  if (hasNul(value)) throw new Rejection('invalid_payload', 'strings must not contain U+0000', { fields: { '(body)': 'must not contain U+0000' } });
+}
 
 export class Rejection extends Error {
   override readonly name = 'Rejection';

@@ -8,7 +8,8 @@ export type SignatureCheck = { ok: true } | { ok: false; reason: SignatureFailur
 /** Replay protection window for X-Switchboard-Timestamp. */
 export const signatureToleranceSeconds = 300;
 
-function safeEqual(a: string, b: string): boolean {
+/** Compares two secrets in constant time (for equal lengths). */
+export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);

@@ -4,7 +4,7 @@
  * signed link we give the CRM's player.
  */
 import express, { Router } from 'express';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
 import { getCallDetail, listCalls } from '../../db/call-journal.js';
@@ -17,6 +17,7 @@ import { verifyRecordingLink } from '../../security/signatures.js';
 import { opaqueRecordingType, servableAudioType } from '../../shared/audio-types.js';
 import { callProviders, callStatuses, dispositionSchema } from '../../shared/calls.js';
 import { authenticateOperator, checkSameOrigin, requireOperator } from '../auth.js';
+import { sendRejection } from '../rejection-response.js';
 import type { HandOff } from '../../ingestion/intake.js';
 import { normalizePhone } from '../../shared/phone.js';
 import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
@@ -101,10 +102,6 @@ function instantFilter(iso: string, field: string): string {
 /** `400 invalid_call_id` unless the path names a call the way this API does. */
 function checkCallId(callId: string): void {
   if (!callIdParamSchema.safeParse(callId).success) throw new Rejection('invalid_call_id', 'callId must be <provider>:<provider call id>, e.g. pbx:abc123', { providers: callProviders });
-}
-
-function sendRejection(res: Response, rejection: Rejection): void {
-  res.status(rejection.status).json({ error: rejection.reason, message: rejection.message, ...(rejection.details !== undefined ? { details: rejection.details } : {}) });
 }
 
 /** Parses `bytes=a-b`, `bytes=a-`, `bytes=-n`; undefined = serve the whole file; 'unsatisfiable' → 416. */

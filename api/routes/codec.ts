@@ -14,6 +14,7 @@ import { Rejection } from '../../ingestion/rejections.js';
 import { PayloadDecryptionError, payloadCodecFor } from '../../security/payload-codec.js';
 import type { Db } from '../../db/pool.js';
 import { authenticateAnyOperator } from '../auth.js';
+import { sendRejection } from '../rejection-response.js';
 
 // Proto3 JSON bytes: standard base64, URL-safe accepted too.
 const base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64');
@@ -40,10 +41,6 @@ const toJson = (payload: Payload): JsonPayload => ({
   data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),
 });
 
-function send(res: Response, rejection: Rejection): void {
-  res.status(rejection.status).json({ error: rejection.reason, message: rejection.message, ...(rejection.details !== undefined ? { details: rejection.details } : {}) });
-}
-
 export function createCodecRouter(deps: { config: AppConfig; db: Db }): Router {
   const { config } = deps;
   const router = Router();
@@ -56,7 +53,7 @@ export function createCodecRouter(deps: { config: AppConfig; db: Db }): Router {
     res.vary('Origin');
     const origin = req.headers.origin;
     if (origin !== undefined) {
-      if (!allowedOrigins.has(origin)) return send(res, new Rejection('forbidden_origin', 'this origin may not call the codec server (api.codecAllowedOrigins)'));
+      if (!allowedOrigins.has(origin)) return sendRejection(res, new Rejection('forbidden_origin', 'this origin may not call the codec server (api.codecAllowedOrigins)'));
       res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' });
     }
     next();
@@ -83,13 +80,13 @@ export function createCodecRouter(deps: { config: AppConfig; db: Db }): Router {
     try {
       await authenticateAnyOperator(deps, req.headers, req.path.endsWith('/encode') ? 'operator' : 'viewer');
     } catch (error) {
-      if (error instanceof Rejection) return send(res, error);
+      if (error instanceof Rejection) return sendRejection(res, error);
       throw error;
     }
-    if (!req.is('application/json')) return send(res, new Rejection('unsupported_media_type', 'send Content-Type: application/json'));
+    if (!req.is('application/json')) return sendRejection(res, new Rejection('unsupported_media_type', 'send Content-Type: application/json'));
     const namespace = req.headers['x-namespace'];
     if (typeof namespace === 'string' && namespace !== config.temporal.namespace) {
-      return send(res, new Rejection('unknown_namespace', `this codec serves the namespace "${config.temporal.namespace}" only`));
+      return sendRejection(res, new Rejection('unknown_namespace', `this codec serves the namespace "${config.temporal.namespace}" only`));
     }
     next();
   };
@@ -98,14 +95,14 @@ export function createCodecRouter(deps: { config: AppConfig; db: Db }): Router {
     const parsed = codecPayloadsSchema.safeParse(req.body);
     if (!parsed.success) {
       const first = parsed.error.issues[0];
-      return send(res, new Rejection('invalid_payload', 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}', { field: first ? first.path.join('.') : '', issue: first?.message }));
+      return sendRejection(res, new Rejection('invalid_payload', 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}', { field: first ? first.path.join('.') : '', issue: first?.message }));
     }
     const payloads = parsed.data.payloads.map(fromJson);
     try {
       const result = direction === 'encode' ? await codec.encode(payloads) : await codec.decode(payloads);
       res.set('Cache-Control', 'no-store').json({ payloads: result.map(toJson) });
     } catch (error) {
-      if (error instanceof PayloadDecryptionError) return send(res, new Rejection('undecodable_payload', error.message));
+      if (error instanceof PayloadDecryptionError) return sendRejection(res, new Rejection('undecodable_payload', error.message));
       throw error;
     }
   };
@@ -119,9 +116,9 @@ export function createCodecRouter(deps: { config: AppConfig; db: Db }): Router {
   // Body-parser refusals as machine-readable reasons (with the CORS headers already set).
   const onBodyError: ErrorRequestHandler = (error: unknown, _req, res, next) => {
     const type = typeof error === 'object' && error !== null && 'type' in error ? error.type : undefined;
-    if (type === 'entity.too.large') return send(res, new Rejection('payload_too_large', `at most ${codecBodyLimit}`));
-    if (type === 'entity.parse.failed') return send(res, new Rejection('malformed_json', 'the body is not JSON'));
-    if (type === 'charset.unsupported' || type === 'encoding.unsupported') return send(res, new Rejection('unsupported_media_type', 'send UTF-8 JSON'));
+    if (type === 'entity.too.large') return sendRejection(res, new Rejection('payload_too_large', `at most ${codecBodyLimit}`));
+    if (type === 'entity.parse.failed') return sendRejection(res, new Rejection('malformed_json', 'the body is not JSON'));
+    if (type === 'charset.unsupported' || type === 'encoding.unsupported') return sendRejection(res, new Rejection('unsupported_media_type', 'send UTF-8 JSON'));
     next(error);
   };
   router.use(paths, onBodyError);

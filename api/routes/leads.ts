@@ -17,8 +17,9 @@ import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
 import { operatorOf, requireOperator } from '../auth.js';
-import { Rejection, fieldErrors } from '../../ingestion/rejections.js';
-import { hasNul, leadIdParamSchema, timeZoneNameSchema } from '../validation.js';
+import { sendRejection } from '../rejection-response.js';
+import { Rejection, fieldErrors, refuseUnstorable } from '../../ingestion/rejections.js';
+import { leadIdParamSchema, timeZoneNameSchema } from '../validation.js';
 
 export interface LeadsRouterDeps {
   config: AppConfig;
@@ -55,10 +56,6 @@ function toUpdate(action: LeadAction): { name: string; arg: Record<string, unkno
     mark_booked: 'markBooked',
   };
   return { name: names[kind], arg };
-}
-
-function send(res: Response, rejection: Rejection): void {
-  res.status(rejection.status).json({ error: rejection.reason, message: rejection.message, ...(rejection.details !== undefined ? { details: rejection.details } : {}) });
 }
 
 export function createLeadsRouter(deps: LeadsRouterDeps): Router {
@@ -99,9 +96,9 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
   });
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
-    if (hasNul(req.body)) return send(res, new Rejection('invalid_payload', 'strings must not contain U+0000', { fields: { '(body)': 'must not contain U+0000' } }));
+    refuseUnstorable(req.body);
     const parsed = leadActionSchema.safeParse(req.body);
-    if (!parsed.success) return send(res, new Rejection('invalid_payload', 'not a lead action', { fields: fieldErrors(parsed.error.issues) }));
+    if (!parsed.success) return sendRejection(res, new Rejection('invalid_payload', 'not a lead action', { fields: fieldErrors(parsed.error.issues) }));
     const { name, arg } = toUpdate(parsed.data);
     arg.operator = operatorOf(res).name;
     // A retried request with the same Idempotency-Key gets the first attempt's outcome.
