@@ -6,7 +6,7 @@ import { currentSecret } from '../security/secrets.js';
 import { recordingLink } from '../security/signatures.js';
 import type { CallDirection, CallEnrichment, CallResult, CrmEntity, CrmLinks, CrmSyncState, Disposition, EnrichmentState } from '../shared/calls.js';
 import { callOutside } from './failures.js';
-import { effectLeaseSeconds } from './lease.js';
+import { effectLeaseSeconds, whileHeartbeating } from './lease.js';
 
 export interface CrmDeps {
   db: Db;
@@ -99,10 +99,12 @@ export function createCrmActivities(deps: CrmDeps) {
       const crm = deps.crm(input.tenantId);
       if (!crm) return { state: 'skipped', enrichment: { previousInteractions: [], vip } };
       // A live call: its lookups go ahead of post-call logging and may use a short cache.
-      const contact = await callOutside(() => crm.findContactByPhone(input.customerPhone, { live: true }));
-      if (!contact) return { state: 'not_found', enrichment: { previousInteractions: [], vip } };
-      const details = await callOutside(() => crm.enrich(contact, { live: true }));
-      return { state: 'done', enrichment: { ...details, vip } };
+      return whileHeartbeating(async () => {
+        const contact = await callOutside(() => crm.findContactByPhone(input.customerPhone, { live: true }));
+        if (!contact) return { state: 'not_found', enrichment: { previousInteractions: [], vip } };
+        const details = await callOutside(() => crm.enrich(contact, { live: true }));
+        return { state: 'done', enrichment: { ...details, vip } };
+      });
     },
 
     /**
@@ -116,7 +118,7 @@ export function createCrmActivities(deps: CrmDeps) {
       const call = toCrmCall(input, input.customerPhone);
       const chosenEntity = input.result?.entity;
 
-      const outcome = await callOutside(() =>
+      const outcome = await whileHeartbeating(() => callOutside(() =>
         performOnce<CrmSyncOutcome>(db, {
           tenantId: input.tenantId,
           key: `crm:call:${input.callId}`,
@@ -157,7 +159,7 @@ export function createCrmActivities(deps: CrmDeps) {
             return { ...links, entity: chosenEntity ?? entity, noteId: logged.noteId };
           },
         }),
-      );
+      ));
       return outcome.result;
     },
 
@@ -169,7 +171,7 @@ export function createCrmActivities(deps: CrmDeps) {
       if (!input.customerPhone) return { skippedReason: 'caller_id_withheld' };
       const call = toCrmCall(input, input.customerPhone);
       const dueAt = new Date(Date.parse(input.startedAt) + tenant.crm.callbackDueMinutes * 60_000);
-      const outcome = await callOutside(() =>
+      const outcome = await whileHeartbeating(() => callOutside(() =>
         performOnce(db, {
           tenantId: input.tenantId,
           key: `crm:callback:${input.callId}`,
@@ -179,7 +181,7 @@ export function createCrmActivities(deps: CrmDeps) {
           lookup: () => crm.findCallbackTask(call, input.entity),
           perform: () => crm.createCallbackTask(call, input.entity, dueAt),
         }),
-      );
+      ));
       return outcome.result;
     },
   };

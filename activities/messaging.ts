@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { WhatsAppAdapter, OutgoingMessage } from '../adapters/whatsapp.js';
 import { WhatsAppSendError } from '../adapters/whatsapp.js';
-import { OutsideSystemError } from '../adapters/http.js';
+import { OutsideSystemError, RequestNotSentError } from '../adapters/http.js';
 import type { AppConfig } from '../config/load.js';
 import { performOnce } from '../db/effects.js';
 import { notifyInbox } from '../db/inbox.js';
@@ -12,7 +12,7 @@ import { commitToInbox } from '../ingestion/intake.js';
 import { leadDelivery } from '../ingestion/lead-delivery.js';
 import { whatsappFailedEvent } from '../ingestion/providers/whatsapp-webhook.js';
 import { callOutside } from './failures.js';
-import { effectLeaseSeconds } from './lease.js';
+import { effectLeaseSeconds, whileHeartbeating } from './lease.js';
 
 export interface SendWhatsAppInput {
   tenantId: string;
@@ -70,7 +70,7 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
       if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured' };
       if (await isSuppressed(deps.db, input.tenantId, input.to)) return { status: 'skipped', reason: 'opted out' };
       const { attempt, scheduledAtMs } = attemptInfo();
-      const outcome = await callOutside(async () => {
+      const outcome = await whileHeartbeating(() => callOutside(async () => {
         try {
           return await performOnce(deps.db, {
             tenantId: input.tenantId,
@@ -91,15 +91,15 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
               return { wamid, kind: input.message.type };
             },
             unknownOutcomeGraceSeconds: statusWebhookGraceSeconds,
-            // WhatsApp answered with a refusal (4xx): nothing was sent.
-            definiteFailure: (error) => error instanceof OutsideSystemError && error.status !== undefined && error.status < 500,
+            // WhatsApp answered with a refusal (4xx), or the request never left: nothing was sent.
+            definiteFailure: (error) => error instanceof RequestNotSentError || (error instanceof OutsideSystemError && error.status !== undefined && error.status < 500),
           });
         } catch (error) {
           if (!(error instanceof WhatsAppSendError)) throw error;
           await reportRefusal(input, error, scheduledAtMs);
           throw error.withBackoff(attempt);
         }
-      });
+      }));
       return { status: 'sent', wamid: outcome.result.wamid, kind: outcome.result.kind === 'text' ? 'text' : 'template' };
     },
   };

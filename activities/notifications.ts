@@ -6,7 +6,7 @@ import { performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
 import type { EmailTemplate, SlackTrigger } from '../shared/call-outcomes.js';
 import { callOutside } from './failures.js';
-import { effectLeaseSeconds } from './lease.js';
+import { effectLeaseSeconds, whileHeartbeating } from './lease.js';
 
 export interface SlackAlertInput {
   tenantId: string;
@@ -82,7 +82,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
     async sendSlackAlert(input: SlackAlertInput): Promise<NotificationOutcome> {
       const url = deps.slack(input.tenantId)?.[webhookFor[input.trigger]];
       if (!url) return { state: 'skipped', reason: 'no_webhook_configured' };
-      await callOutside(() =>
+      await whileHeartbeating(() => callOutside(() =>
         performOnce(deps.db, {
           tenantId: input.tenantId,
           key: `slack:${input.callId}:${input.trigger}`,
@@ -93,7 +93,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
             return { posted: true };
           },
         }),
-      );
+      ));
       return { state: 'done' };
     },
 
@@ -106,7 +106,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
       const company = deps.displayName(input.tenantId);
       const { subject, text } = followUpEmail(input, company, email.config.resourcesUrl);
       const messageId = `<${createHash('sha256').update(`${input.tenantId}:${input.callId}`).digest('hex').slice(0, 24)}@switchboard>`;
-      await callOutside(() =>
+      await whileHeartbeating(() => callOutside(() =>
         performOnce(deps.db, {
           tenantId: input.tenantId,
           key: `email:${input.callId}`,
@@ -121,7 +121,7 @@ export function createNotificationActivities(deps: NotificationDeps) {
               text,
             }),
         }),
-      );
+      ));
       return { state: 'done' };
     },
   };

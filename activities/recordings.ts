@@ -8,6 +8,7 @@ import { currentSecret } from '../security/secrets.js';
 import { recordingTypeToStore } from '../shared/audio-types.js';
 import type { CallProvider } from '../shared/calls.js';
 import { failureTypes } from './failures.js';
+import { whileHeartbeating } from './lease.js';
 
 export interface FetchRecordingInput {
   tenantId: string;
@@ -60,7 +61,7 @@ export function createRecordingActivities(deps: { db: Db; tenant: (tenantId: str
       const policy = recordingDownloadPolicy(deps.tenant(input.tenantId), input.provider);
       let downloaded: DownloadedRecording;
       try {
-        downloaded = await downloadRecording(input.url, policy);
+        downloaded = await whileHeartbeating(() => downloadRecording(input.url, policy));
       } catch (error) {
         // Messages name hosts and limits, never the URL's path or query (signed URLs carry tokens there) nor credentials.
         if (error instanceof RecordingDownloadRefused) throw ApplicationFailure.nonRetryable(`recording refused: ${error.message}`, recordingRefusedType, { reason: error.reason });
@@ -76,7 +77,8 @@ export function createRecordingActivities(deps: { db: Db; tenant: (tenantId: str
         const shown = declared.length <= 100 && /^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(declared) ? declared : 'a type';
         throw ApplicationFailure.nonRetryable(`recording refused: the host answered with ${shown}, not audio`, recordingRefusedType, { reason: 'not_audio' });
       }
-      await storeRecording(deps.db, { tenantId: input.tenantId, callId: input.callId, contentType, bytes: downloaded.bytes, sourceUrl: input.url });
+      // A large recording takes a while to write: heartbeats go on meanwhile.
+      await whileHeartbeating(() => storeRecording(deps.db, { tenantId: input.tenantId, callId: input.callId, contentType, bytes: downloaded.bytes, sourceUrl: input.url }));
       return { sizeBytes: downloaded.bytes.length, contentType };
     },
   };

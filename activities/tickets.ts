@@ -3,7 +3,7 @@ import { performOnce } from '../db/effects.js';
 import type { Db } from '../db/pool.js';
 import type { TicketDraft } from '../shared/call-outcomes.js';
 import { callOutside } from './failures.js';
-import { effectLeaseSeconds } from './lease.js';
+import { effectLeaseSeconds, whileHeartbeating } from './lease.js';
 
 export interface OpenTicketInput {
   tenantId: string;
@@ -21,7 +21,7 @@ export function createTicketActivities(deps: { db: Db; ticketing: (tenantId: str
       const ticketing = deps.ticketing(input.tenantId);
       if (!ticketing) return { state: 'skipped', reason: 'no_ticketing_configured' };
       const externalId = `switchboard:${input.tenantId}:${input.callId}`;
-      const outcome = await callOutside(() =>
+      const outcome = await whileHeartbeating(() => callOutside(() =>
         performOnce(deps.db, {
           tenantId: input.tenantId,
           key: `ticket:${input.callId}`,
@@ -39,7 +39,7 @@ export function createTicketActivities(deps: { db: Db; ticketing: (tenantId: str
               tags: ['switchboard', 'call', ...(input.draft.issueType ? [input.draft.issueType.toLowerCase().replace(/\s+/g, '-')] : [])],
             }),
         }),
-      );
+      ));
       return { state: 'done', id: outcome.result.id };
     },
   };

@@ -1,8 +1,12 @@
-/** Follow-up e-mail over SMTP (nodemailer). The Message-ID is derived from our effect key. */
+/**
+ * Follow-up e-mail over SMTP (nodemailer). The Message-ID is derived from our effect key. A send
+ * stops (its connection is closed) when the enclosing work is cancelled (`withCancellation`), and
+ * a server that stalls is given up on within a minute rather than nodemailer's ten.
+ */
 import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import type { EmailConfig } from '../config/schema.js';
-import { OutsideSystemError } from './http.js';
+import { currentCancellation, OutsideSystemError } from './http.js';
 
 export interface OutgoingEmail {
   messageId: string;
@@ -18,9 +22,13 @@ export interface Mailer {
 }
 
 export function createMailer(config: EmailConfig): Mailer {
-  const transport: Transporter = nodemailer.createTransport(config.smtpUrl, { from: config.from });
+  const transport: Transporter = nodemailer.createTransport(
+    { url: config.smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 60_000 },
+    { from: config.from },
+  );
   return {
     async send(email) {
+      const signal = currentCancellation();
       try {
         const info = (await transport.sendMail({
           from: config.from,
@@ -29,6 +37,7 @@ export function createMailer(config: EmailConfig): Mailer {
           subject: email.subject,
           text: email.text,
           messageId: email.messageId,
+          ...(signal ? { signal } : {}),
         })) as { messageId: string };
         return { messageId: info.messageId };
       } catch (error) {

@@ -3,7 +3,8 @@
  * not (server-side request forgery): only the tenant's allowed hosts; every address a name resolves
  * to is checked and the connection is pinned to those checked addresses (no DNS-rebinding window);
  * redirects are followed by hand, each hop checked again; credentials go only to their own host;
- * the body is cut off at a size cap whether or not Content-Length was sent.
+ * the body is cut off at a size cap whether or not Content-Length was sent. The download stops
+ * (the connection is closed) at its timeout or when the enclosing work is cancelled (`withCancellation`).
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
@@ -12,6 +13,7 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { classifyAddress, hostMatches } from '../security/network.js';
+import { currentCancellation, requestSignal } from './http.js';
 
 export interface RecordingDownloadPolicy {
   /** Host names (or `*.example.com`) a recording, and every redirect on its way, may come from. */
@@ -157,7 +159,10 @@ function failureFor(status: number, host: string): RecordingDownloadFailed {
   return new RecordingDownloadFailed(`recording host ${host} answered ${status}`, retryable, status);
 }
 
-const connectionProblem = (error: unknown): string => (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError') ? 'no answer in time' : 'connection failed');
+const connectionProblem = (error: unknown): string => {
+  if (currentCancellation()?.aborted) return 'cancelled';
+  return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError') ? 'no answer in time' : 'connection failed';
+};
 
 export async function downloadRecording(rawUrl: string, policy: RecordingDownloadPolicy): Promise<DownloadedRecording> {
   let url: URL;
@@ -166,7 +171,7 @@ export async function downloadRecording(rawUrl: string, policy: RecordingDownloa
   } catch {
     throw new RecordingDownloadRefused('invalid_url', 'the recording URL is not a URL');
   }
-  const signal = AbortSignal.timeout(policy.timeoutMs);
+  const signal = requestSignal(policy.timeoutMs);
   for (let hop = 0; ; hop++) {
     let addresses: CheckedAddress[];
     try {

@@ -4,10 +4,12 @@
  * so status webhooks can tell which step a message was.
  */
 import type { WhatsAppConfig } from '../config/schema.js';
+import type { Db } from '../db/pool.js';
 import { decideWhatsAppError, whatsappErrorTable, whatsappRetryDelayMs } from '../shared/whatsapp-errors.js';
 import type { WhatsAppErrorDecision } from '../shared/whatsapp-errors.js';
 import { OutsideSystemError } from './http.js';
 import { requestJson } from './http.js';
+import { RateBucket, RequestGate, slotsFrom } from './request-gate.js';
 
 // The error table lives in shared/ (the lead workflow decides webhook failures by it too); kept
 // reachable from here for callers of the adapter.
@@ -81,8 +83,18 @@ export interface WhatsAppAdapter {
   send(to: string, message: OutgoingMessage, callbackData: string): Promise<{ wamid: string }>;
 }
 
-export function createWhatsAppAdapter(config: WhatsAppConfig): WhatsAppAdapter {
-  const url = `${config.baseUrl.replace(/\/$/, '')}/${config.apiVersion}/${config.phoneNumberId}/messages`;
+export interface WhatsAppDeps {
+  /** PostgreSQL: the number's throughput budget, shared by every worker. Without it (a test driving the adapter alone) it is this process's own. */
+  db?: Db;
+}
+
+export function createWhatsAppAdapter(config: WhatsAppConfig, deps: WhatsAppDeps = {}): WhatsAppAdapter {
+  const base = config.baseUrl.replace(/\/$/, '');
+  const url = `${base}/${config.apiVersion}/${config.phoneNumberId}/messages`;
+  // Throughput is the number's (130429 past it), whichever tenant, worker or task queue sends.
+  // Slots spaced 1/rate apart let rate + 1 into a rolling second: pace one below the limit.
+  const perSecond = config.messagesPerSecond - 1;
+  const gate = new RequestGate('WhatsApp', slotsFrom(deps.db, [new RateBucket(`whatsapp:${base}/${config.phoneNumberId}`, perSecond)]), perSecond);
   return {
     async send(to, message, callbackData) {
       const body = {
@@ -104,6 +116,7 @@ export function createWhatsAppAdapter(config: WhatsAppConfig): WhatsAppAdapter {
         biz_opaque_callback_data: callbackData,
       };
       try {
+        await gate.take();
         const response = await requestJson<{ messages?: Array<{ id: string }> }>({
           system: 'WhatsApp',
           method: 'POST',

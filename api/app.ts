@@ -77,7 +77,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(createOpenApiRouter());
   // The Temporal Web UI's codec server (CORS for the UI's origins, operator credential required).
   app.use(createCodecRouter({ config: deps.config, db: deps.db }));
-  app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace }, backlog: deps.backlog, limits: { maxEvents: deps.config.env.INGEST_MAX_BACKLOG_EVENTS, maxAgeSeconds: deps.config.env.INGEST_MAX_BACKLOG_AGE_SECONDS } }));
+  app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace }, backlog: deps.backlog, limits: { maxEvents: deps.config.env.INGEST_MAX_BACKLOG_EVENTS, maxAgeSeconds: deps.config.env.INGEST_MAX_BACKLOG_AGE_SECONDS }, ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}) }));
   // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
   app.use(createLeadWebhookRouter({ ...deps, rejections }));
   app.use(createWebhookRouter({ ...deps, rejections }));

@@ -2,11 +2,13 @@
  * One LISTEN connection per API process, fanned out to every dashboard stream of a tenant. Each
  * change gets an id `<process>-<seq>`; a client reconnecting with Last-Event-ID gets the changes it
  * missed from a short ring buffer (or, from another process or after a gap, a fresh snapshot).
+ * The connection is db/listen.ts's: it reconnects for as long as the process runs.
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { changesChannel } from '../db/changes.js';
 import type { ChangeNotice } from '../db/changes.js';
+import { listenForever } from '../db/listen.js';
+import type { ListenState } from '../db/listen.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface LiveChange extends ChangeNotice {
@@ -24,31 +26,41 @@ export interface LiveFeed {
   lastEventId(): string;
   /** Open subscriptions (dashboard streams) across tenants. */
   subscribers(): number;
+  /** The LISTEN connection's state, for readiness: while it is down, streams miss changes. */
+  state(): ListenState;
   stop(): Promise<void>;
 }
 
 const bufferSize = 2_000;
 
+/**
+ * Resolves once the first connection attempt has settled: listening, or (the database is away)
+ * retrying in the background, so the API still starts and /readyz names the outage.
+ */
 export async function startLiveFeed(options: { databaseUrl: string; logger: Logger }): Promise<LiveFeed> {
   const processId = randomUUID().slice(0, 8);
   let seq = 0;
   const buffer: Array<LiveChange & { seq: number }> = [];
   const listeners = new Map<string, Set<LiveListener>>();
-  let client: pg.Client | undefined;
-  let stopped = false;
-  let retry: NodeJS.Timeout | undefined;
 
   const broadcast = (tenant: string, change: Parameters<LiveListener>[0]): void => {
     for (const listener of listeners.get(tenant) ?? []) listener(change);
   };
 
-  const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: options.databaseUrl, application_name: 'switchboard-live-feed' });
-    next.on('notification', (message) => {
-      if (message.channel !== changesChannel || !message.payload) return;
+  const listening = listenForever({
+    databaseUrl: options.databaseUrl,
+    channel: changesChannel,
+    applicationName: 'switchboard-live-feed',
+    logger: options.logger,
+    onNotify: (payload) => {
+      if (payload === undefined) {
+        // Listening (again): changes during a gap are lost to this feed, so every stream refreshes its snapshot.
+        for (const tenant of listeners.keys()) broadcast(tenant, { kind: 'resync' });
+        return;
+      }
       let notice: ChangeNotice;
       try {
-        notice = JSON.parse(message.payload) as ChangeNotice;
+        notice = JSON.parse(payload) as ChangeNotice;
       } catch {
         return;
       }
@@ -57,26 +69,9 @@ export async function startLiveFeed(options: { databaseUrl: string; logger: Logg
       buffer.push(change);
       if (buffer.length > bufferSize) buffer.shift();
       broadcast(notice.tenant, change);
-    });
-    const reconnect = (): void => {
-      if (stopped || client !== next) return;
-      client = undefined;
-      next.removeAllListeners('notification');
-      next.end().catch(() => undefined);
-      // Changes during the gap are lost to this feed: every stream refreshes its snapshot.
-      for (const tenant of listeners.keys()) broadcast(tenant, { kind: 'resync' });
-      retry = setTimeout(() => void connect().catch(() => reconnect()), 1_000);
-    };
-    next.on('error', (error) => {
-      options.logger.warn({ err: error }, 'live feed lost its database connection; reconnecting');
-      reconnect();
-    });
-    next.on('end', reconnect);
-    await next.connect();
-    await next.query(`LISTEN ${changesChannel}`);
-    client = next;
-  };
-  await connect();
+    },
+  });
+  await listening.firstAttempt;
 
   return {
     subscribe(tenant, listener) {
@@ -97,12 +92,11 @@ export async function startLiveFeed(options: { databaseUrl: string; logger: Logg
     },
     lastEventId: () => `${processId}-${seq}`,
     subscribers: () => [...listeners.values()].reduce((sum, set) => sum + set.size, 0),
+    state: () => listening.state(),
     async stop() {
-      stopped = true;
-      if (retry) clearTimeout(retry);
       for (const tenant of [...listeners.keys()]) broadcast(tenant, { kind: 'closing' });
       listeners.clear();
-      await client?.end().catch(() => undefined);
+      await listening.stop();
     },
   };
 }

@@ -46,9 +46,22 @@ export const acceptedResponseSchema = z.object({
   via: z.enum(['inbox', 'temporal']).describe('`inbox`: committed to PostgreSQL, forwarded to Temporal in the background; `temporal`: PostgreSQL was slow, so it went to Temporal directly'),
   duplicates: z.number().int().describe('Events of this delivery already waiting in the inbox (a repeated delivery)'),
 });
+const readinessCheckSchema = z.looseObject({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() });
+const liveFeedCheckSchema = z.object({
+  ok: z.boolean(),
+  latencyMs: z.number(),
+  state: z.enum(['connected', 'reconnecting']),
+  since: z.iso.datetime().describe('When the connection was made, or lost'),
+  failedAttempts: z.number().int().min(0).optional().describe('Reconnection attempts that failed since then'),
+  lastError: z.string().optional().describe('The last failure\'s kind: a PostgreSQL SQLSTATE (57P01: terminated by the server), a socket code (ECONNREFUSED), or connection_ended'),
+  error: z.string().optional(),
+});
 const readinessSchema = z.object({
-  status: z.enum(['ready', 'degraded', 'not_ready']).describe('`degraded`: events are accepted, but one store is down or forwarding is behind (see `checks.inbox`)'),
-  checks: z.record(z.string(), z.looseObject({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() })),
+  status: z.enum(['ready', 'degraded', 'not_ready']).describe('`degraded`: events are accepted, but one store is down, forwarding is behind (see `checks.inbox`), or the dashboards\' live feed is reconnecting (`checks.liveFeed`)'),
+  checks: z
+    .object({ liveFeed: liveFeedCheckSchema.optional().describe('The dashboards\' LISTEN connection (API processes that serve them); it reconnects on its own with backoff') })
+    .catchall(readinessCheckSchema)
+    .describe('temporal, postgres, migrations, inbox, and liveFeed'),
 });
 const whatsappProcessedSchema = z.object({
   status: z.literal('ok'),
@@ -223,7 +236,7 @@ export function openApiDocument(): Record<string, unknown> {
       ),
       '/healthz': { get: { summary: 'Liveness', responses: { 200: object('The process is alive') } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: object('OpenAPI 3.1') } } },
-      '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations, inbox backlog', responses: { 200: { description: 'Ready, or degraded but accepting events', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
+      '/readyz': { get: { summary: 'Readiness: Temporal, PostgreSQL, migrations, inbox backlog, live feed', responses: { 200: { description: 'Ready, or degraded but accepting events', ...json(ref('Readiness')) }, 503: { description: 'Not ready', ...json(ref('Readiness')) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
       '/webhooks/{tenant}/pbx': {
         post: { summary: 'PBX call event', security: signed, parameters: [tenantParam], requestBody: { required: true, ...json(ref('PbxEvent')) }, responses: { 202: { description: 'Accepted', ...json(ref('Accepted')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },

@@ -199,6 +199,8 @@ export const whatsappConfigSchema = z.object({
   wabaId: nonEmpty,
   /** System-user access token for the Cloud API. */
   token: nonEmpty,
+  /** The number's throughput limit (Meta: 80 messages per second by default, up to 1,000 once raised); every worker keeps under it together. */
+  messagesPerSecond: z.number().int().min(2).max(1000).default(80),
   /** Echoed by Meta's webhook verification handshake (GET hub.verify_token). */
   verifyToken: nonEmpty.optional(),
 });
@@ -417,6 +419,28 @@ export const configFileSchema = z.object({
 });
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
+/** An optional URL setting where an empty value (`NAME=` in a compose file) means unset. */
+const optionalHttpUrl = z.preprocess((value) => (value === '' ? undefined : value), httpUrl.optional());
+
+/**
+ * Tracing (observability/tracing.ts), under the standard OpenTelemetry names. Off unless an OTLP
+ * endpoint is set: then spans go there over OTLP/HTTP (JSON). The exporter itself also reads
+ * OTEL_EXPORTER_OTLP_HEADERS (a collector's credentials) and OTEL_EXPORTER_OTLP_TIMEOUT.
+ */
+export const tracingEnvSchema = z.object({
+  /** The collector's base URL, e.g. http://otel-collector:4318: spans are sent to <url>/v1/traces. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
+  /** The traces URL in full; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalHttpUrl,
+  /** `true`: no tracing, even with an endpoint set. */
+  OTEL_SDK_DISABLED: z.preprocess((value) => (value === '' ? undefined : value), z.enum(['true', 'false']).optional()),
+  /** Share of new traces kept, 0 to 1 (a webhook's trace is kept or dropped whole, downstream processes follow its choice). */
+  OTEL_TRACES_SAMPLER_ARG: z.preprocess((value) => (value === '' ? undefined : value), z.coerce.number().min(0).max(1).default(1)),
+  /** Overrides the service name each process reports (switchboard-api, switchboard-forwarder, switchboard-worker). */
+  OTEL_SERVICE_NAME: z.preprocess((value) => (value === '' ? undefined : value), nonEmpty.optional()),
+});
+export type TracingEnv = z.infer<typeof tracingEnvSchema>;
+
 /** Environment variables Switchboard reads itself (Temporal's own are read by @temporalio/envconfig). */
 export const envSchema = z.object({
   SWITCHBOARD_CONFIG: nonEmpty.optional(),
@@ -425,6 +449,8 @@ export const envSchema = z.object({
   API_PORT: port.optional(),
   PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (readable lines) or `json` (one object per line); unset: pretty when stdout is a terminal, else JSON. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().positive().default(10),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().nonnegative().default(500),
   /** How long a webhook waits for its inbox commit before handing the event to Temporal directly. */
@@ -447,6 +473,7 @@ export const envSchema = z.object({
   WORKER_METRICS_ADDRESS: z.string().regex(/^$|^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464').default('127.0.0.1:9464'),
   /** Overrides `demo.enabled` in the config file. */
   SWITCHBOARD_DEMO: z.enum(['0', '1', 'true', 'false']).optional(),
+  ...tracingEnvSchema.shape,
 });
 export type SwitchboardEnv = z.infer<typeof envSchema>;
 

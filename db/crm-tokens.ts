@@ -193,38 +193,3 @@ async function persistRotated(db: Db, scope: TokenScope, previousVersion: number
 export async function recordTokenError(db: Db, scope: Pick<TokenScope, 'tenantId' | 'crm'>, message: string): Promise<void> {
   await db.query('UPDATE crm_tokens SET last_error = $3, updated_at = now() WHERE tenant_id = $1 AND crm = $2', [scope.tenantId, scope.crm, message.slice(0, 500)]);
 }
-
-export interface BucketTake {
-  bucket: string;
-  perSecond: number;
-  /** Requests that may go at once after a quiet period. */
-  burst: number;
-  /** How many slots may be reserved ahead (the queue this caller may join), in requests. */
-  maxQueued: number;
-}
-
-/**
- * Takes one request slot from a bucket every process shares: refills by elapsed time (capped at
- * `burst`) and reserves the next slot in one UPDATE, so concurrent takes serialize on the row.
- * Answers how long to wait before sending, or, when `maxQueued` slots are already reserved, how
- * long until there would be room (nothing is reserved then).
- */
-export async function takeBucketSlot(db: Db, take: BucketTake): Promise<{ waitMs: number } | { fullForMs: number }> {
-  const refilled = `LEAST($2::float8, tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - refilled_at))::float8 * $3::float8)`;
-  const params = [take.bucket, take.burst, take.perSecond, take.maxQueued];
-  for (let tries = 0; tries < 2; tries++) {
-    const taken = await db.query<{ tokens: number }>(
-      `UPDATE crm_rate_buckets SET tokens = ${refilled} - 1, refilled_at = clock_timestamp()
-        WHERE bucket = $1 AND ${refilled} - 1 >= -$4::float8
-        RETURNING tokens`,
-      params,
-    );
-    const slot = taken.rows[0];
-    if (slot) return { waitMs: slot.tokens >= 0 ? 0 : Math.ceil((-slot.tokens / take.perSecond) * 1000) };
-    const current = await db.query<{ available: number }>(`SELECT ${refilled} AS available FROM crm_rate_buckets WHERE bucket = $1`, params.slice(0, 3));
-    const row = current.rows[0];
-    if (row) return { fullForMs: Math.max(1, Math.ceil(((-take.maxQueued + 1 - row.available) / take.perSecond) * 1000)) };
-    await db.query('INSERT INTO crm_rate_buckets (bucket, tokens) VALUES ($1, $2) ON CONFLICT (bucket) DO NOTHING', [take.bucket, take.burst]);
-  }
-  throw new Error(`rate bucket ${take.bucket} could not be created`);
-}

@@ -2,14 +2,18 @@
  * Exactly-once effects on outside systems that have no idempotency keys of their own (Kommo,
  * helpdesks, WhatsApp). Protocol per effect key:
  *   1. the key's row exists (inserted once, unique per tenant and key);
- *   2. an attempt claims it for a lease and counts itself (one UPDATE, committed before any
- *      outside call); a key that is done returns the stored result; a key another live attempt
- *      holds is "busy" and retried later;
+ *   2. an attempt claims it for a lease, counts itself and takes the next claim token (one UPDATE,
+ *      committed before any outside call); a key that is done returns the stored result; a key
+ *      another live attempt holds is "busy" and retried later;
  *   3. if an earlier attempt claimed it and never finished, the outcome is unknown: ask the
  *      outside system (`lookup`) and adopt what it has instead of sending again;
  *   4. perform, store the result, release.
  * No database connection is held during the outside call, and a crash at any point leaves
  * either no effect or one the next attempt finds.
+ *
+ * Fencing: an attempt that stalls past its lease (a hung request, a paused process) may find a
+ * newer attempt holding the key. The claim token keeps the stale one from clearing that claim,
+ * from starting to act, and from overwriting a stored result; a done row is never changed again.
  */
 import type { Db } from './pool.js';
 
@@ -50,6 +54,13 @@ export class EffectBusyError extends Error {
   }
 }
 
+interface Row<T> {
+  state: string;
+  result: T;
+}
+
+const settled = (state: string | undefined): boolean => state === 'done' || state === 'skipped';
+
 export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<OnceOutcome<T>> {
   const { tenantId, key, kind } = options;
   await db.query(
@@ -57,64 +68,101 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
      ON CONFLICT (tenant_id, effect_key) DO NOTHING`,
     [tenantId, key, kind],
   );
-  const claimed = await db.query<{ attempts: number; attempted_at: Date | null }>(
+  const claimed = await db.query<{ attempts: number; attempted_at: Date | null; claim_token: number }>(
     `UPDATE external_effects
-        SET claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1, updated_at = now()
+        SET claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1, claim_token = claim_token + 1, updated_at = now()
       WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-      RETURNING attempts, attempted_at`,
+      RETURNING attempts, attempted_at, claim_token`,
     [tenantId, key, options.leaseSeconds ?? 120],
   );
   const claim = claimed.rows[0];
+  const current = async (): Promise<Row<T> | undefined> =>
+    (await db.query<Row<T>>('SELECT state, result FROM external_effects WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key])).rows[0];
   if (!claim) {
-    const current = await db.query<{ state: string; result: T }>('SELECT state, result FROM external_effects WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key]);
-    const row = current.rows[0];
-    if (row && (row.state === 'done' || row.state === 'skipped')) return { result: row.result, via: 'already_done' };
+    const row = await current();
+    if (row && settled(row.state)) return { result: row.result, via: 'already_done' };
     throw new EffectBusyError(key);
   }
-  /** Gives the key back; `performed: false` means this attempt provably did not act. */
+  const token = claim.claim_token;
+
+  /** Gives the key back, if this attempt still holds it; `performed: false` means this attempt provably did not act. */
   const release = async (error: unknown, performed: boolean): Promise<void> => {
     await db
       .query(
         `UPDATE external_effects SET claimed_until = NULL, attempts = attempts - $4, last_error = $3, updated_at = now()
-          WHERE tenant_id = $1 AND effect_key = $2`,
-        [tenantId, key, String((error as Error).message ?? error).slice(0, 500), performed ? 0 : 1],
+          WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND claim_token = $5`,
+        [tenantId, key, String((error as Error).message ?? error).slice(0, 500), performed ? 0 : 1, token],
       )
       .catch(() => undefined);
   };
+
+  /**
+   * Stores an effect that is known to have happened. Normally this attempt still holds the key.
+   * One that lost it still records its effect while the row is pending: the effect is a fact, and
+   * the attempt holding the key then finds the row done (before it acts, or when it stores its
+   * own) instead of acting a second time. A row already done keeps the result it has.
+   */
+  const record = async (result: T, via: OnceOutcome<T>['via']): Promise<OnceOutcome<T>> => {
+    const value = JSON.stringify(result ?? {});
+    const done = `UPDATE external_effects SET state = 'done', result = $3, claimed_until = NULL, last_error = NULL, updated_at = now()
+                   WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending'`;
+    const ours = await db.query(`${done} AND claim_token = $4`, [tenantId, key, value, token]);
+    if (ours.rowCount === 1) return { result, via };
+    const adopted = await db.query(done, [tenantId, key, value]);
+    if (adopted.rowCount === 1) return { result, via };
+    const row = await current();
+    if (row && settled(row.state)) return { result: row.result, via: 'already_done' };
+    throw new EffectBusyError(key, undefined, `the ledger row of ${key} is ${row?.state ?? 'gone'}; this attempt's result was not stored`);
+  };
+
+  /** Stores a known effect; if storing fails, the key is given back still counting this attempt, so the next one looks the effect up. */
+  const recordOrRelease = async (result: T, via: OnceOutcome<T>['via']): Promise<OnceOutcome<T>> => {
+    try {
+      return await record(result, via);
+    } catch (error) {
+      await release(error, true);
+      throw error;
+    }
+  };
+
+  let found: T | undefined;
   try {
     if (claim.attempts > 1 && options.lookup) {
-      const found = await options.lookup();
-      if (found !== undefined) {
-        await markDone(db, tenantId, key, found);
-        return { result: found, via: 'recovered' };
-      }
+      found = await options.lookup();
       const graceMs = (options.unknownOutcomeGraceSeconds ?? 0) * 1000;
       const sinceLastAttempt = claim.attempted_at ? Date.now() - claim.attempted_at.getTime() : Number.POSITIVE_INFINITY;
-      if (sinceLastAttempt < graceMs) {
+      if (found === undefined && sinceLastAttempt < graceMs) {
         const pending = new EffectBusyError(key, graceMs - sinceLastAttempt, `the outcome of an earlier attempt at ${key} is not known yet`);
         await release(pending, false);
         throw pending;
       }
     }
-    await db.query('UPDATE external_effects SET attempted_at = now() WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key]);
+    if (found === undefined) {
+      // The last check before acting: this attempt still holds the key, within its lease.
+      const holding = await db.query(
+        `UPDATE external_effects SET attempted_at = now()
+          WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND claim_token = $3 AND claimed_until > now()`,
+        [tenantId, key, token],
+      );
+      if (holding.rowCount !== 1) {
+        const row = await current();
+        if (row && settled(row.state)) return { result: row.result, via: 'already_done' };
+        const expired = new EffectBusyError(key, undefined, `this attempt's claim on ${key} ran out before it acted`);
+        await release(expired, false);
+        throw expired;
+      }
+    }
   } catch (error) {
     if (!(error instanceof EffectBusyError)) await release(error, false);
     throw error;
   }
+  if (found !== undefined) return recordOrRelease(found, 'recovered');
+  let result: T;
   try {
-    const result = await options.perform();
-    await markDone(db, tenantId, key, result);
-    return { result, via: 'performed' };
+    result = await options.perform();
   } catch (error) {
     await release(error, !(options.definiteFailure?.(error) ?? false));
     throw error;
   }
-}
-
-async function markDone(db: Db, tenantId: string, key: string, result: unknown): Promise<void> {
-  await db.query(
-    `UPDATE external_effects SET state = 'done', result = $3, claimed_until = NULL, last_error = NULL, updated_at = now()
-      WHERE tenant_id = $1 AND effect_key = $2`,
-    [tenantId, key, JSON.stringify(result ?? {})],
-  );
+  return recordOrRelease(result, 'performed');
 }

@@ -15,6 +15,8 @@ import { isProcessAlive, spawnManaged, waitForProcessExit, waitUntil } from '../
 export interface RunningPostgres {
   url: string;
   pid: number | undefined;
+  /** Resolves with the exit code (or signal name) once the server has exited. */
+  exited: Promise<number | string>;
   stop(): Promise<void>;
 }
 
@@ -146,6 +148,7 @@ export async function startEmbeddedPostgres(
   return {
     url: `postgres://${user}:${password}@127.0.0.1:${settings.port}/${encodeURIComponent(settings.database)}`,
     pid: server.child.pid,
+    exited: server.exited,
     // SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
     stop: () => server.stop(15_000, 'SIGINT'),
   };

@@ -20,6 +20,7 @@ import type { Listening } from '../db/listen.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import { scrubText } from '../observability/logger.js';
+import { traceForward } from '../observability/trace-context.js';
 import { coalesce } from './coalesce.js';
 import { describeForwardError, isRefusal, signalWithStart } from './handoff.js';
 import type { WorkflowDelivery } from './handoff.js';
@@ -93,7 +94,14 @@ export function startForwarder(options: ForwarderOptions): Forwarder {
     const first = rows[0];
     if (!first) return;
     const delivery: WorkflowDelivery = { ...first.payload, events: rows.flatMap((row) => row.payload.events) };
-    await options.connection.withDeadline(Date.now() + forwardTimeoutMs, () => signalWithStart(options.temporal, delivery));
+    // In the trace of the webhook that brought the head event (linked to the others'), so the
+    // signalWithStart, the workflow and its activities continue it.
+    await traceForward(
+      `forward ${delivery.workflowType}`,
+      rows.map((row) => row.payload.traceContext),
+      { 'switchboard.source': delivery.source, 'switchboard.events': delivery.events.length, 'switchboard.inbox.waited_ms': Math.max(0, Date.now() - first.receivedAt.getTime()) },
+      () => options.connection.withDeadline(Date.now() + forwardTimeoutMs, () => signalWithStart(options.temporal, delivery)),
+    );
     await deleteForwarded(rows.map((row) => row.id));
     const now = Date.now();
     options.observer?.forwarded(

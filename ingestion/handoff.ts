@@ -7,6 +7,8 @@ import { ServiceError, WorkflowExecutionAlreadyStartedError, isGrpcServiceError 
 import type { Client } from '@temporalio/client';
 import { ValueError } from '@temporalio/common';
 import type { SearchAttributePair } from '@temporalio/common';
+import { currentTraceCarrier } from '../observability/trace-context.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 import { searchAttributes } from '../shared/search-attributes.js';
 
 type KnownAttribute = keyof typeof searchAttributes;
@@ -26,6 +28,8 @@ export interface WorkflowDelivery {
   searchAttributes: Partial<Record<KnownAttribute, string>>;
   staticSummary?: string;
   staticDetails?: string;
+  /** The trace of the request that accepted it (W3C traceparent), so the forwarder's signal continues it; only while tracing is on. */
+  traceContext?: TraceCarrier;
 }
 
 function typedAttributes(values: WorkflowDelivery['searchAttributes']): SearchAttributePair[] {
@@ -60,9 +64,10 @@ async function signalWithStartOnce(temporal: Client, delivery: WorkflowDelivery)
   return handle.signaledRunId;
 }
 
-/** One delivery per event, as the inbox keeps them. */
+/** One delivery per event, as the inbox keeps them, each with the trace it was accepted in. */
 export function perEvent(delivery: WorkflowDelivery): WorkflowDelivery[] {
-  return delivery.events.map((event) => ({ ...delivery, events: [event] }));
+  const traceContext = currentTraceCarrier();
+  return delivery.events.map((event) => ({ ...delivery, events: [event], ...(traceContext ? { traceContext } : {}) }));
 }
 
 /** gRPC status INVALID_ARGUMENT: what Temporal answers for a malformed or oversized request. */

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -45,14 +46,29 @@ export interface ManagedProcess {
   stop(graceMs: number, signal?: NodeJS.Signals): Promise<void>;
 }
 
+let niceProgramWorks: boolean | undefined;
+
+/**
+ * A lower priority from the first instruction on, through `nice -n`: every thread the child ever
+ * creates inherits it. Renicing a running child reaches only its main thread on Linux, and the
+ * threads it already started (the Temporal server's Go threads, V8's workers) would stay at 0.
+ */
+function withNiceness(command: string, args: string[], niceness: number): [string, string[]] {
+  if (niceness <= 0 || process.platform === 'win32') return [command, args];
+  niceProgramWorks ??= spawnSync('nice', ['-n', '1', 'true']).status === 0;
+  return niceProgramWorks ? ['nice', ['-n', String(niceness), command, ...args]] : [command, args];
+}
+
 export function spawnManaged(
   name: string,
   command: string,
   args: string[],
-  options: SpawnOptions & { onOutput?: (line: string) => void; parentDeathSignal?: 'TERM' | 'INT' } = {},
+  options: SpawnOptions & { onOutput?: (line: string) => void; parentDeathSignal?: 'TERM' | 'INT'; niceness?: number } = {},
 ): ManagedProcess {
-  const { onOutput, parentDeathSignal = 'TERM', ...spawnOptions } = options;
-  const [file, finalArgs] = withParentDeathSignal(command, args, parentDeathSignal);
+  const { onOutput, parentDeathSignal = 'TERM', niceness = 0, ...spawnOptions } = options;
+  const [file, finalArgs] = withParentDeathSignal(...withNiceness(command, args, niceness), parentDeathSignal);
+  // Where `nice` is missing, renice the running child's threads instead (see setNiceness).
+  const reniceAfterSpawn = niceness > 0 && niceProgramWorks === false;
   const child = spawn(file, finalArgs, {
     // Own process group: a terminal's Ctrl-C reaches only the launcher, which then stops
     // everything in order (API, workers, Temporal, PostgreSQL).
@@ -88,7 +104,9 @@ export function spawnManaged(
       await exited;
     }
   };
-  return { name, child, exited, stop };
+  const managed = { name, child, exited, stop };
+  if (reniceAfterSpawn) setNiceness(managed, niceness);
+  return managed;
 }
 
 /** Resolves once a TCP connection to host:port succeeds. */
@@ -127,12 +145,25 @@ export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number
  */
 export const processPriorities = { api: 0, forwarder: 5, temporal: 5, worker: 10, demo: 10 } as const;
 
-/** Lowers a child's priority (raising it would need root); a refusal only costs latency, never correctness. */
+/**
+ * Lowers a running child's priority, thread by thread where /proc lists them (raising it would need
+ * root). Threads the child starts later from a thread still at 0 are missed: prefer the
+ * `niceness` option of spawnManaged. A refusal only costs latency, never correctness.
+ */
 export function setNiceness(child: ManagedProcess, niceness: number): void {
-  if (child.child.pid === undefined || niceness === 0) return;
+  const pid = child.child.pid;
+  if (pid === undefined || niceness === 0) return;
+  let threads: number[] = [pid];
   try {
-    os.setPriority(child.child.pid, niceness);
+    threads = readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => Number.isInteger(tid));
   } catch {
-    // not permitted here (e.g. a container without CAP_SYS_NICE): run at the default priority
+    // no /proc (macOS): the process's priority is the one call there is
+  }
+  for (const tid of threads) {
+    try {
+      os.setPriority(tid, niceness);
+    } catch {
+      // not permitted here (e.g. a container without CAP_SYS_NICE), or the thread is gone
+    }
   }
 }

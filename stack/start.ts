@@ -1,15 +1,17 @@
 /**
  * `npm start`: PostgreSQL, the Temporal dev server with its Web UI, the worker, the forwarder and
- * the API on one machine, then the URLs. Ctrl-C or SIGTERM stops everything in order and leaves nothing
+ * the API on one machine, then the URLs. A process that crashes is restarted with backoff; only a
+ * crash loop stops the stack. Ctrl-C or SIGTERM stops everything in order and leaves nothing
  * running. Each piece can also run alone (npm run api / npm run worker) against an external
  * Temporal and PostgreSQL.
  */
 import { loadConfigOrExit, repoRoot } from '../config/load.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { exitWithError, prepareDatabase } from './lifecycle.js';
-import { processPriorities, setNiceness, spawnManaged, waitUntil } from './processes.js';
-import type { ManagedProcess } from './processes.js';
+import { processPriorities, spawnManaged, waitUntil } from './processes.js';
 import { ensureTemporalCli } from './provision.js';
+import { supervise } from './supervisor.js';
+import type { Running } from './supervisor.js';
 import { startDevServer } from './temporal-dev-server.js';
 
 const config = loadConfigOrExit();
@@ -17,7 +19,6 @@ const say = (message: string): void => console.log(`switchboard | ${message}`);
 
 type Stopper = { name: string; stop: () => Promise<void> };
 const stoppers: Stopper[] = [];
-const children: ManagedProcess[] = [];
 let shuttingDown = false;
 
 async function shutdown(code: number, reason: string): Promise<never> {
@@ -41,19 +42,31 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => void shutdown(0, signal));
 }
 
+/**
+ * Every process of the stack is supervised: one that exits unexpectedly is started again with
+ * backoff (stack/supervisor.ts), and only a crash loop stops the stack, naming the process.
+ */
+async function superviseProcess(name: string, label: string, start: () => Promise<Running> | Running): Promise<void> {
+  const supervised = await supervise({
+    name,
+    start,
+    log: say,
+    restartAllowed: () => !shuttingDown,
+    onGiveUp: (reason) => void shutdown(1, `${reason}: a crash loop, not restarting it again`),
+  });
+  stoppers.push({ name: label, stop: () => supervised.stop() });
+}
+
 /** Node child processes get an IPC channel: it closes if the launcher dies, and they stop. */
-function startNodeProcess(name: keyof typeof processPriorities, entry: string, env: NodeJS.ProcessEnv): ManagedProcess {
+function startNodeProcess(name: keyof typeof processPriorities, entry: string, env: NodeJS.ProcessEnv, graceMs: number): Running {
   const child = spawnManaged(name, process.execPath, ['--import', 'tsx', entry], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Also on every restart: the API's answers keep their priority over the others' catching up.
+    niceness: processPriorities[name],
   });
-  children.push(child);
-  setNiceness(child, processPriorities[name]);
-  void child.exited.then((code) => {
-    if (!shuttingDown) void shutdown(1, `${name} exited unexpectedly (${code})`);
-  });
-  return child;
+  return { exited: child.exited, pid: child.child.pid, stop: () => child.stop(graceMs) };
 }
 
 async function main(): Promise<void> {
@@ -64,9 +77,13 @@ async function main(): Promise<void> {
   let databaseUrl = config.database.url;
   if (config.database.embedded) {
     say(`starting embedded PostgreSQL on port ${config.devStack.postgres.port} (data in ${config.devStack.postgres.dataDir})`);
-    const postgres = await startEmbeddedPostgres(config.devStack.postgres, (line) => say(`  ${line}`));
-    stoppers.push({ name: 'PostgreSQL', stop: () => postgres.stop() });
-    databaseUrl = postgres.url;
+    // Restarted in place after a crash: same data folder (crash recovery runs), port and URL, so
+    // the pools of the other processes reconnect on their own.
+    await superviseProcess('PostgreSQL', 'PostgreSQL', async () => {
+      const postgres = await startEmbeddedPostgres(config.devStack.postgres, (line) => say(`  ${line}`));
+      databaseUrl = postgres.url;
+      return postgres;
+    });
   } else {
     say('using PostgreSQL from DATABASE_URL');
   }
@@ -85,30 +102,31 @@ async function main(): Promise<void> {
       throw new Error('no Temporal CLI: install Go >= 1.25 (the CLI is then built once) or set TEMPORAL_CLI to a temporal binary');
     }
     say(`starting Temporal dev server on ${settings.ip}:${settings.frontendPort} (history in ${settings.dbFilename})`);
-    const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`), { codecEndpoint: `${config.api.publicUrl.replace(/\/$/, '')}/codec` });
-    children.push(server.process);
-    setNiceness(server.process, processPriorities.temporal);
-    stoppers.push({ name: 'Temporal dev server', stop: () => server.process.stop(15_000) });
-    void server.process.exited.then((code) => {
-      if (!shuttingDown) void shutdown(1, `the Temporal dev server exited unexpectedly (${code})`);
+    let address = '';
+    // Restarted in place after a crash: its history is in the SQLite file, on the same ports, and
+    // the workers' and API's Temporal connections retry until it is back.
+    await superviseProcess('Temporal dev server', 'Temporal dev server', async () => {
+      const server = await startDevServer(cli, settings, (line) => say(`  temporal: ${line}`), {
+        codecEndpoint: `${config.api.publicUrl.replace(/\/$/, '')}/codec`,
+        niceness: processPriorities.temporal,
+      });
+      uiUrl = server.uiUrl;
+      address = server.address;
+      return { exited: server.process.exited, pid: server.process.child.pid, stop: () => server.process.stop(15_000) };
     });
-    uiUrl = server.uiUrl;
-    childEnv.TEMPORAL_ADDRESS = server.address;
+    childEnv.TEMPORAL_ADDRESS = address;
     childEnv.TEMPORAL_NAMESPACE = settings.namespace;
   }
 
+  const drainMs = config.shutdownGraceMs + 5_000;
   if (config.demo.enabled) {
-    const demo = startNodeProcess('demo', 'sandboxes/main.ts', childEnv);
-    stoppers.push({ name: 'demo sandboxes and simulator', stop: () => demo.stop(5_000) });
+    await superviseProcess('demo', 'demo sandboxes and simulator', () => startNodeProcess('demo', 'sandboxes/main.ts', childEnv, 5_000));
   }
-  const worker = startNodeProcess('worker', 'workers/main.ts', childEnv);
-  stoppers.push({ name: 'worker', stop: () => worker.stop(config.shutdownGraceMs + 5_000) });
+  await superviseProcess('worker', 'worker', () => startNodeProcess('worker', 'workers/main.ts', childEnv, drainMs));
   // Forwarding runs in a process of its own, below the API's priority: the CPU it takes to move a
   // burst into Temporal is never taken from the answers (INGEST_FORWARDER=0 on the API).
-  const forwarder = startNodeProcess('forwarder', 'workers/forwarder.ts', childEnv);
-  stoppers.push({ name: 'forwarder', stop: () => forwarder.stop(config.shutdownGraceMs + 5_000) });
-  const api = startNodeProcess('api', 'api/main.ts', { ...childEnv, INGEST_FORWARDER: '0' });
-  stoppers.push({ name: 'API', stop: () => api.stop(config.shutdownGraceMs + 5_000) });
+  await superviseProcess('forwarder', 'forwarder', () => startNodeProcess('forwarder', 'workers/forwarder.ts', childEnv, drainMs));
+  await superviseProcess('API', 'API', () => startNodeProcess('api', 'api/main.ts', { ...childEnv, INGEST_FORWARDER: '0' }, drainMs));
 
   const apiUrl = `http://localhost:${config.api.port}`;
   await waitUntil(async () => (await fetch(`${apiUrl}/readyz`)).ok, 180_000, `the API did not become ready at ${apiUrl}/readyz`);

@@ -22,6 +22,8 @@ export interface DevServerOptions {
   headless?: boolean;
   /** The codec server the Web UI calls to decode payloads: `<api publicUrl>/codec`. */
   codecEndpoint?: string;
+  /** Its scheduling priority (nice value), from its first thread on. */
+  niceness?: number;
 }
 
 /** `temporal server start-dev` arguments for the settings in temporal-dev.yaml. */
@@ -86,7 +88,7 @@ export interface RunningDevServer {
 /** Starts the dev server with its Web UI and waits until the namespace and search attributes are ready. */
 export async function startDevServer(cli: string, settings: DevTemporalConfig, log: (line: string) => void, options: DevServerOptions = {}): Promise<RunningDevServer> {
   await mkdir(path.dirname(settings.dbFilename), { recursive: true });
-  const server = spawnManaged('temporal', cli, devServerArgs(settings, options), { onOutput: (line) => log(line) });
+  const server = spawnManaged('temporal', cli, devServerArgs(settings, options), { onOutput: (line) => log(line), niceness: options.niceness ?? 0 });
   const address = `${settings.ip}:${settings.frontendPort}`;
   const exitedEarly = server.exited.then((code) => {
     throw new Error(`the Temporal dev server exited during start-up (${code}); is port ${settings.frontendPort} or ${settings.uiPort} in use?`);

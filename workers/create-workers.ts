@@ -11,6 +11,7 @@ import { createTicketActivities } from '../activities/tickets.js';
 import type { AppConfig } from '../config/load.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
+import type { Tracing } from '../observability/tracing.js';
 import { temporalDataConverter, workflowFailureConverterPath } from '../security/payload-codec.js';
 import type { Integrations } from './integrations.js';
 import { createRetentionActivities } from '../activities/retention.js';
@@ -18,10 +19,21 @@ import { ensureRetentionSchedule } from './retention-schedule.js';
 
 const require = createRequire(import.meta.url);
 export const workflowsPath = require.resolve('../workflows/index.ts');
+/** The SDK's workflow interceptors for OpenTelemetry: spans made inside the sandbox, deterministically, sent out through a sink. */
+const tracingInterceptorsPath = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
-/** Bundles the workflows once, with webpack's chatter kept out of the logs. */
-export async function bundleWorkflows(): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
-  return bundleWorkflowCode({ workflowsPath, failureConverterPath: workflowFailureConverterPath, logger: new DefaultLogger('WARN') });
+/**
+ * Bundles the workflows once, with webpack's chatter kept out of the logs. With `tracing`, the
+ * tracing interceptors go in (a worker with tracing on needs such a bundle); without, the workflows
+ * make no spans at all.
+ */
+export async function bundleWorkflows(options: { tracing?: boolean } = {}): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
+  return bundleWorkflowCode({
+    workflowsPath,
+    failureConverterPath: workflowFailureConverterPath,
+    ...(options.tracing ? { workflowInterceptorModules: [tracingInterceptorsPath] } : {}),
+    logger: new DefaultLogger('WARN'),
+  });
 }
 
 export interface WorkerDeps {
@@ -32,6 +44,8 @@ export interface WorkerDeps {
   integrations: Integrations;
   /** A prebuilt bundle (tests bundle once per run); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Tracing, when on: activity spans and the workflows' span sink (a prebuilt bundle must then be `bundleWorkflows({ tracing: true })`). */
+  tracing?: Pick<Tracing, 'workerInterceptors' | 'workflowSinks'>;
 }
 
 /** Activities that only touch our own PostgreSQL: the journal and the lead store. */
@@ -73,13 +87,14 @@ function createIntegrationActivities(deps: Pick<WorkerDeps, 'config' | 'db' | 'i
  */
 export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const { config } = deps;
-  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflows());
+  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflows({ tracing: deps.tracing !== undefined }));
   const common = {
     connection: deps.connection,
     namespace: config.temporal.namespace,
     shutdownGraceTime: config.shutdownGraceMs,
     // Every payload encrypted; the same converter as the clients'.
     dataConverter: temporalDataConverter(config.temporal.payloadEncryption),
+    ...(deps.tracing ? { interceptors: deps.tracing.workerInterceptors, sinks: deps.tracing.workflowSinks } : {}),
   };
   // Without a bound the SDK sizes the sticky cache from the host's memory: 10,000 sleeping leads
   // then held over 5 GB. Evicted workflows replay from history when their timer fires.

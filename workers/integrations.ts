@@ -37,7 +37,7 @@ function unsupportedCrm(tenantId: string, crm: never): never {
   throw new Error(`tenant ${tenantId}: CRM kind "${String((crm as { kind?: unknown }).kind)}" is not supported (supported: kommo, hubspot)`);
 }
 
-/** `db`: the CRM adapters keep their shared request budget and OAuth tokens there (without it, per process and long-lived tokens only). */
+/** `db`: the CRM and WhatsApp adapters keep their shared request budgets (and Kommo its OAuth tokens) there; without it, budgets are per process and Kommo takes long-lived tokens only. */
 export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): Integrations {
   // Fail at start-up, not at a tenant's first call, when its CRM is one we have no adapter for.
   for (const [tenantId, settings] of Object.entries(config.tenants)) {
@@ -65,7 +65,7 @@ export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): I
         case 'kommo':
           return createKommoAdapter(crm, { ...(deps.db ? { db: deps.db } : {}), tenantId });
         case 'hubspot':
-          return createHubspotAdapter(crm);
+          return createHubspotAdapter(crm, deps.db ? { db: deps.db } : {});
         default:
           return unsupportedCrm(tenantId, crm);
       }
@@ -84,7 +84,7 @@ export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): I
     }),
     whatsapp: memo((tenantId) => {
       const whatsapp = tenant(tenantId).whatsapp;
-      return whatsapp ? createWhatsAppAdapter(whatsapp) : undefined;
+      return whatsapp ? createWhatsAppAdapter(whatsapp, deps.db ? { db: deps.db } : {}) : undefined;
     }),
     isVipPhone: (tenantId, phone) => vipSets(tenantId).has(phone),
     close: () => mailers.forEach((mailer) => mailer.close()),

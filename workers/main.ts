@@ -5,12 +5,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfigOrExit } from '../config/load.js';
 import { createPool } from '../db/pool.js';
 import { createLogger, scrubText } from '../observability/logger.js';
+import { startTracingFromEnv } from '../observability/tracing.js';
 import { exitWithError, prepareDatabase } from '../stack/lifecycle.js';
 import { createWorkers } from './create-workers.js';
 import { createIntegrations } from './integrations.js';
 
 const config = loadConfigOrExit();
-const logger = createLogger({ name: 'switchboard-worker', level: config.env.LOG_LEVEL });
+const logger = createLogger({ name: 'switchboard-worker', level: config.env.LOG_LEVEL, format: config.env.LOG_FORMAT });
 
 const sdkLevels: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
 try {
@@ -70,13 +71,15 @@ try {
   exitWithError('worker', error);
 }
 const integrations = createIntegrations(config, { db });
-const workers = await createWorkers({ config, connection, db, logger, integrations });
-logger.info({ taskQueues: workers.map((worker) => worker.options.taskQueue), namespace: config.temporal.namespace }, 'workers running');
+// Off unless an OTLP endpoint is configured; then the bundle carries the workflow interceptors too.
+const tracing = await startTracingFromEnv(config.env, 'switchboard-worker', logger);
+const workers = await createWorkers({ config, connection, db, logger, integrations, ...(tracing ? { tracing } : {}) });
+logger.info({ taskQueues: workers.map((worker) => worker.options.taskQueue), namespace: config.temporal.namespace, tracing: tracing !== undefined }, 'workers running');
 try {
   await Promise.all(workers.map((worker) => worker.run()));
 } finally {
   integrations.close();
-  await Promise.allSettled([db.end(), connection.close()]);
+  await Promise.allSettled([db.end(), connection.close(), tracing?.shutdown()]);
   logger.info('workers stopped');
 }
 process.exit(0);

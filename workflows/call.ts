@@ -70,6 +70,9 @@ function outsideSystemOptions(policy: CallPolicy, taskQueue: string | undefined)
     ...(taskQueue ? { taskQueue } : {}),
     // Each HTTP request has its own timeout; this bounds the wait for the CRM's rate limit too.
     startToCloseTimeout: '5m',
+    // The activities heartbeat while they wait (activities/lease.ts): a dead worker is noticed in
+    // 30 s, and a live one hears that the attempt was given up and aborts its request.
+    heartbeatTimeout: '30s',
     scheduleToCloseTimeout: `${policy.crmRetry.giveUpAfterHours}h`,
     retry: {
       initialInterval: seconds(policy.crmRetry.initialIntervalSeconds),
@@ -99,6 +102,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   const recordings = proxyActivities<RecordingActivities>({
     ...(input.integrationsTaskQueue ? { taskQueue: input.integrationsTaskQueue } : {}),
     startToCloseTimeout: '5m',
+    heartbeatTimeout: '30s',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: ['Rejected'] },
   });
@@ -415,16 +419,20 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
       await journalNow();
       continue;
     }
-    if (finished()) break;
+    if (finished()) {
+      await condition(allHandlersFinished);
+      snapshot.status = 'completed';
+      snapshot.completedAt ??= new Date().toISOString();
+      await journalNow();
+      // Checked after the last await: events that came during the final write (a slow journal)
+      // are applied and the run stays for another wrap-up, as a run started by a late event
+      // would after loading the completed call, instead of ending with them unread.
+      if (arrived.length === 0 || !patched('call-events-during-final-write')) return snapshot;
+      continue;
+    }
     const deadline = nextDeadline();
     const woken = () => arrived.length > 0 || changed;
     if (deadline === undefined) await condition(woken);
     else await condition(woken, deadline - Date.now());
   }
-
-  await condition(allHandlersFinished);
-  snapshot.status = 'completed';
-  snapshot.completedAt ??= new Date().toISOString();
-  await journalNow();
-  return snapshot;
 }

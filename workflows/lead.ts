@@ -107,6 +107,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   const messaging = proxyActivities<MessagingActivities>({
     taskQueue: input.messagingTaskQueue,
     startToCloseTimeout: `${policy.sendTimeoutSeconds}s`,
+    // The send heartbeats while it waits (activities/lease.ts), so a stalled attempt is cut off.
+    heartbeatTimeout: '10s',
     scheduleToCloseTimeout: '2h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
   });
@@ -362,9 +364,23 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     if (dirty || timeline.length > 0) await journal();
 
     const done = (isClosed(state) || state.stage === 'dormant') && state.planned.length === 0 && pending.length === 0;
-    if (done) break;
+    if (done) {
+      await condition(allHandlersFinished);
+      if (dirty || timeline.length > 0) await journal();
+      // Checked after the last await: an event or operator action that came during the final
+      // write (a slow journal) goes round again instead of ending the run unread.
+      const settled = pending.length === 0 && !dirty && timeline.length === 0;
+      if (settled || !patched('lead-events-during-final-write')) return leadView(state);
+      continue;
+    }
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > policy.continueAsNewAfterEvents) {
       await condition(allHandlersFinished);
+      // Continue-as-new carries the state and the buffered events, not the timeline: what an
+      // operator did during the last write is journaled first, and checked again after that write.
+      if ((dirty || timeline.length > 0) && patched('lead-journal-before-continue-as-new')) {
+        await journal();
+        continue;
+      }
       await continueAsNew<typeof leadWorkflow>({ ...input, carried: { state, pending: pending.splice(0, pending.length) } });
     }
     if (dueStep(state, Date.now()) && waitUntil === undefined) continue;
@@ -375,7 +391,4 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     if (wake === undefined) await condition(woken);
     else if (wake > Date.now()) await condition(woken, wake - Date.now());
   }
-  await condition(allHandlersFinished);
-  if (dirty || timeline.length > 0) await journal();
-  return leadView(state);
 }

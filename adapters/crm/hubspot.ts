@@ -5,14 +5,21 @@
  * custom call property, which is how a call is found again after a lost answer. CRM search is
  * eventually consistent ("may take a few moments" after a write), so the ledger waits that long
  * before it concludes an earlier attempt never created anything.
+ *
+ * Pacing: HubSpot's limits are per app and account, so with a database every worker takes its
+ * slots from the same two buckets in PostgreSQL (all requests, and searches), keyed by the account's
+ * URL and a fingerprint of the token (one private app of one account); live calls' lookups first.
  */
-import pThrottle from 'p-throttle';
+import { createHash } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { HubspotConfig } from '../../config/schema.js';
+import type { Db } from '../../db/pool.js';
 import type { CrmEntity } from '../../shared/calls.js';
-import { OutsideSystemError, requestJson } from '../http.js';
+import { OutsideSystemError, RequestNotSentError, requestJson } from '../http.js';
 import type { JsonRequest, JsonResponse } from '../http.js';
-import type { CrmAdapter, CrmCall, CrmContact, IncomingLead, LoggedCall } from './types.js';
+import { RateBucket, RequestGate, slotsFrom } from '../request-gate.js';
+import type { Priority } from '../request-gate.js';
+import type { CrmAdapter, CrmCall, CrmContact, IncomingLead, LoggedCall, LookupOptions } from './types.js';
 
 interface HubspotObject {
   id: string;
@@ -87,33 +94,38 @@ function policyOf(error: OutsideSystemError): string | undefined {
 }
 
 /**
- * Answers that prove HubSpot did not act: it refused the request (auth, validation, rate limit).
- * Timeouts, dropped connections and 5xx leave the outcome unknown.
+ * Answers that prove HubSpot did not act: it refused the request (auth, validation, rate limit),
+ * or the request never left (cancelled before it was sent). Timeouts, dropped connections and
+ * 5xx leave the outcome unknown.
  */
 export function hubspotDidNotAct(error: unknown): boolean {
+  if (error instanceof RequestNotSentError) return true;
   return error instanceof OutsideSystemError && error.status !== undefined && error.status >= 400 && error.status < 500 && error.status !== 408;
 }
 
-export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
+export interface HubspotDeps {
+  /** PostgreSQL: the account's request budgets, shared by every worker. Without it (a test driving the adapter alone) they are this process's own. */
+  db?: Db;
+}
+
+export function createHubspotAdapter(config: HubspotConfig, deps: HubspotDeps = {}): CrmAdapter {
   const base = config.baseUrl.replace(/\/$/, '');
   const property = config.callIdProperty;
   const perSecond = Math.max(1, Math.floor(config.rateLimitPerSecond));
   const searchesPerSecond = Math.max(1, Math.floor(config.searchRateLimitPerSecond));
-  // Sliding windows keep us under HubSpot's rolling burst window and the search endpoints' own limit.
-  const general = pThrottle({ limit: perSecond, interval: 1_000, strict: true })((request: JsonRequest) => requestJson<unknown>(request));
-  const searchGate = pThrottle({ limit: searchesPerSecond, interval: 1_000, strict: true })(() => Promise.resolve());
-  // Past this many queued requests the wait is handed back to Temporal's retry instead.
-  const maxQueued = perSecond * 30;
+  // The limits are the private app's in its account: the token names both (its fingerprint, never the token, names the bucket).
+  const account = `${base}#${createHash('sha256').update(config.token).digest('hex').slice(0, 16)}`;
+  const requests = new RateBucket(`hubspot:${account}`, perSecond);
+  const general = new RequestGate('HubSpot', slotsFrom(deps.db, [requests]), perSecond);
+  // A search counts against both limits: it goes when both allow it (one slot in each, at the same moment).
+  const searches = new RequestGate('HubSpot', slotsFrom(deps.db, [requests, new RateBucket(`hubspot-search:${account}`, searchesPerSecond)]), searchesPerSecond);
 
-  const send = async <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string; search?: boolean }): Promise<JsonResponse<T>> => {
-    const { path, search, ...rest } = request;
-    if (general.queueSize >= maxQueued || (search === true && searchGate.queueSize >= searchesPerSecond * 30)) {
-      throw new OutsideSystemError('HubSpot', 'rate_limited', 'local request queue is full', 429, 5_000);
-    }
-    if (search) await searchGate();
+  const send = async <T>(request: Omit<JsonRequest, 'system' | 'url'> & { path: string; search?: boolean; priority?: Priority }): Promise<JsonResponse<T>> => {
+    const { path, search, priority = 'background', ...rest } = request;
+    await (search ? searches : general).take(priority);
     try {
       // The caller names the body type it expects from this path.
-      return (await general({ ...rest, system: 'HubSpot', url: `${base}${path}`, headers: { authorization: `Bearer ${config.token}` } })) as JsonResponse<T>;
+      return await requestJson<T>({ ...rest, system: 'HubSpot', url: `${base}${path}`, headers: { authorization: `Bearer ${config.token}` } });
     } catch (error) {
       throw explain(error);
     }
@@ -136,8 +148,8 @@ export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
     return error;
   };
 
-  const search = async (objectType: string, body: Record<string, unknown>): Promise<HubspotObject[]> => {
-    const response = await send<SearchAnswer>({ method: 'POST', path: `/crm/v3/objects/${objectType}/search`, json: body, search: true });
+  const search = async (objectType: string, body: Record<string, unknown>, priority: Priority = 'background'): Promise<HubspotObject[]> => {
+    const response = await send<SearchAnswer>({ method: 'POST', path: `/crm/v3/objects/${objectType}/search`, json: body, search: true, priority });
     return response.body?.results ?? [];
   };
 
@@ -162,7 +174,7 @@ export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
   };
 
   /** Formats HubSpot keeps a phone in are free text: match on the national number, then check the whole number. */
-  const findContactByPhone = async (phone: string): Promise<CrmContact | undefined> => {
+  const findContactByPhone = async (phone: string, options?: LookupOptions): Promise<CrmContact | undefined> => {
     const parsed = parsePhoneNumberFromString(phone);
     if (!parsed) return undefined;
     const e164 = parsed.number;
@@ -173,7 +185,7 @@ export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
       properties: CONTACT_PROPERTIES,
       sorts: [{ propertyName: 'createdate', direction: 'ASCENDING' }],
       limit: 20,
-    });
+    }, options?.live ? 'live' : 'background');
     // The national number alone matches other countries' numbers too.
     const same = (raw: string | null | undefined): boolean => {
       const value = text(raw);
@@ -227,8 +239,9 @@ export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
 
     findContactByPhone,
 
-    async enrich(contact) {
-      const read = await send<HubspotObject>({ path: `/crm/v3/objects/contacts/${contact.id}?associations=calls&properties=firstname`, accept: [404] });
+    async enrich(contact, options) {
+      const priority: Priority = options?.live ? 'live' : 'background';
+      const read = await send<HubspotObject>({ path: `/crm/v3/objects/contacts/${contact.id}?associations=calls&properties=firstname`, accept: [404], priority });
       const callIds = read.status === 200 ? (read.body?.associations?.calls?.results ?? []).map((item) => item.id) : [];
       // Newest ten: ids grow with creation.
       const latest = [...new Set(callIds)].sort((a, b) => Number(b) - Number(a)).slice(0, 10);
@@ -239,12 +252,13 @@ export function createHubspotAdapter(config: HubspotConfig): CrmAdapter {
           path: '/crm/v3/objects/calls/batch/read',
           json: { inputs: latest.map((id) => ({ id })), properties: ['hs_timestamp', 'hs_call_direction', 'hs_call_body'] },
           accept: [207],
+          priority,
         });
         calls = batch.body?.results ?? [];
       }
       let representative = contact.responsibleUserId ? owners.get(contact.responsibleUserId) : undefined;
       if (contact.responsibleUserId && !representative) {
-        const owner = await send<HubspotOwner>({ path: `/crm/v3/owners/${contact.responsibleUserId}`, accept: [404] });
+        const owner = await send<HubspotOwner>({ path: `/crm/v3/owners/${contact.responsibleUserId}`, accept: [404], priority });
         const ownerId = numericId(owner.body?.id);
         if (owner.status === 200 && owner.body && ownerId) {
           const name = [owner.body.firstName, owner.body.lastName].filter(Boolean).join(' ');

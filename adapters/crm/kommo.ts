@@ -13,12 +13,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KommoConfig } from '../../config/schema.js';
 import { decodeTokenKey } from '../../config/schema.js';
-import { loadTokens, recordTokenError, renewTokens, takeBucketSlot, TokenKeyError } from '../../db/crm-tokens.js';
+import { loadTokens, recordTokenError, renewTokens, TokenKeyError } from '../../db/crm-tokens.js';
 import type { StoredTokens, TokenPair, TokenScope } from '../../db/crm-tokens.js';
 import type { Db } from '../../db/pool.js';
 import type { CrmEntity } from '../../shared/calls.js';
-import { OutsideSystemError, requestJson } from '../http.js';
+import { currentCancellation, OutsideSystemError, requestJson, withoutCancellation } from '../http.js';
 import type { JsonRequest, JsonResponse } from '../http.js';
+import { RateBucket, RequestGate, slotsFrom } from '../request-gate.js';
+import type { Priority } from '../request-gate.js';
 import type { CrmAdapter, CrmCall, CrmContact, IncomingLead, LoggedCall } from './types.js';
 
 interface KommoFieldValue {
@@ -57,7 +59,6 @@ interface KommoList<T> {
   _links?: { next?: { href?: string } };
 }
 
-type Priority = 'live' | 'background';
 type KommoRequest = Omit<JsonRequest, 'system' | 'url' | 'headers'> & { path: string };
 
 /** Digits only, last ten: how Kommo matches phone numbers. */
@@ -111,91 +112,6 @@ function classifyForbidden(error: OutsideSystemError): OutsideSystemError {
     return new OutsideSystemError('Kommo', 'rate_limited', error.message.replace(/^Kommo: /, ''), 403, error.retryAfterMs ?? 60_000, body);
   }
   return error;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request budget
-
-/** Where request slots come from: PostgreSQL for the whole account, or this process alone. */
-interface SlotSource {
-  take(maxQueued: number): Promise<{ waitMs: number } | { fullForMs: number }>;
-}
-
-function memorySlots(perSecond: number, burst: number): SlotSource {
-  let tokens = burst;
-  let at = Date.now();
-  return {
-    take(maxQueued) {
-      const now = Date.now();
-      const available = Math.min(burst, tokens + ((now - at) / 1000) * perSecond);
-      if (available - 1 < -maxQueued) return Promise.resolve({ fullForMs: Math.max(1, Math.ceil(((1 - maxQueued - available) / perSecond) * 1000)) });
-      tokens = available - 1;
-      at = now;
-      return Promise.resolve({ waitMs: tokens >= 0 ? 0 : Math.ceil((-tokens / perSecond) * 1000) });
-    },
-  };
-}
-
-function postgresSlots(db: Db, bucket: string, perSecond: number, burst: number): SlotSource {
-  return { take: (maxQueued) => takeBucketSlot(db, { bucket, perSecond, burst, maxQueued }) };
-}
-
-/**
- * Hands out request slots, live requests first: within this process they are served before
- * post-call ones, and across processes they may reserve up to 30 s of slots ahead while
- * post-call requests reserve at most one second's worth, so a live lookup waits behind at most
- * about a second of post-call traffic. One pump per process asks the shared bucket.
- */
-class RequestGate {
-  private readonly queues: Record<Priority, Array<{ resolve: () => void; reject: (error: unknown) => void }>> = { live: [], background: [] };
-  private pumping = false;
-
-  constructor(
-    private readonly slots: SlotSource,
-    private readonly perSecond: number,
-  ) {}
-
-  take(priority: Priority): Promise<void> {
-    const waiting = this.queues.live.length + this.queues.background.length;
-    // Past ~45 s of waiting requests, hand the wait back to Temporal's retry instead of queueing.
-    if (waiting >= this.perSecond * 45) {
-      return Promise.reject(new OutsideSystemError('Kommo', 'rate_limited', 'local request queue is full', 429, Math.ceil((waiting / this.perSecond) * 1000)));
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.queues[priority].push({ resolve, reject });
-      void this.pump();
-    });
-  }
-
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      for (;;) {
-        const priority: Priority | undefined = this.queues.live.length > 0 ? 'live' : this.queues.background.length > 0 ? 'background' : undefined;
-        if (!priority) return;
-        let slot: { waitMs: number } | { fullForMs: number };
-        try {
-          slot = await this.slots.take(priority === 'live' ? this.perSecond * 30 : this.perSecond);
-        } catch (error) {
-          // No budget to be had (database unreachable): fail what waits; Temporal retries it.
-          const failure = new OutsideSystemError('Kommo', 'unavailable', `request budget unavailable: ${(error as Error).message}`);
-          for (const waiter of [...this.queues.live.splice(0), ...this.queues.background.splice(0)]) waiter.reject(failure);
-          continue;
-        }
-        if ('fullForMs' in slot) {
-          await delay(Math.min(slot.fullForMs, 1_000));
-          continue;
-        }
-        const waiter = this.queues[priority].shift();
-        if (!waiter) continue;
-        if (slot.waitMs <= 0) waiter.resolve();
-        else setTimeout(waiter.resolve, slot.waitMs);
-      }
-    } finally {
-      this.pumping = false;
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,9 +199,13 @@ function oauthAuthorizer(options: {
     return ours(stored);
   };
 
-  /** One renewal per process at a time; across processes the row lock in renewTokens decides. */
+  /**
+   * One renewal per process at a time; across processes the row lock in renewTokens decides.
+   * Shared by every caller, and a lost answer would lose the rotated refresh token: never cut off
+   * because the caller that started it was cancelled.
+   */
   const renew = (seenVersion: number, rejected: boolean): Promise<StoredTokens> =>
-    (renewing ??= (async () => {
+    (renewing ??= withoutCancellation(async () => {
       try {
         const saved = await renewTokens(db, scope, async (now) => {
           const movedOn = now.version !== seenVersion;
@@ -310,7 +230,7 @@ function oauthAuthorizer(options: {
         await recordTokenError(db, scope, (error as Error).message).catch(() => undefined);
         return keyProblem(error);
       }
-    })().finally(() => {
+    }).finally(() => {
       renewing = undefined;
     }));
 
@@ -357,8 +277,7 @@ export function createKommoAdapter(config: KommoConfig, deps: KommoDeps = {}): C
   const base = config.baseUrl.replace(/\/$/, '');
   const perSecond = Math.max(1, Math.floor(config.rateLimitPerSecond));
   // Burst 1: with slots spaced 1/perSecond apart, no rolling second sees more than perSecond + 1 (≤ 7).
-  const slots = deps.db ? postgresSlots(deps.db, `kommo:${base}`, perSecond, 1) : memorySlots(perSecond, 1);
-  const gate = new RequestGate(slots, perSecond);
+  const gate = new RequestGate('Kommo', slotsFrom(deps.db, [new RateBucket(`kommo:${base}`, perSecond)]), perSecond);
 
   let auth: Authorizer;
   if (config.oauth) {
@@ -390,7 +309,7 @@ export function createKommoAdapter(config: KommoConfig, deps: KommoDeps = {}): C
         // A 429 means the request was not processed, so sending it again is safe.
         if (error.status === 429 && limited < 2 && (error.retryAfterMs ?? 1_000) <= 5_000) {
           limited++;
-          await delay(error.retryAfterMs ?? 1_000);
+          await delay(error.retryAfterMs ?? 1_000, undefined, { signal: currentCancellation() });
           continue;
         }
         if (error.status === 403) throw classifyForbidden(error);

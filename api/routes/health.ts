@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Connection } from '@temporalio/client';
 import { migrationStatus } from '../../db/migrate.js';
+import type { ListenState } from '../../db/listen.js';
 import type { Db } from '../../db/pool.js';
 import type { BacklogLimits, BacklogMonitor } from '../../ingestion/backlog.js';
 import { scrubText } from '../../observability/logger.js';
@@ -33,18 +34,35 @@ export interface HealthDeps {
   temporal: { connection: Connection; namespace: string };
   backlog: BacklogMonitor;
   limits: BacklogLimits;
+  /** The dashboards' LISTEN connection, when this process serves them. */
+  liveFeed?: { state(): ListenState };
 }
 
 /** Forwarding counts as behind (degraded, and shown on the dashboard) past this age. */
 export const catchingUpAfterSeconds = 5;
+
+/** The live feed's connection as a check: while it is down, events are accepted but dashboards miss live changes. */
+function liveFeedCheck(state: ListenState): CheckResult {
+  if (state.connected) return { ok: true, latencyMs: 0, state: 'connected', since: state.since.toISOString() };
+  return {
+    ok: false,
+    latencyMs: 0,
+    state: 'reconnecting',
+    since: state.since.toISOString(),
+    failedAttempts: state.failedAttempts,
+    ...(state.lastError ? { lastError: state.lastError } : {}),
+    error: `no LISTEN connection${state.lastError ? ` (${state.lastError})` : ''}: dashboards get no live changes until it is back`,
+  };
+}
 
 /**
  * /healthz: the process is alive. /readyz: whether it accepts events. Either store alone is enough
  * (the inbox waits for Temporal; Temporal takes events directly while PostgreSQL is away), so one
  * being down, or forwarding being behind, is `degraded` and still 200. Not ready (503): both
  * stores down, the schema not applied, or the backlog past its bound (webhooks get 503 then).
+ * The live feed reconnecting is `degraded` too: it only serves the dashboards.
  */
-export function createHealthRouter({ db, temporal, backlog, limits }: HealthDeps): Router {
+export function createHealthRouter({ db, temporal, backlog, limits, liveFeed }: HealthDeps): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'alive', uptimeSeconds: Math.round(process.uptime()) });
@@ -77,7 +95,7 @@ export function createHealthRouter({ db, temporal, backlog, limits }: HealthDeps
       catchingUp: view.oldestAgeSeconds > catchingUpAfterSeconds,
       ...(admission.admitted ? {} : { error: `backlog past its bound (${admission.reason === 'events' ? `${limits.maxEvents} events` : `${limits.maxAgeSeconds} s`}): webhooks are answered 503` }),
     };
-    const checks = { temporal: temporalCheck, postgres, migrations, inbox };
+    const checks = { temporal: temporalCheck, postgres, migrations, inbox, ...(liveFeed ? { liveFeed: liveFeedCheck(liveFeed.state()) } : {}) };
     const accepting = (postgres.ok || temporalCheck.ok) && (!postgres.ok || migrations.ok) && inbox.ok;
     const healthy = Object.values(checks).every((check) => check.ok) && inbox.catchingUp !== true;
     const status = !accepting ? 'not_ready' : healthy ? 'ready' : 'degraded';

@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import type { Connection } from '@temporalio/client';
 import { createApp } from '../../api/app.js';
 import { startLiveFeed } from '../../api/live-feed.js';
+import type { LiveFeed } from '../../api/live-feed.js';
 import { startIngestion } from '../../ingestion/runtime.js';
 import type { Ingestion } from '../../ingestion/runtime.js';
 import { loadConfig } from '../../config/load.js';
@@ -42,6 +43,8 @@ export interface RunningApi {
   ingestion: Ingestion;
   /** Every route the app serves, as "METHOD /path" (for tests that must cover them all). */
   routes: string[];
+  /** The dashboards' feed, when started with `liveFeed: true`. */
+  liveFeed: LiveFeed | undefined;
   close(): Promise<void>;
 }
 
@@ -84,6 +87,7 @@ export async function startApi(deps: { config: AppConfig; db: Db; connection: Co
     baseUrl: `http://127.0.0.1:${port}`,
     ingestion,
     routes: routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack),
+    liveFeed,
     close: async () => {
       await ingestion.stop();
       await liveFeed?.stop();
