@@ -276,7 +276,7 @@ async function checkJournal(databaseUrl: string, tenantId: string, plan: OpenLoo
 }
 
 /** Stops (SIGSTOP) the processes now and resumes (SIGCONT) them when asked, or at exit whatever happens. */
-function freeze(pids: () => number[]): { count: number; resume: () => void } {
+export function freeze(pids: () => number[]): { count: number; resume: () => void } {
   const stopped = new Set<number>();
   const signal = (pid: number, name: NodeJS.Signals): boolean => {
     try {

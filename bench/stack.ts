@@ -83,7 +83,7 @@ function pidsOf(pattern: string, configPath: string): number[] {
 const processIds = (): number[] => readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number);
 
 /** The processes whose command line contains `text` (a data path only this stack uses). */
-function pidsWithArgument(text: string): number[] {
+export function pidsWithArgument(text: string): number[] {
   return processIds().filter((pid) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(text);
@@ -94,7 +94,7 @@ function pidsWithArgument(text: string): number[] {
 }
 
 /** The postmaster (from its pid file) and every process it forked: backends, WAL writer, checkpointer ... */
-function postgresPids(dataDir: string): number[] {
+export function postgresPids(dataDir: string): number[] {
   let postmaster: number;
   try {
     postmaster = Number.parseInt(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
@@ -138,7 +138,7 @@ function ingestTenantOf(config: AppConfig, tenantId: string): BenchStack['ingest
 }
 
 /** Where the bench tenant's outside systems listen (0: any free port). */
-interface SandboxPorts {
+export interface SandboxPorts {
   kommo: number;
   ticketing: number;
   slack: number;
@@ -160,7 +160,7 @@ const benchLeadPolicy = {
 };
 
 /** The bench tenant as it goes into a config file, with its outside systems at the given sandboxes. */
-function benchTenant(ports: SandboxPorts): Record<string, unknown> {
+export function benchTenant(ports: SandboxPorts): Record<string, unknown> {
   const local = (port: number): string => `http://127.0.0.1:${port}`;
   return {
     displayName: 'Bench Co',

@@ -197,6 +197,29 @@ export class OutageSwitch {
 }
 
 /**
+ * A slow outside system: while `delayMs` is above 0, every non-control request is handled at once
+ * (the system acts) and answered only after the delay, which is how a slow server looks to a
+ * client whose timeout runs out first: the effect happened, the answer never came.
+ */
+export class ResponseDelay {
+  delayMs = 0;
+
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const delayMs = this.delayMs;
+      if (delayMs > 0 && !isControlPath(req)) {
+        const end = res.end.bind(res) as (...args: unknown[]) => Response;
+        res.end = ((...args: unknown[]) => {
+          setTimeout(() => end(...args), delayMs).unref();
+          return res;
+        }) as Response['end'];
+      }
+      next();
+    };
+  }
+}
+
+/**
  * JSON body parser that hands malformed or oversized bodies to `onInvalid`
  * so each sandbox can answer in its own system's error format.
  */
@@ -211,8 +234,8 @@ export function jsonBody(onInvalid: (res: Response, status: number) => void, lim
   };
 }
 
-/** Registers GET /_sandbox/state and POST /_sandbox/outage {"down":bool}. */
-export function controlRoutes(app: Express, state: () => unknown, outage: OutageSwitch): void {
+/** Registers GET /_sandbox/state, POST /_sandbox/outage {"down":bool} and, given a delay, POST /_sandbox/slow {"delayMs":n}. */
+export function controlRoutes(app: Express, state: () => unknown, outage: OutageSwitch, slow?: ResponseDelay): void {
   app.get(`${CONTROL_PREFIX}state`, (_req, res) => {
     res.json(state());
   });
@@ -224,6 +247,16 @@ export function controlRoutes(app: Express, state: () => unknown, outage: Outage
     }
     outage.down = body.down;
     res.json({ down: outage.down });
+  });
+  if (!slow) return;
+  app.post(`${CONTROL_PREFIX}slow`, express.json(), (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    if (typeof body !== 'object' || body === null || !('delayMs' in body) || typeof body.delayMs !== 'number' || !(body.delayMs >= 0)) {
+      res.status(400).json({ error: 'expected {"delayMs": number >= 0}' });
+      return;
+    }
+    slow.delayMs = body.delayMs;
+    res.json({ delayMs: slow.delayMs });
   });
 }
 

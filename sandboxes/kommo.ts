@@ -13,6 +13,7 @@ import {
   jsonBody,
   listen,
   OutageSwitch,
+  ResponseDelay,
   queryValues,
   RequestCounter,
   RollingWindow,
@@ -203,6 +204,8 @@ export interface KommoSandbox {
   url: string;
   state(): KommoState;
   setOutage(down: boolean): void;
+  /** Acts on every request at once but answers it only after `ms` (0: at once), as a slow account does (also POST /_sandbox/slow {"delayMs":n}). */
+  setResponseDelay(ms: number): void;
   seedContact(input: SeedContactInput): KommoContact;
   /** Not in the brief's handle list: lets tests exercise the "else a company" match. */
   seedCompany(input: SeedCompanyInput): KommoCompany;
@@ -377,6 +380,7 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
 
   const counter = new RequestCounter(defaultRouteKey);
   const outage = new OutageSwitch();
+  const slow = new ResponseDelay();
   const limiter = new RollingWindowLimiter(options.rateLimitPerSecond ?? 7, options.rateLimitWindowMs ?? 1000, clock);
   const recent429s = new RollingWindow(options.blockWindowMs ?? 10_000, clock);
   const blockAfter = options.blockAfter429s ?? 30;
@@ -462,7 +466,7 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     structuredClone({ contacts, companies, leads, unsorted, notes, tasks, users, oauth: oauthState, requests: counter.snapshot() });
 
   const app = createApp();
-  controlRoutes(app, state, outage);
+  controlRoutes(app, state, outage, slow);
   app.post('/_sandbox/contacts', express.json(), (req: Request, res: Response) => {
     const body: unknown = req.body;
     if (!isRecord(body) || typeof body.name !== 'string' || typeof body.phone !== 'string') {
@@ -509,6 +513,7 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
 
   app.use(counter.middleware());
   app.use(outage.middleware((res) => problem(res, 503, 'Service Unavailable')));
+  app.use(slow.middleware());
   // The account's IP whitelist: a refusal for good (error 113), whatever else the request carries.
   app.use((req, res, next) => {
     if (isControlPath(req) || !allowedIps || allowedIps.includes(addressOf(req))) return next();
@@ -1004,6 +1009,9 @@ export async function startKommoSandbox(options: KommoSandboxOptions): Promise<K
     state,
     setOutage: (down) => {
       outage.down = down;
+    },
+    setResponseDelay: (ms) => {
+      slow.delayMs = ms;
     },
     seedContact,
     seedCompany,

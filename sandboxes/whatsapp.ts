@@ -191,6 +191,8 @@ export interface WhatsAppSandbox {
   inbound(input: WhatsAppInboundInput): Promise<void>;
   /** Makes coming sends fail with this code (also POST /_sandbox/failures). */
   failNext(failure: WhatsAppInjectedFailure): void;
+  /** Drops every arranged failure not used up yet (also DELETE /_sandbox/failures). */
+  clearFailures(): void;
   /** Delivers an errors webhook tied to no message (also POST /_sandbox/errors). */
   accountError(error: WhatsAppAccountErrorInput): void;
   /** Resolves when every webhook delivery queued so far has finished (delivered or given up). */
@@ -732,6 +734,10 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     });
     res.json({ ok: true });
   });
+  app.delete(`${CONTROL_PREFIX}failures`, (_req: Request, res: Response) => {
+    injectedFailures.length = 0;
+    res.json({ ok: true });
+  });
   app.post(`${CONTROL_PREFIX}errors`, express.json(), (req: Request, res: Response) => {
     const body: unknown = req.body;
     if (!isRecord(body) || typeof body.code !== 'number' || (body.title !== undefined && typeof body.title !== 'string') || (body.details !== undefined && typeof body.details !== 'string')) {
@@ -786,6 +792,9 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     },
     inbound,
     failNext,
+    clearFailures: () => {
+      injectedFailures.length = 0;
+    },
     accountError,
     settle: async () => {
       await Promise.all([...inFlight]);

@@ -411,6 +411,33 @@ describe('Kommo sandbox (API v4 over real HTTP)', () => {
       assert.equal((await request(kommo.url, '/_sandbox/outage', { body: { down: 'no' }, token: null })).status, 400);
     });
 
+    it('as a slow account, acts on a request at once and answers it only after the delay (handle or control endpoint)', async () => {
+      kommo.seedContact({ name: 'Slow', phone: '+1 303 555 0166' });
+      kommo.setResponseDelay(600_000);
+      let answered = false;
+      const giveUp = new AbortController();
+      const pending = fetch(`${kommo.url}/api/v4/calls`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify([call('3035550166', { uniq: 'slow-1' })]),
+        signal: giveUp.signal,
+      }).then(
+        () => (answered = true),
+        () => undefined,
+      );
+      // The note is there while the answer is still held back, as a client that timed out would find it.
+      while (!kommo.state().notes.some((note) => note.params.uniq === 'slow-1')) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(answered, false);
+      giveUp.abort();
+      await pending;
+      kommo.setResponseDelay(0);
+      assert.equal((await request(kommo.url, '/api/v4/contacts?query=3035550166')).status, 200);
+
+      const slowed = await request(kommo.url, '/_sandbox/slow', { body: { delayMs: 0 }, token: null });
+      assert.deepEqual([slowed.status, slowed.body], [200, { delayMs: 0 }]);
+      for (const bad of [{}, { delayMs: -1 }, { delayMs: 'soon' }]) assert.equal((await request(kommo.url, '/_sandbox/slow', { body: bad, token: null })).status, 400, JSON.stringify(bad));
+    });
+
     it('seeds through /_sandbox/ and counts API requests by route', async () => {
       const seeded = await request(kommo.url, '/_sandbox/contacts', { body: { name: 'Http seed', phone: '+1 (720) 555-0150', company: 'Seeded Co', responsible_user_id: 9 }, token: null });
       assert.equal(seeded.status, 201);

@@ -597,6 +597,18 @@ describe('WhatsApp Cloud API sandbox (real HTTP)', () => {
       assert.equal(failed?.errors?.[0]?.code, 80007);
     });
 
+    it('drops the arranged failures not used up yet (the end of a 130429 storm), from the handle and over HTTP', async () => {
+      const { wa, clock } = await setup();
+      wa.failNext({ code: 130429, times: 1_000 });
+      assertGraphError(await send(wa, template('15550001001', 'hello_world')), 429, 130429);
+      wa.clearFailures();
+      wamidOf(await send(wa, template('15550001001', 'hello_world')));
+      wa.failNext({ code: 130429, times: 1_000 });
+      assert.equal((await request(wa.url, '/_sandbox/failures', { method: 'DELETE', token: null })).status, 200);
+      clock.now += 6000;
+      wamidOf(await send(wa, template('15550001001', 'hello_world')));
+    });
+
     it('delivers an errors webhook tied to no message (value.errors), from the handle and over HTTP', async () => {
       const { wa, receiver } = await setup();
       wa.accountError({ code: 130429 });
