@@ -33,6 +33,7 @@ export function renderReport(result: Omit<ChaosResult, 'report'>): string {
   lines.push(
     `- **${result.lost} lost, ${result.duplicated} duplicated**, ${result.late} late (still in progress when the wait ended), ${result.unexpected} unexpected effects, ${result.stuck} kinds of stuck work; dashboard streams ${result.streamsRecovered ? 'recovered' : '**did not recover**'} after the PostgreSQL restart.`,
     `- ${new Date(result.startedAt).toISOString()}, ${Math.round((result.endedAt - result.startedAt) / 1000)} s in all; code under test: ${settings.commit}; ${settings.cores} cores.`,
+    ...result.processes.filter((process) => process.crashes > 0).map((process) => `- ${process.name} exited ${process.crashes} time${process.crashes === 1 ? '' : 's'} without being killed by the run (restarted by the supervisor; its log says why).`),
     `- ${settings.short ? 'Short run' : 'Full run'}: ${settings.durationSeconds} s of traffic at ${settings.ratePerSecond} deliveries/s, ${settings.tenants} tenants, seed ${settings.seed}. Drain wait ${result.drain.waitedSeconds} s (${result.drain.complete ? 'everything arrived' : 'ended before everything arrived'}).`,
     '',
   );

@@ -55,6 +55,14 @@ function shareProcessPriority(pool: pg.Pool, databaseUrl: string): void {
 /** Runs `work` in a transaction on one pooled client. */
 export async function withTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
+  // A checked-out client has no pool listener: a connection lost mid-transaction (a restart, a
+  // terminated backend) would be an unhandled 'error' event and end the process. The next query
+  // fails instead, and the broken client is discarded rather than returned to the pool.
+  let lost: Error | undefined;
+  const onError = (error: Error): void => {
+    lost = error;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -64,6 +72,7 @@ export async function withTransaction<T>(db: Db, work: (client: pg.PoolClient) =
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost);
   }
 }
