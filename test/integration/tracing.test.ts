@@ -35,6 +35,9 @@ import { createIntegrations } from '../../workers/integrations.js';
 import { testConfig } from '../harness/api.js';
 import { createTestDatabase } from '../harness/postgres.js';
 import { uniqueId } from '../harness/resources.js';
+
+/** Random ids without digits: a run of 7 random digits would look like a phone number to the scrubber the test checks. */
+const lettersOnly = (id: string): string => id.replace(/[0-9]/g, (digit) => 'ghijklmnop'.charAt(Number(digit)));
 import { getDevServer } from '../harness/temporal.js';
 
 interface OtlpValue {
@@ -102,7 +105,7 @@ describe('tracing from the webhook to the activities', function () {
   let baseUrl: string;
   let workflowBundle: Awaited<ReturnType<typeof bundleWorkflows>>;
   let integrations: ReturnType<typeof createIntegrations>;
-  const tenantId = uniqueId('tr').toLowerCase();
+  const tenantId = lettersOnly(uniqueId('tr').toLowerCase());
   const webhookSecret = 'tracing-webhook-secret';
 
   before(async () => {
@@ -156,7 +159,7 @@ describe('tracing from the webhook to the activities', function () {
 
   it('exports one trace covering the HTTP request, the forward and its signalWithStart, the workflow, an activity and its CRM call', async () => {
     kommo.seedContact({ name: 'Ada Lovelace', phone: '+1 (415) 555-0142', company: 'Analytical Engines' });
-    const providerCallId = uniqueId('trace');
+    const providerCallId = lettersOnly(uniqueId('trace'));
     const event = { event_id: `${providerCallId}-ring`, event: 'call.ringing', call_id: providerCallId, timestamp: new Date().toISOString(), direction: 'inbound', from: '415-555-0142', to: '+12025550100' };
     const request = signedJsonRequest(webhookSecret, event);
     const response = await fetch(`${baseUrl}/webhooks/${tenantId}/pbx`, { method: 'POST', headers: request.headers, body: request.body });
