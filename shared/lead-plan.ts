@@ -164,6 +164,11 @@ export function armRewarm(state: LeadState, policy: LeadPolicy, now: number, cha
   arm(state, policy, { flow: 'rewarm', step: String(attempt), baseAt: state.lastActivityAt + policy.rewarm.idleDays * day, cause: `no activity for ${policy.rewarm.idleDays} days` }, now, changes);
 }
 
+/** A lead.created that happened before what already moved the lead on, on a lead still open. */
+function createdWasOvertaken(state: LeadState, createdAt: number): boolean {
+  return state.stage !== 'new' && state.stage !== 'dormant' && !isClosed(state) && createdAt <= state.lastActivityAt;
+}
+
 function markActivity(state: LeadState, at: number): void {
   state.lastActivityAt = Math.max(state.lastActivityAt, at);
 }
@@ -175,6 +180,8 @@ function markActivity(state: LeadState, at: number): void {
 export interface LeadPlanFeatures {
   /** Re-send a step that WhatsApp accepted and then failed by webhook with a throttling code. */
   resendThrottled?: () => boolean;
+  /** Arm the welcome for a lead.created that arrives after later events moved the lead on. */
+  welcomeLateCreated?: () => boolean;
 }
 
 /** How many times a throttled message is re-sent before the step is given up. */
@@ -202,6 +209,11 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
         markActivity(state, at);
         arm(state, policy, { flow: 'welcome', step: 'message', baseAt: now, cause }, now, changes);
         armRewarm(state, policy, now, changes);
+      } else if (event.type === 'lead.created' && createdWasOvertaken(state, at) && features.welcomeLateCreated?.()) {
+        // Delivery is at least once and can be late (an inbox waiting out a database freeze while a
+        // later event went straight to Temporal): had it come first, the welcome would have been
+        // armed and nothing after it but a close cancels a welcome.
+        arm(state, policy, { flow: 'welcome', step: 'message', baseAt: now, cause: `${cause}, delivered after later events` }, now, changes);
       }
       break;
     }

@@ -83,6 +83,20 @@ function outsideSystemOptions(policy: CallPolicy, taskQueue: string | undefined)
   };
 }
 
+/** The journaled call with every step it shows in flight set back to not started. */
+function withPendingStepsRestarted(journaled: CallSnapshot): CallSnapshot {
+  const { ticket, email, slack } = journaled.actions;
+  return {
+    ...journaled,
+    crmSyncState: journaled.crmSyncState === 'pending' ? 'waiting' : journaled.crmSyncState,
+    actions: {
+      ...(ticket && ticket.state !== 'pending' ? { ticket } : {}),
+      ...(email && email.state !== 'pending' ? { email } : {}),
+      slack: slack.filter((alert) => alert.state !== 'pending'),
+    },
+  };
+}
+
 export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapshot> {
   const { tenantId, policy } = input;
   const databaseOptions = { startToCloseTimeout: '15s', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } } as const;
@@ -125,7 +139,10 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   // A run started by a late event (or after an operator terminated the last run) continues from the journal.
   const journaled = await journal().loadCall(tenantId, snapshot.callId);
   if (journaled) {
-    snapshot = journaled;
+    // What the journal calls pending was started by a run (or an attempt of this run's first task,
+    // on a worker that died before completing it) that is not running it now; nothing in this run
+    // is, so it starts again. The effect ledger keeps each effect to one.
+    snapshot = patched('call-restarts-steps-pending-in-journal') ? withPendingStepsRestarted(journaled) : journaled;
     if (isEnded(snapshot)) endSeenAt = Date.now() - seconds(Math.max(policy.crmSyncDelaySeconds, policy.outcomeWaitSeconds));
   }
 
@@ -223,7 +240,11 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallSnapsh
   const signalLead = async (): Promise<boolean> => {
     const phone = snapshot.customerPhone;
     if (!phone || snapshot.direction !== 'inbound') return false;
-    const leadId = await leads().findLeadByPhone(tenantId, phone);
+    // A scheduled activity, not a local one: this runs beside the main loop's journal writes, and
+    // two local activities in flight at once can resolve in one order live and in another on
+    // replay, which moved the loop's timers (chaos/findings: timer id 4 expected, 3 found).
+    const lookup = patched('call-lead-lookup-scheduled') ? leadsRemote : leads();
+    const leadId = await lookup.findLeadByPhone(tenantId, phone);
     if (!leadId) return false;
     const missed = isMissedInbound(snapshot);
     try {

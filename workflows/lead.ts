@@ -114,7 +114,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   });
 
   // Runs recorded before a throttling failure reported by webhook re-sent the message keep noting it only.
-  const planFeatures = { resendThrottled: () => patched('lead-resend-throttled-status') };
+  // Runs recorded before a late lead.created armed the welcome keep ignoring it.
+  const planFeatures = { resendThrottled: () => patched('lead-resend-throttled-status'), welcomeLateCreated: () => patched('lead-welcome-when-created-arrives-late') };
 
   // Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics).
   const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');

@@ -43,6 +43,32 @@ describe('lead planner', () => {
     assert.deepEqual(state.planned.filter((step) => step.flow === 'follow_up').map((step) => iso(step.dueAt)), [iso(monday10 + day), iso(monday10 + 3 * day), iso(monday10 + 7 * day)]);
   });
 
+  it('a lead.created delivered after the booking it preceded still arms the welcome, as in order; not once the lead is closed', () => {
+    const startsAt = monday10 + 3 * day;
+    const created = (eventId: string): LeadEvent => ({ eventId, type: 'lead.created', occurredAt: iso(monday10), profile: { phone: '+14155550100' } });
+    const features: LeadPlanFeatures = { welcomeLateCreated: () => true };
+    const inOrder = lead();
+    apply(inOrder, created('c1'), monday10, features);
+    apply(inOrder, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10 + 60_000, features);
+
+    const overtaken = lead();
+    apply(overtaken, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10 + 60_000, features);
+    const changes = apply(overtaken, created('c1'), monday10 + 120_000, features);
+    assert.deepEqual(keys(overtaken).sort(), keys(inOrder).sort(), 'the same plan as when the events came in order');
+    assert.ok(keys(overtaken).includes('welcome:message'));
+    assert.match(changes.timeline.find((entry) => entry.kind === 'scheduled' && entry.flow === 'welcome')?.cause ?? '', /delivered after later events/);
+
+    const unpatched = lead();
+    apply(unpatched, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(startsAt) } }, monday10 + 60_000);
+    apply(unpatched, created('c1'), monday10 + 120_000);
+    assert.ok(!keys(unpatched).includes('welcome:message'), 'runs without the patch keep ignoring it');
+
+    const won = lead();
+    apply(won, { type: 'lead.status_changed', status: 'won' }, monday10 + 60_000, features);
+    apply(won, created('c1'), monday10 + 120_000, features);
+    assert.deepEqual(keys(won), [], 'a closed lead gets no welcome');
+  });
+
   it('moves a send that falls in quiet hours or on a weekend to the next opening in the lead\'s zone', () => {
     const saturdayNight = Date.parse('2026-11-22T03:00:00Z'); // Saturday 22:00 in New York
     const state = lead(saturdayNight);
