@@ -293,13 +293,13 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
       const port = take();
       const url = localUrl(port);
       apiUrls.push(url);
-      const api = supervise({ name: `api-${index}`, entry: 'api/main.ts', env: { ...childEnv, API_HOST: '127.0.0.1', API_PORT: String(port) }, logFile: path.join(dir, 'logs', `api-${index}.log`), niceness: processPriorities.api, graceMs });
+      const api = await supervise({ name: `api-${index}`, entry: 'api/main.ts', env: { ...childEnv, API_HOST: '127.0.0.1', API_PORT: String(port) }, logFile: path.join(dir, 'logs', `api-${index}.log`), niceness: processPriorities.api, graceMs });
       stops.push(() => api.stop());
       apis.push(Object.assign(api, { url }));
     }
     const workers: Supervised[] = [];
     for (let index = 1; index <= 2; index++) {
-      const worker = supervise({
+      const worker = await supervise({
         name: `worker-${index}`,
         entry: 'workers/main.ts',
         env: { ...childEnv, WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}` },

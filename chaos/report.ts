@@ -113,8 +113,8 @@ export function renderReport(result: Omit<ChaosResult, 'report'>): string {
   lines.push('');
 
   lines.push('### Processes', '');
-  lines.push('| process | starts | unexpected exits | error log lines |', '| --- | ---: | ---: | ---: |');
-  for (const process of result.processes) lines.push(`| ${process.name} | ${process.starts} | ${process.crashes} | ${process.errorLines} |`);
+  lines.push('| process | starts | unexpected exits | error log lines | supervisor |', '| --- | ---: | ---: | ---: | --- |');
+  for (const process of result.processes) lines.push(`| ${process.name} | ${process.starts} | ${process.crashes} | ${process.errorLines} | ${process.gaveUp ? `**gave up**: ${process.gaveUp}` : 'kept it running'} |`);
   lines.push('');
 
   lines.push('### Running it', '');

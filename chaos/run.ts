@@ -56,10 +56,12 @@ export interface ProcessSummary {
   /** Exits the run did not cause. */
   crashes: number;
   errorLines: number;
+  /** The supervisor stopped restarting it (a crash loop): why. */
+  gaveUp?: string;
 }
 
 export interface ChaosResult {
-  /** Zero lost, zero duplicated, nothing unexpected, nothing stuck, every dashboard stream recovered. */
+  /** Zero lost, zero duplicated, nothing unexpected, nothing stuck, every dashboard stream recovered, every process kept running. */
   passed: boolean;
   lost: number;
   duplicated: number;
@@ -245,6 +247,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       starts: process.history.filter((entry) => entry.event === 'started').length,
       crashes: process.crashes(),
       errorLines: process.errorLines(),
+      ...(process.gaveUp() === undefined ? {} : { gaveUp: process.gaveUp() }),
     }));
     const requestsOf = (pick: (tenant: Deployment['tenants'][number]) => { total: number; rateLimited: number }) =>
       deployment.tenants.reduce((sum, tenant) => ({ requests: sum.requests + pick(tenant).total, rateLimited: sum.rateLimited + pick(tenant).rateLimited }), { requests: 0, rateLimited: 0 });
@@ -255,7 +258,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
     };
     if (options.keep) keptDir = deployment.dir;
     const result: Omit<ChaosResult, 'report'> = {
-      passed: lost === 0 && duplicated === 0 && late === 0 && unexpected === 0 && stuck === 0 && streamsRecovered,
+      passed: lost === 0 && duplicated === 0 && late === 0 && unexpected === 0 && stuck === 0 && streamsRecovered && processes.every((process) => process.gaveUp === undefined),
       lost,
       duplicated,
       late,

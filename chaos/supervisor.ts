@@ -1,14 +1,17 @@
 /**
- * The chaos run's process supervisor: starts an API or worker process the way production does
- * (`node --import tsx <entry>`, the command behind `npm run api` / `npm run worker`) and, like
- * systemd's `Restart=always`, starts it again when it dies: after 1 s, doubling while it keeps
- * dying within 10 s of its start, up to 30 s. Every start and exit is kept for the report.
+ * The chaos run's processes: an API or worker process started the way production starts it
+ * (`node --import tsx <entry>`, the command behind `npm run api` / `npm run worker`) and kept
+ * running by the launcher's own supervisor (stack/supervisor.ts), as `npm start` keeps its
+ * children. This layer adds what the report needs: every start and exit, which exits the run
+ * caused (its kill -9), the error lines logged, and the last output of a process that never came up.
  */
 import { createWriteStream } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { repoRoot } from '../config/load.js';
 import { spawnManaged } from '../stack/processes.js';
 import type { ManagedProcess } from '../stack/processes.js';
+import { supervise as keepRunning } from '../stack/supervisor.js';
+import type { Running } from '../stack/supervisor.js';
 
 export interface LifeEvent {
   /** Epoch ms. */
@@ -31,26 +34,27 @@ export interface Supervised {
   errorLines(): number;
   /** Unexpected exits: the process died without the run killing it. */
   crashes(): number;
+  /** Why the supervisor stopped restarting it (a crash loop), if it did. */
+  gaveUp(): string | undefined;
   /** Its last lines of output, for an error that says why it never came up. */
   recentOutput(): string[];
   stop(): Promise<void>;
 }
 
-const minimumUptimeMs = 10_000;
-const maximumBackoffMs = 30_000;
+/** A run this long resets the restart backoff (the production launcher waits a minute; a chaos round is shorter). */
+const stableAfterMs = 10_000;
 
-export function supervise(options: { name: string; entry: string; env: NodeJS.ProcessEnv; logFile: string; niceness: number; graceMs: number }): Supervised {
+export async function supervise(options: { name: string; entry: string; env: NodeJS.ProcessEnv; logFile: string; niceness: number; graceMs: number }): Promise<Supervised> {
   const log: WriteStream = createWriteStream(options.logFile, { flags: 'a' });
   const history: LifeEvent[] = [];
   let current: ManagedProcess | undefined;
   let stopping = false;
   let killedByRun = false;
-  let backoffMs = 1_000;
+  let gaveUp: string | undefined;
   let errorLines = 0;
   const recent: string[] = [];
-  let restartTimer: NodeJS.Timeout | undefined;
 
-  const start = (): void => {
+  const start = (): Running => {
     const startedAt = Date.now();
     killedByRun = false;
     const child = spawnManaged(options.name, process.execPath, ['--import', 'tsx', options.entry], {
@@ -67,21 +71,30 @@ export function supervise(options: { name: string; entry: string; env: NodeJS.Pr
       },
     });
     current = child;
-    history.push({ at: startedAt, event: 'started', ...(child.child.pid === undefined ? {} : { pid: child.child.pid }) });
-    log.write(`--- chaos: ${options.name} started (pid ${child.child.pid ?? '?'}) at ${new Date(startedAt).toISOString()}\n`);
-    void child.exited.then((code) => {
+    const pid = child.child.pid;
+    history.push({ at: startedAt, event: 'started', ...(pid === undefined ? {} : { pid }) });
+    log.write(`--- chaos: ${options.name} started (pid ${pid ?? '?'}) at ${new Date(startedAt).toISOString()}\n`);
+    const exited = child.exited.then((code) => {
       const expected = stopping || killedByRun;
-      history.push({ at: Date.now(), event: 'exited', ...(child.child.pid === undefined ? {} : { pid: child.child.pid }), code, expected });
+      history.push({ at: Date.now(), event: 'exited', ...(pid === undefined ? {} : { pid }), code, expected });
       log.write(`--- chaos: ${options.name} exited (${code})${expected ? '' : ' unexpectedly'} at ${new Date().toISOString()}\n`);
       if (current === child) current = undefined;
-      if (stopping) return;
-      // A process that dies soon after its start is in a crash loop: wait longer each time.
-      backoffMs = Date.now() - startedAt < minimumUptimeMs ? Math.min(maximumBackoffMs, backoffMs * 2) : 1_000;
-      const wait = killedByRun ? 1_000 : backoffMs;
-      restartTimer = setTimeout(start, wait);
+      return code;
     });
+    return { exited, pid, stop: () => child.stop(options.graceMs) };
   };
-  start();
+
+  const supervised = await keepRunning({
+    name: options.name,
+    start,
+    log: (message) => log.write(`--- chaos: ${message}\n`),
+    onGiveUp: (reason) => {
+      gaveUp = reason;
+      log.write(`--- chaos: gave up: ${reason}\n`);
+    },
+    restartAllowed: () => !stopping,
+    policy: { stableAfterMs },
+  });
 
   return {
     name: options.name,
@@ -100,11 +113,11 @@ export function supervise(options: { name: string; entry: string; env: NodeJS.Pr
     history,
     errorLines: () => errorLines,
     crashes: () => history.filter((entry) => entry.event === 'exited' && !entry.expected).length,
+    gaveUp: () => gaveUp,
     recentOutput: () => [...recent],
     async stop() {
       stopping = true;
-      if (restartTimer) clearTimeout(restartTimer);
-      await current?.stop(options.graceMs);
+      await supervised.stop();
       await new Promise<void>((resolve) => log.end(() => resolve()));
     },
   };
