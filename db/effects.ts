@@ -61,8 +61,20 @@ interface Row<T> {
 
 const settled = (state: string | undefined): boolean => state === 'done' || state === 'skipped';
 
+/** How often a release that could not reach PostgreSQL is tried again. */
+const releaseRetryMs = 2_000;
+
+/** Runs `attempt` every `releaseRetryMs` until it succeeds or `until` (epoch ms) passes; never keeps the process alive. */
+function retryInBackground(attempt: () => Promise<unknown>, until: number): void {
+  if (Date.now() + releaseRetryMs >= until) return;
+  setTimeout(() => {
+    attempt().catch(() => retryInBackground(attempt, until));
+  }, releaseRetryMs).unref();
+}
+
 export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<OnceOutcome<T>> {
   const { tenantId, key, kind } = options;
+  const leaseSeconds = options.leaseSeconds ?? 120;
   await db.query(
     `INSERT INTO external_effects (tenant_id, effect_key, kind, state) VALUES ($1, $2, $3, 'pending')
      ON CONFLICT (tenant_id, effect_key) DO NOTHING`,
@@ -73,7 +85,7 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
         SET claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1, claim_token = claim_token + 1, updated_at = now()
       WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
       RETURNING attempts, attempted_at, claim_token`,
-    [tenantId, key, options.leaseSeconds ?? 120],
+    [tenantId, key, leaseSeconds],
   );
   const claim = claimed.rows[0];
   const current = async (): Promise<Row<T> | undefined> =>
@@ -84,16 +96,22 @@ export async function performOnce<T>(db: Db, options: OnceOptions<T>): Promise<O
     throw new EffectBusyError(key);
   }
   const token = claim.claim_token;
+  const claimedAt = Date.now();
 
-  /** Gives the key back, if this attempt still holds it; `performed: false` means this attempt provably did not act. */
+  /**
+   * Gives the key back, if this attempt still holds it; `performed: false` means this attempt
+   * provably did not act. When PostgreSQL cannot be reached (a restart, a partition), giving back
+   * is retried in the background until the lease would have run out anyway: otherwise the retry
+   * of this attempt would find the key busy for the whole lease (minutes) after the database is back.
+   */
   const release = async (error: unknown, performed: boolean): Promise<void> => {
-    await db
-      .query(
+    const giveBack = () =>
+      db.query(
         `UPDATE external_effects SET claimed_until = NULL, attempts = attempts - $4, last_error = $3, updated_at = now()
           WHERE tenant_id = $1 AND effect_key = $2 AND state = 'pending' AND claim_token = $5`,
         [tenantId, key, String((error as Error).message ?? error).slice(0, 500), performed ? 0 : 1, token],
-      )
-      .catch(() => undefined);
+      );
+    await giveBack().catch(() => retryInBackground(giveBack, claimedAt + leaseSeconds * 1000));
   };
 
   /**

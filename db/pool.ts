@@ -52,17 +52,31 @@ function shareProcessPriority(pool: pg.Pool, databaseUrl: string): void {
   });
 }
 
-/** Runs `work` in a transaction on one pooled client. */
-export async function withTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * A pooled client checked out for several statements. A checked-out client has no pool listener:
+ * a connection lost while it is out (a restart, a terminated backend) would be an unhandled
+ * 'error' event and end the process. Here the next query fails instead, and `release` discards
+ * a broken client rather than returning it to the pool.
+ */
+export async function checkOut(db: Db): Promise<{ client: pg.PoolClient; release: (broken?: boolean) => void }> {
   const client = await db.connect();
-  // A checked-out client has no pool listener: a connection lost mid-transaction (a restart, a
-  // terminated backend) would be an unhandled 'error' event and end the process. The next query
-  // fails instead, and the broken client is discarded rather than returned to the pool.
   let lost: Error | undefined;
   const onError = (error: Error): void => {
     lost = error;
   };
   client.on('error', onError);
+  return {
+    client,
+    release: (broken = false) => {
+      client.off('error', onError);
+      client.release(lost ?? broken);
+    },
+  };
+}
+
+/** Runs `work` in a transaction on one pooled client. */
+export async function withTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const { client, release } = await checkOut(db);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -72,7 +86,6 @@ export async function withTransaction<T>(db: Db, work: (client: pg.PoolClient) =
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.off('error', onError);
-    client.release(lost);
+    release();
   }
 }

@@ -3,6 +3,7 @@
  * limit (Kommo, HubSpot) or a sender's throughput (a WhatsApp number) holds however many workers
  * send, since each request takes its slot from the same row.
  */
+import { checkOut } from './pool.js';
 import type { Db } from './pool.js';
 
 export interface BucketTake {
@@ -54,7 +55,7 @@ export async function takeJointSlot(db: Db, takes: BucketTake[]): Promise<{ wait
   const sorted = [...takes].sort((a, b) => (a.bucket < b.bucket ? -1 : a.bucket > b.bucket ? 1 : 0));
   const names = sorted.map((take) => take.bucket);
   for (let tries = 0; tries < 2; tries++) {
-    const client = await db.connect();
+    const { client, release } = await checkOut(db);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -103,7 +104,7 @@ export async function takeJointSlot(db: Db, takes: BucketTake[]): Promise<{ wait
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
   throw new Error(`rate buckets ${names.join(', ')} could not be created`);

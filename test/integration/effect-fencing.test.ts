@@ -6,11 +6,13 @@
  * first one go on.
  */
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { EffectBusyError, performOnce } from '../../db/effects.js';
 import type { OnceOptions } from '../../db/effects.js';
+import { createPool } from '../../db/pool.js';
 import type { Db } from '../../db/pool.js';
 import { waitUntil } from '../../stack/processes.js';
-import { createTestDatabase } from '../harness/postgres.js';
+import { createTestDatabase, testPostgresAdminUrl } from '../harness/postgres.js';
 import { uniqueId } from '../harness/resources.js';
 
 interface Gate {
@@ -223,5 +225,42 @@ describe('effect ledger: a stale attempt is fenced off by its claim token', func
     stale.open();
     await assert.rejects(first, /the answer was lost/);
     assert.equal((await row(key)).claimed, true, 'the old process still holds the key');
+  });
+
+  it('an attempt that fails while PostgreSQL is out of reach gives its key back once it is reachable again, not after the whole lease', async () => {
+    const { url } = await createTestDatabase('partition');
+    const database = new URL(url).pathname.slice(1);
+    // One connection that stays open through the partition: it sees what the attempt's pool cannot.
+    const observer = new pg.Client({ connectionString: url });
+    await observer.connect();
+    // A database cannot refuse connections from a session inside it: the switch is thrown from outside.
+    const admin = new pg.Client({ connectionString: await testPostgresAdminUrl() });
+    await admin.connect();
+    const attemptDb = createPool(url, { max: 2, applicationName: 'ledger-partitioned' });
+    try {
+      const key = uniqueId('partition');
+      const claimed = async (): Promise<boolean> =>
+        (await observer.query<{ claimed: boolean }>('SELECT coalesce(claimed_until > now(), false) AS claimed FROM external_effects WHERE tenant_id = $1 AND effect_key = $2', [tenantId, key])).rows[0]?.claimed ?? false;
+      const attempt = performOnce(attemptDb, options(key, {
+        leaseSeconds: 120,
+        perform: async () => {
+          // The partition: no new connection to the database, and the pool's own ones cut.
+          await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
+          await observer.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ledger-partitioned' AND pid <> pg_backend_pid()`);
+          throw new Error('the CRM did not answer');
+        },
+      }));
+      await assert.rejects(attempt, /the CRM did not answer/);
+      assert.equal(await claimed(), true, 'the release could not reach PostgreSQL: the key is still claimed');
+      await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
+      // The lease has about two minutes left; the background release lands within seconds.
+      await waitUntil(async () => !(await claimed()), 15_000, 'the key was not given back once PostgreSQL was reachable');
+      assert.deepEqual(await performOnce(attemptDb, options(key, { perform: () => Promise.resolve({ by: 'retry' }) })), { result: { by: 'retry' }, via: 'performed' });
+    } finally {
+      await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await admin.end();
+      await observer.end();
+      await attemptDb.end();
+    }
   });
 });
