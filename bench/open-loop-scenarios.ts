@@ -39,6 +39,54 @@ export interface JournalCheck {
 export interface OpenLoopRateResult extends OpenLoopFigures {
   backlog?: BacklogFigures;
   journal?: JournalCheck;
+  /** What the API process itself saw while the rate ran (its /metrics before and after). */
+  inside?: ApiInside;
+}
+
+/**
+ * Where an ack's time went, from the API's own metrics: the time from the request's arrival in the
+ * handler to the answer (the histogram's bucket bound at p99), and the event loop's delay (p99 and
+ * max over the rate; prom-client resets it at each scrape). An ack slow outside and fast inside
+ * waited before the handler ran: a busy event loop or a starved process.
+ */
+export interface ApiInside {
+  handlerP99UpToMs: number | null;
+  eventLoopLagP99Ms: number | null;
+  eventLoopLagMaxMs: number | null;
+}
+
+type Scrape = { ackBuckets: Map<number, number>; lagP99Ms: number | null; lagMaxMs: number | null };
+
+async function scrapeApi(apiUrl: string): Promise<Scrape | undefined> {
+  try {
+    const text = await (await fetch(`${apiUrl}/metrics`)).text();
+    const ackBuckets = new Map<number, number>();
+    for (const match of text.matchAll(/^switchboard_webhook_ack_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+(?:\.\d+)?)$/gm)) {
+      const bound = match[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(match[1]);
+      ackBuckets.set(bound, (ackBuckets.get(bound) ?? 0) + Number(match[2]));
+    }
+    const gauge = (name: string): number | null => {
+      const found = new RegExp(`^switchboard_api_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text);
+      return found ? Math.round(Number(found[1]) * 100_000) / 100 : null;
+    };
+    return { ackBuckets, lagP99Ms: gauge('p99'), lagMaxMs: gauge('max') };
+  } catch {
+    return undefined;
+  }
+}
+
+function insideOf(before: Scrape | undefined, after: Scrape | undefined): ApiInside | undefined {
+  if (!before || !after) return undefined;
+  const bounds = [...after.ackBuckets.keys()].sort((a, b) => a - b);
+  const counts = bounds.map((bound) => (after.ackBuckets.get(bound) ?? 0) - (before.ackBuckets.get(bound) ?? 0));
+  const total = counts.at(-1) ?? 0;
+  const p99Index = counts.findIndex((count) => count >= total * 0.99);
+  const bound = bounds[p99Index];
+  return {
+    handlerP99UpToMs: total > 0 && bound !== undefined ? (Number.isFinite(bound) ? bound * 1000 : null) : null,
+    eventLoopLagP99Ms: after.lagP99Ms,
+    eventLoopLagMaxMs: after.lagMaxMs,
+  };
 }
 
 export interface FreezeResult {
@@ -335,16 +383,18 @@ async function sweepTarget(context: RunContext, target: OpenLoopTarget, baseUrl:
   const results: OpenLoopRateResult[] = [];
   for (const rate of rates) {
     const plan = planFor(context, target, rate, seconds);
+    const before = target === 'api' ? await scrapeApi(baseUrl) : undefined;
     const runStart = performance.now();
     const { outcomes, sendEnd } = await runPlan(context, baseUrl, plan);
+    const inside = target === 'api' ? insideOf(before, await scrapeApi(baseUrl)) : undefined;
     const figures = openLoopFigures(plan.requests, outcomes, rate, seconds);
     let result: OpenLoopRateResult = figures;
     if (target === 'api') {
       // The next rate starts from a drained inbox and a journal that has caught up.
       const emptyAt = await waitForEmptyInbox(backlog, 300_000);
       const journal = await checkJournal(context.stack.databaseUrl, context.tenant.id, plan, outcomes, sendEnd, 90_000);
-      result = { ...figures, backlog: backlogFigures(backlog, runStart, sendEnd, emptyAt), journal };
-      context.log(`open loop: API ${rate}/s: ${summaryLine(figures)}; backlog peak ${result.backlog?.peak ?? 'n/a'}, drained in ${result.backlog?.drainSeconds ?? 'n/a'} s; journaled ${journal.journaled}/${journal.accepted}${journal.seconds === null ? ' (not all within 90 s)' : ` after ${journal.seconds} s`}`);
+      result = { ...figures, backlog: backlogFigures(backlog, runStart, sendEnd, emptyAt), journal, ...(inside ? { inside } : {}) };
+      context.log(`open loop: API ${rate}/s: ${summaryLine(figures)}; backlog peak ${result.backlog?.peak ?? 'n/a'}, drained in ${result.backlog?.drainSeconds ?? 'n/a'} s; journaled ${journal.journaled}/${journal.accepted}${journal.seconds === null ? ' (not all within 90 s)' : ` after ${journal.seconds} s`}${inside ? `; inside the API: handler p99 <= ${inside.handlerP99UpToMs ?? 'n/a'} ms, event-loop lag p99 ${inside.eventLoopLagP99Ms ?? 'n/a'} / max ${inside.eventLoopLagMaxMs ?? 'n/a'} ms` : ''}`);
     } else {
       context.log(`open loop: ${target} ${rate}/s: ${summaryLine(figures)}`);
       await delay(1_000);

@@ -192,10 +192,10 @@ function renderOpenLoop(openLoop: OpenLoopResult): string[] {
       }),
     ),
     '',
-    'The API per rate: what the generator achieved, the answers, and the inbox (backlog peak; drain from the last send until empty); before the next rate the bench waits for the empty inbox and up to 90 s for every accepted event in the journal.',
+    'The API per rate: what the generator achieved, the answers, and the inbox (backlog peak; drain from the last send until empty); before the next rate the bench waits for the empty inbox and up to 90 s for every accepted event in the journal. Inside the API, from its /metrics before and after the rate: the handler\'s p99 (a histogram bucket\'s bound) and the event loop\'s delay; an ack slow outside but fast inside waited before the handler ran.',
     '',
     table(
-      ['Offered /s', 'requests', 'sent /s', 'send lag p99 / max ms', 'generator CPU %', '2xx', 'non-2xx by status', 'by reason', 'timeouts', 'connection errors', 'backlog peak', 'drain s', 'journaled / accepted'],
+      ['Offered /s', 'requests', 'sent /s', 'send lag p99 / max ms', 'generator CPU %', '2xx', 'non-2xx by status', 'by reason', 'timeouts', 'connection errors', 'backlog peak', 'drain s', 'journaled / accepted', 'inside the API: handler p99 ≤ ms · event-loop lag p99 / max ms'],
       openLoop.sweep.api.map((result) => [
         result.intendedPerSecond,
         result.sent,
@@ -210,6 +210,7 @@ function renderOpenLoop(openLoop: OpenLoopResult): string[] {
         orNa(result.backlog?.peak),
         orNa(result.backlog?.drainSeconds),
         result.journal ? `${result.journal.journaled} / ${result.journal.accepted}${result.journal.seconds === null ? ' (not within the wait)' : ''}` : 'n/a',
+        result.inside ? `${orNa(result.inside.handlerP99UpToMs)} · ${orNa(result.inside.eventLoopLagP99Ms)} / ${orNa(result.inside.eventLoopLagMaxMs)}` : 'n/a',
       ]),
     ),
     '',
