@@ -104,7 +104,7 @@ async function withWorker<T>(env: TestWorkflowEnvironment, workflowBundle: NonNu
 }
 
 // Everything after the end is due at once (no CRM wait, no outcome wait); nothing goes out.
-const callPolicy: CallPolicy = callPolicySchema.parse({
+export const callPolicy: CallPolicy = callPolicySchema.parse({
   crmSyncDelaySeconds: 0,
   outcomeWaitSeconds: 0,
   wrapUpMinutes: 0.001,

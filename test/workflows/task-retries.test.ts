@@ -11,28 +11,20 @@ import { loadConfig } from '../../config/load.js';
 import { temporalDataConverter } from '../../security/payload-codec.js';
 import { initialSnapshot } from '../../shared/call-state.js';
 import type { CallEnrichment, CallEvent, CallSnapshot, CrmSyncState, EnrichmentState } from '../../shared/calls.js';
-import { callPolicySchema } from '../../shared/calls.js';
 import { callWorkflowId } from '../../shared/vocabulary.js';
 import { waitUntil } from '../../stack/processes.js';
 import { callEventsSignal } from '../../workflows/call.js';
 import type { callWorkflow } from '../../workflows/call.js';
 import { getDevServer, getWorkflowBundle } from '../harness/temporal.js';
 import { uniqueId } from '../harness/resources.js';
+import { callPolicy } from './completion-race-scenarios.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
 const tenantId = 'retry-tenant';
 const dataConverter = temporalDataConverter(loadConfig({}).temporal.payloadEncryption);
 
-// Everything after the end is due at once; no ticket, e-mail or Slack alert.
-const policy = callPolicySchema.parse({
-  crmSyncDelaySeconds: 0,
-  outcomeWaitSeconds: 0,
-  wrapUpMinutes: 0.001,
-  tickets: { enabled: false },
-  email: { enabled: false },
-  slack: { transferRequested: false, lowSatisfactionAtOrBelow: 1, vip: false },
-  callbackTaskForMissedCalls: false,
-});
+// The race scenarios' policy: everything after the end is due at once; no ticket, e-mail or Slack alert.
+const policy = callPolicy;
 
 /** A promise and the function that settles it. */
 function signal<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
