@@ -8,6 +8,7 @@ import { notifyInbox } from '../db/inbox.js';
 import { isSuppressed } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
 import { messageForEffect, recordAcceptedMessage } from '../db/whatsapp.js';
+import type { SkipReason } from '../shared/leads.js';
 import { commitToInbox } from '../ingestion/intake.js';
 import { leadDelivery } from '../ingestion/lead-delivery.js';
 import { whatsappFailedEvent } from '../ingestion/providers/whatsapp-webhook.js';
@@ -23,7 +24,8 @@ export interface SendWhatsAppInput {
   message: OutgoingMessage;
 }
 
-export type SendWhatsAppOutcome = { status: 'sent'; wamid: string; kind: 'text' | 'template' } | { status: 'skipped'; reason: string };
+/** A skip names its reason as text (the timeline's cause) and as a code (`detail.reason`; absent from results recorded before it). */
+export type SendWhatsAppOutcome = { status: 'sent'; wamid: string; kind: 'text' | 'template' } | { status: 'skipped'; reason: string; code?: SkipReason };
 
 /** WhatsApp reports an accepted message within seconds; wait that long before concluding a lost send never happened. */
 export const statusWebhookGraceSeconds = 30;
@@ -67,8 +69,8 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
      */
     async sendWhatsApp(input: SendWhatsAppInput): Promise<SendWhatsAppOutcome> {
       const whatsapp = deps.whatsapp(input.tenantId);
-      if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured' };
-      if (await isSuppressed(deps.db, input.tenantId, input.to)) return { status: 'skipped', reason: 'opted out' };
+      if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured', code: 'no_sender' };
+      if (await isSuppressed(deps.db, input.tenantId, input.to)) return { status: 'skipped', reason: 'opted out', code: 'opted_out' };
       const { attempt, scheduledAtMs } = attemptInfo();
       const outcome = await whileHeartbeating(() => callOutside(async () => {
         try {

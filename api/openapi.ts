@@ -306,7 +306,7 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/{tenant}/leads/{leadId}/actions': {
         post: {
           summary: 'Operator intervention (a Temporal update with a validator)',
-          description: `Needs the operator role; the timeline names the credential's operator. ${noNul}`,
+          description: `Needs the operator role; the timeline names the credential's operator. Each action takes exactly its own fields (\`additionalProperties: false\`): an unknown field (\`operator\` among them: the operator is the credential's) or a missing required one is \`422 invalid_payload\`, with \`details.fields\` naming each field. The workflow's update validators refuse the same input sent from the Temporal CLI or Web UI. ${noNul}`,
           security: operator,
           parameters: [tenantParam, leadIdParam, { name: 'Idempotency-Key', in: 'header', description: 'The update id (first 200 characters): a repeat returns the first outcome', schema: { type: 'string' } }],
           requestBody: { required: true, ...json(ref('LeadAction')) },

@@ -43,3 +43,6 @@ export function storableInstant(iso: string): string | undefined {
 /** The IANA zone names this runtime knows (canonical ones, and UTC), as the OpenAPI document lists them. */
 export const timeZoneNames = [...new Set([...Intl.supportedValuesOf('timeZone'), 'UTC'])].filter(isTimeZone).sort() as [string, ...string[]];
 export const timeZoneNameSchema = z.enum(timeZoneNames).describe('An IANA time zone name, e.g. `Europe/Berlin`');
+
+/** A per-parse zod error map: a missing field is "required", not "expected string, received undefined". */
+export const missingIsRequired: z.core.$ZodErrorMap = (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined);

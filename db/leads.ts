@@ -1,5 +1,7 @@
 /** The lead projection and timeline in PostgreSQL: written by the lead workflow, read by the API. */
 import type { LeadState, TimelineEntry } from '../shared/leads.js';
+import { inCausalOrder } from '../shared/lead-timeline.js';
+import type { CausalEntry } from '../shared/lead-timeline.js';
 import type { Db } from './pool.js';
 import { withTransaction } from './pool.js';
 import { notifyChange } from './changes.js';
@@ -63,12 +65,16 @@ export interface TimelineRow extends TimelineEntry {
   recordedAt: string;
 }
 
-export async function leadTimeline(db: Db, tenantId: string, leadId: string): Promise<TimelineRow[]> {
+/**
+ * The lead's timeline in causal order (shared/lead-timeline.ts): a status WhatsApp timed before the
+ * send it is about (its times are whole seconds) is shown after it, with its own time as `reportedAt`.
+ */
+export async function leadTimeline(db: Db, tenantId: string, leadId: string): Promise<Array<CausalEntry<TimelineRow>>> {
   const result = await db.query<{ id: number; entry_key: string; at: Date; kind: TimelineEntry['kind']; flow: TimelineEntry['flow'] | null; step: string | null; cause: string; detail: Record<string, unknown>; recorded_at: Date }>(
     'SELECT id, entry_key, at, kind, flow, step, cause, detail, recorded_at FROM lead_timeline WHERE tenant_id = $1 AND lead_id = $2 ORDER BY at, id',
     [tenantId, leadId],
   );
-  return result.rows.map((row) => ({
+  const stored = result.rows.map((row) => ({
     id: row.id,
     entryKey: row.entry_key,
     at: row.at.toISOString(),
@@ -79,6 +85,7 @@ export async function leadTimeline(db: Db, tenantId: string, leadId: string): Pr
     detail: row.detail,
     recordedAt: row.recorded_at.toISOString(),
   }));
+  return inCausalOrder(stored);
 }
 
 export async function isSuppressed(db: Db, tenantId: string, phone: string): Promise<boolean> {

@@ -206,12 +206,26 @@ export function createRejectionStore(deps: RejectionStoreDeps): RejectionStore {
   };
 }
 
-/** zod issues as `{ "field.path": "message" }`, for the 4xx body. */
-export function fieldErrors(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): Record<string, string> {
+/**
+ * zod issues as `{ "field.path": "message" }`, for the 4xx body. A strict object's unknown keys
+ * (one zod issue for them all) are named one by one, each as the field it is.
+ */
+export function fieldErrors(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string; code?: string; keys?: readonly string[] }>): Record<string, string> {
   const errors: Record<string, string> = {};
+  const name = (path: ReadonlyArray<PropertyKey>): string => path.map(String).join('.') || '(body)';
   for (const issue of issues) {
-    const field = issue.path.map(String).join('.') || '(body)';
-    errors[field] ??= issue.message;
+    if (issue.code === 'unrecognized_keys' && issue.keys && issue.keys.length > 0) {
+      for (const key of issue.keys) errors[name([...issue.path, key])] ??= 'unknown field';
+      continue;
+    }
+    errors[name(issue.path)] ??= issue.message;
   }
   return errors;
+}
+
+/** Field errors as one line for a message: `step: …; bogus: unknown field`. */
+export function describeFieldErrors(fields: Record<string, string>): string {
+  return Object.entries(fields)
+    .map(([field, message]) => `${field}: ${message}`)
+    .join('; ');
 }

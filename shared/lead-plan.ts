@@ -3,7 +3,7 @@
  * each with its send time computed once (inside the lead's send window) and an idempotency key.
  * The lead workflow only waits for the next due step or signal and calls these.
  */
-import type { FlowName, LeadEvent, LeadPolicy, LeadStage, LeadState, Meeting, PlannedStep, TimelineEntry } from './leads.js';
+import type { FlowName, LeadEvent, LeadPolicy, LeadStage, LeadState, Meeting, PlannedStep, SkipReason, TimelineEntry } from './leads.js';
 import { formatLocal, nextAllowed, previousAllowed } from './send-window.js';
 import { decideWhatsAppError, whatsappRetryDelayMs } from './whatsapp-errors.js';
 import type { WhatsAppRetryDecision } from './whatsapp-errors.js';
@@ -39,12 +39,20 @@ export function initialLeadState(tenantId: string, leadId: string, workflowId: s
   };
 }
 
+type NoteBase = Omit<TimelineEntry, 'at' | 'kind' | 'detail'> & { at?: number };
+/** What a `skipped` entry says besides its reason. */
+export type SkipDetail = { reason: SkipReason } & Record<string, unknown>;
+/** A timeline entry to note: a skip must say why (`detail.reason`). */
+export type TimelineNote =
+  | (NoteBase & { kind: Exclude<TimelineEntry['kind'], 'skipped'>; detail?: Record<string, unknown> })
+  | (NoteBase & { kind: 'skipped'; detail: SkipDetail });
+
 /** What applying something to the state produced, for the journal and the timeline. */
 export class Changes {
   readonly timeline: TimelineEntry[] = [];
   changed = false;
   constructor(private readonly now: number) {}
-  note(entry: Omit<TimelineEntry, 'at'> & { at?: number }): void {
+  note(entry: TimelineNote): void {
     this.timeline.push({ ...entry, at: new Date(entry.at ?? this.now).toISOString() });
     this.changed = true;
   }
@@ -122,12 +130,19 @@ export function arm(state: LeadState, policy: LeadPolicy, spec: ArmSpec, now: nu
   });
 }
 
-/** Drops planned steps (each recorded as skipped with the cause). */
-export function cancel(state: LeadState, predicate: (step: PlannedStep) => boolean, cause: string, changes: Changes, entryPrefix = 'canceled'): void {
+/** Drops planned steps (each recorded as skipped with the cause, and the reason in `detail`). */
+export function cancel(
+  state: LeadState,
+  predicate: (step: PlannedStep) => boolean,
+  cause: string,
+  changes: Changes,
+  entryPrefix = 'canceled',
+  detail: SkipDetail = { reason: 'canceled' },
+): void {
   const [dropped, kept] = [state.planned.filter(predicate), state.planned.filter((step) => !predicate(step))];
   state.planned = kept;
   for (const step of dropped) {
-    changes.note({ entryKey: `${entryPrefix}:${step.key}`, kind: 'skipped', flow: step.flow, step: step.step, cause, detail: { reason: 'canceled' } });
+    changes.note({ entryKey: `${entryPrefix}:${step.key}`, kind: 'skipped', flow: step.flow, step: step.step, cause, detail });
   }
 }
 
@@ -455,7 +470,17 @@ function applyImport(state: LeadState, policy: LeadPolicy, event: Extract<LeadEv
 }
 
 /** A time-zone change re-plans every pending step from its raw target. */
-export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: string, now: number, changes: Changes, cause: string, kind: 'event' | 'operator' = 'event'): void {
+export function replanTimeZone(
+  state: LeadState,
+  policy: LeadPolicy,
+  timeZone: string,
+  now: number,
+  changes: Changes,
+  cause: string,
+  kind: 'event' | 'operator' = 'event',
+  /** Who asked, for an operator's change. */
+  by: { operator?: string } = {},
+): void {
   if (timeZone === state.timeZone) return;
   const previous = state.timeZone;
   state.timeZone = timeZone;
@@ -470,7 +495,7 @@ export function replanTimeZone(state: LeadState, policy: LeadPolicy, timeZone: s
     state.planned.push({ ...step, dueAt });
   }
   sortPlanned(state);
-  changes.note({ entryKey: `timezone:${timeZone}:${state.version}`, kind, cause, detail: { from: previous, to: timeZone } });
+  changes.note({ entryKey: `timezone:${timeZone}:${state.version}`, kind, cause, detail: { ...by, from: previous, to: timeZone } });
 }
 
 /** The next step whose time has come (none while paused). */
@@ -487,14 +512,14 @@ export function nextWakeAt(state: LeadState): number | undefined {
 
 export type SendDecision =
   | { action: 'send'; asTemplate: boolean }
-  | { action: 'skip'; reason: string }
+  | { action: 'skip'; reason: string; code: SkipReason }
   | { action: 'wait'; until: number };
 
 /** The guards that apply at the moment of sending (state may have moved since the step was planned). */
 export function sendDecision(state: LeadState, step: PlannedStep, policy: LeadPolicy, now: number): SendDecision {
-  if (state.optedOut) return { action: 'skip', reason: 'opted out' };
-  if (!state.profile.phone) return { action: 'skip', reason: 'no phone number' };
-  if (step.notAfter !== undefined && now >= step.notAfter) return { action: 'skip', reason: 'too late: the moment has passed' };
+  if (state.optedOut) return { action: 'skip', reason: 'opted out', code: 'opted_out' };
+  if (!state.profile.phone) return { action: 'skip', reason: 'no phone number', code: 'no_phone' };
+  if (step.notAfter !== undefined && now >= step.notAfter) return { action: 'skip', reason: 'too late: the moment has passed', code: 'too_late' };
   const spacingUntil = (state.lastSentAt ?? 0) + policy.recipientSpacingSeconds * 1000;
   if (now < spacingUntil) return { action: 'wait', until: spacingUntil };
   // Inside the 24 h window (with 5 minutes to spare) free text may go; otherwise only a template.

@@ -217,8 +217,28 @@ export interface LeadState {
   seenEventIds: string[];
 }
 
+/** Why a planned or due message was not sent: every `skipped` timeline entry names one in `detail.reason`. */
+export type SkipReason =
+  | 'too_close'
+  | 'quiet_hours'
+  /** Something that happened made it moot (a reply, a booking, a close, …): the entry's cause says what. */
+  | 'canceled'
+  /** An operator skipped it or canceled its flow (`detail.operator` names them when known). */
+  | 'operator'
+  | 'opted_out'
+  | 'no_phone'
+  | 'too_late'
+  /** The tenant has no WhatsApp number to send from. */
+  | 'no_sender'
+  /** Refused by the send (recorded before the send named its reason). */
+  | 'not_sent'
+  | 'superseded'
+  | 'throttled'
+  | 'closed';
+
 export interface TimelineEntry {
   entryKey: string;
+  /** When it happened (ISO 8601). Read back from the timeline (db/leads.ts), in causal order: see shared/lead-timeline.ts. */
   at: string;
   kind: 'event' | 'scheduled' | 'sent' | 'skipped' | 'failed' | 'delivered' | 'read' | 'replied' | 'operator' | 'stage';
   flow?: FlowName;

@@ -42,15 +42,3 @@ export function isTimeZone(zone: string): boolean {
     return false;
   }
 }
-
-const isoInstant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
-
-/** Why a meeting an operator sends straight to a workflow (say, from the Web UI) is unusable, if it is. */
-export function meetingProblem(meeting: { id?: unknown; startsAt?: unknown; endsAt?: unknown } | undefined): string | undefined {
-  if (typeof meeting !== 'object' || meeting === null) return 'a meeting { id, startsAt, endsAt? } is required';
-  if (typeof meeting.id !== 'string' || meeting.id.length === 0 || meeting.id.length > 200) return 'id: must be 1 to 200 characters';
-  const instant = (value: unknown): boolean => typeof value === 'string' && isoInstant.test(value) && Number.isFinite(Date.parse(value));
-  if (!instant(meeting.startsAt)) return 'startsAt: must be an ISO 8601 date-time with an offset';
-  if (meeting.endsAt !== undefined && !instant(meeting.endsAt)) return 'endsAt: must be an ISO 8601 date-time with an offset';
-  return undefined;
-}

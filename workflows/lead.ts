@@ -42,9 +42,11 @@ import {
 } from '../shared/lead-plan.js';
 import { failureMessage } from '../shared/failures.js';
 import type { LeadView } from '../shared/lead-plan.js';
-import type { FlowName, LeadEvent, LeadPolicy, LeadState, Meeting, PlannedStep, TimelineEntry } from '../shared/leads.js';
+import type { LeadEvent, LeadPolicy, LeadState, PlannedStep, TimelineEntry } from '../shared/leads.js';
 import { searchAttributes } from '../shared/search-attributes.js';
-import { flowNames, isTimeZone, leadWorkflowId, meetingProblem } from '../shared/vocabulary.js';
+import { leadWorkflowId } from '../shared/vocabulary.js';
+import { leadUpdateInputProblem } from '../shared/lead-actions.js';
+import type { BookingAction, FlowAction, LeadUpdateName, OperatorInput, StepAction, TimeZoneAction } from '../shared/lead-actions.js';
 
 export interface LeadWorkflowInput {
   tenantId: string;
@@ -68,17 +70,6 @@ export interface PendingEvent {
   event: LeadEvent;
   arrivedAt: number;
 }
-
-export interface OperatorInput {
-  /** Who did it, for the timeline. */
-  operator?: string;
-  reason?: string;
-}
-
-type StepAction = OperatorInput & { step: string };
-type TimeZoneAction = OperatorInput & { timeZone: string };
-type FlowAction = OperatorInput & { flow: FlowName };
-type BookingAction = OperatorInput & { meeting: Meeting };
 
 export const leadEventsSignal = defineSignal<[LeadEventBatch]>('leadEvents');
 export const leadStateQuery = defineQuery<LeadView>('leadState');
@@ -149,45 +140,53 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   /** Operator actions: validated before they are accepted (a rejected update leaves no trace in history). */
   const operatorCause = (name: string, action: OperatorInput): string =>
     `operator ${name}${action.operator ? ` by ${action.operator}` : ''}${action.reason ? `: ${action.reason}` : ''}`;
+  const byOperator = (action: OperatorInput): { operator?: string } => (action.operator ? { operator: action.operator } : {});
   const operatorNote = (name: string, action: OperatorInput, detail: Record<string, unknown> = {}): Changes => {
     const changes = new Changes(Date.now());
-    changes.note({ entryKey: `operator:${name}:${workflowInfo().historyLength}:${Date.now()}`, kind: 'operator', cause: operatorCause(name, action), detail });
+    changes.note({ entryKey: `operator:${name}:${workflowInfo().historyLength}:${Date.now()}`, kind: 'operator', cause: operatorCause(name, action), detail: { ...byOperator(action), ...detail } });
     return changes;
   };
   const findStep = (key: string): PlannedStep | undefined => state.planned.find((step) => step.key === key);
-  const requireLoaded = (): void => {
+  /**
+   * The update's input, once it has the update's exact shape (from our API, the Temporal CLI or the
+   * Web UI alike) and the lead is loaded; the validators then check it fits the lead's state.
+   */
+  const validInput = <T extends OperatorInput>(update: LeadUpdateName, args: unknown[]): T => {
+    const problem = leadUpdateInputProblem(update, args);
+    if (problem) throw new Error(problem);
     if (!loaded) throw new Error('the lead is still loading; try again in a moment');
+    return (args[0] ?? {}) as T;
   };
 
   setHandler(
     pauseUpdate,
-    (action) => {
+    (action: OperatorInput = {}) => {
       state.paused = true;
       record(operatorNote('pause', action));
       return leadView(state);
     },
-    { validator: (_action: OperatorInput) => requireLoaded() },
+    { validator: (...args: unknown[]) => void validInput('pause', args) },
   );
   setHandler(
     resumeUpdate,
-    (action) => {
+    (action: OperatorInput = {}) => {
       state.paused = false;
       record(operatorNote('resume', action));
       return leadView(state);
     },
-    { validator: (_action: OperatorInput) => requireLoaded() },
+    { validator: (...args: unknown[]) => void validInput('resume', args) },
   );
   setHandler(
     skipStepUpdate,
     (action: StepAction) => {
       const changes = operatorNote('skip', action, { step: action.step });
-      cancel(state, (step) => step.key === action.step, operatorCause('skip', action), changes, `operator-skip:${Date.now()}`);
+      cancel(state, (step) => step.key === action.step, operatorCause('skip', action), changes, `operator-skip:${Date.now()}`, { reason: 'operator', ...byOperator(action) });
       record(changes);
       return leadView(state);
     },
     {
-      validator: (action: StepAction) => {
-        requireLoaded();
+      validator: (...args: unknown[]) => {
+        const action = validInput<StepAction>('skipStep', args);
         if (!findStep(action.step)) throw new Error(`no planned step "${action.step}"; planned: ${state.planned.map((step) => step.key).join(', ') || 'none'}`);
       },
     },
@@ -202,8 +201,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       return leadView(state);
     },
     {
-      validator: (action: StepAction) => {
-        requireLoaded();
+      validator: (...args: unknown[]) => {
+        const action = validInput<StepAction>('sendNow', args);
         const step = findStep(action.step);
         if (!step) throw new Error(`no planned step "${action.step}"`);
         if (step.flow === 'no_show' && step.step === 'check') throw new Error('the no-show check is not a message');
@@ -215,32 +214,23 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     changeTimeZoneUpdate,
     (action: TimeZoneAction) => {
       const changes = new Changes(Date.now());
-      replanTimeZone(state, policy, action.timeZone, Date.now(), changes, operatorCause('time zone change', action), 'operator');
+      replanTimeZone(state, policy, action.timeZone, Date.now(), changes, operatorCause('time zone change', action), 'operator', byOperator(action));
       state.profile = { ...state.profile, timeZone: action.timeZone };
       record(changes);
       return leadView(state);
     },
-    {
-      validator: (action: TimeZoneAction) => {
-        requireLoaded();
-        if (typeof action.timeZone !== 'string' || action.timeZone.length > 64 || !isTimeZone(action.timeZone)) throw new Error(`"${action.timeZone}" is not an IANA time zone`);
-      },
-    },
+    // The input's shape includes the zone being a known IANA name.
+    { validator: (...args: unknown[]) => void validInput<TimeZoneAction>('changeTimeZone', args) },
   );
   setHandler(
     cancelFlowUpdate,
     (action: FlowAction) => {
       const changes = operatorNote('cancel-flow', action, { flow: action.flow });
-      cancel(state, (step) => step.flow === action.flow, operatorCause('cancel flow', action), changes, `operator-cancel:${Date.now()}`);
+      cancel(state, (step) => step.flow === action.flow, operatorCause('cancel flow', action), changes, `operator-cancel:${Date.now()}`, { reason: 'operator', ...byOperator(action) });
       record(changes);
       return leadView(state);
     },
-    {
-      validator: (action: FlowAction) => {
-        requireLoaded();
-        if (!(flowNames as readonly string[]).includes(action.flow)) throw new Error(`unknown flow "${action.flow}"; flows: ${flowNames.join(', ')}`);
-      },
-    },
+    { validator: (...args: unknown[]) => void validInput<FlowAction>('cancelFlow', args) },
   );
   setHandler(
     markBookedUpdate,
@@ -251,10 +241,8 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       return leadView(state);
     },
     {
-      validator: (action: BookingAction) => {
-        requireLoaded();
-        const problem = meetingProblem(action.meeting);
-        if (problem) throw new Error(`invalid meeting: ${problem}`);
+      validator: (...args: unknown[]) => {
+        const action = validInput<BookingAction>('markBooked', args);
         if (Date.parse(action.meeting.startsAt) <= Date.now()) throw new Error('the meeting must start in the future');
       },
     },
@@ -324,7 +312,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     const decision = sendDecision(state, step, policy, Date.now());
     if (decision.action === 'wait') return decision.until;
     if (decision.action === 'skip') {
-      cancel(state, (planned) => planned.key === step.key, decision.reason, changes, 'skipped-at-send');
+      cancel(state, (planned) => planned.key === step.key, decision.reason, changes, 'skipped-at-send', { reason: decision.code });
       record(changes);
       return undefined;
     }
@@ -334,7 +322,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
         { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message: messageFor(step, decision.asTemplate) },
       ]);
       if (sent.status === 'skipped') {
-        cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send');
+        cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send', { reason: sent.code ?? 'not_sent' });
       } else {
         changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind } });
         afterSent(state, step, policy, Date.now(), changes, sent.wamid);

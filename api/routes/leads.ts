@@ -7,7 +7,7 @@ import express, { Router } from 'express';
 import type { Request, Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
 import { leadTimeline, loadLead } from '../../db/leads.js';
@@ -16,10 +16,12 @@ import type { Logger } from '../../observability/logger.js';
 import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
+import { actionReasonMaxLength, stepKeyMaxLength } from '../../shared/lead-actions.js';
+import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
 import { operatorOf, requireOperator } from '../auth.js';
 import { sendRejection } from '../rejection-response.js';
-import { Rejection, fieldErrors, refuseUnstorable } from '../../ingestion/rejections.js';
-import { leadIdParamSchema, timeZoneNameSchema } from '../validation.js';
+import { Rejection, describeFieldErrors, fieldErrors, refuseUnstorable } from '../../ingestion/rejections.js';
+import { leadIdParamSchema, missingIsRequired, timeZoneNameSchema } from '../validation.js';
 
 export interface LeadsRouterDeps {
   config: AppConfig;
@@ -29,33 +31,45 @@ export interface LeadsRouterDeps {
   temporalConnection: Connection;
 }
 
-// Who acted is not the body's to say: the timeline names the operator of the credential (api/auth.ts).
-const operatorFields = { reason: z.string().max(500).optional() };
+// Who acted is not the body's to say: the timeline names the operator of the credential (api/auth.ts),
+// and a body that names one is refused like any other unknown field.
+const operatorFields = { reason: z.string().max(actionReasonMaxLength).optional() };
+const stepSchema = z.string().min(1).max(stepKeyMaxLength);
 
+/** Strict like the workflow's validators (shared/lead-actions.ts): unknown fields are refused, not dropped. */
 export const leadActionSchema = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('pause'), ...operatorFields }),
-  z.object({ action: z.literal('resume'), ...operatorFields }),
-  z.object({ action: z.literal('skip_step'), step: z.string().min(1).max(300), ...operatorFields }),
-  z.object({ action: z.literal('send_now'), step: z.string().min(1).max(300), ...operatorFields }),
-  z.object({ action: z.literal('change_time_zone'), timeZone: timeZoneNameSchema, ...operatorFields }),
-  z.object({ action: z.literal('cancel_flow'), flow: z.enum(flowNames), ...operatorFields }),
-  z.object({ action: z.literal('mark_booked'), meeting: meetingSchema, ...operatorFields }),
+  z.strictObject({ action: z.literal('pause'), ...operatorFields }),
+  z.strictObject({ action: z.literal('resume'), ...operatorFields }),
+  z.strictObject({ action: z.literal('skip_step'), step: stepSchema, ...operatorFields }),
+  z.strictObject({ action: z.literal('send_now'), step: stepSchema, ...operatorFields }),
+  z.strictObject({ action: z.literal('change_time_zone'), timeZone: timeZoneNameSchema, ...operatorFields }),
+  z.strictObject({ action: z.literal('cancel_flow'), flow: z.enum(flowNames), ...operatorFields }),
+  z.strictObject({ action: z.literal('mark_booked'), meeting: z.strictObject(meetingSchema.shape), ...operatorFields }),
 ]);
 export type LeadAction = z.infer<typeof leadActionSchema>;
 
-/** API action → the workflow's update name and argument. */
-function toUpdate(action: LeadAction): { name: string; arg: Record<string, unknown> } {
-  const { action: kind, ...arg } = action;
-  const names: Record<LeadAction['action'], string> = {
-    pause: 'pause',
-    resume: 'resume',
-    skip_step: 'skipStep',
-    send_now: 'sendNow',
-    change_time_zone: 'changeTimeZone',
-    cancel_flow: 'cancelFlow',
-    mark_booked: 'markBooked',
-  };
-  return { name: names[kind], arg };
+/**
+ * Runs the API action as the workflow's update, with its typed argument and the credential's operator.
+ * The update answers the lead's view, or fails when its validator refuses the action.
+ */
+function executeAction(handle: WorkflowHandle, action: LeadAction, operator: string, updateId: string): Promise<LeadView> {
+  const by = { operator, ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+  switch (action.action) {
+    case 'pause':
+      return handle.executeUpdate(pauseUpdate, { args: [by], updateId });
+    case 'resume':
+      return handle.executeUpdate(resumeUpdate, { args: [by], updateId });
+    case 'skip_step':
+      return handle.executeUpdate(skipStepUpdate, { args: [{ ...by, step: action.step }], updateId });
+    case 'send_now':
+      return handle.executeUpdate(sendNowUpdate, { args: [{ ...by, step: action.step }], updateId });
+    case 'change_time_zone':
+      return handle.executeUpdate(changeTimeZoneUpdate, { args: [{ ...by, timeZone: action.timeZone }], updateId });
+    case 'cancel_flow':
+      return handle.executeUpdate(cancelFlowUpdate, { args: [{ ...by, flow: action.flow }], updateId });
+    case 'mark_booked':
+      return handle.executeUpdate(markBookedUpdate, { args: [{ ...by, meeting: action.meeting }], updateId });
+  }
 }
 
 export function createLeadsRouter(deps: LeadsRouterDeps): Router {
@@ -73,7 +87,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
   const currentView = async (tenantId: string, leadId: string): Promise<LeadView | undefined> => {
     try {
       return await deps.temporalConnection.withDeadline(Date.now() + 3_000, () =>
-        temporal.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query<LeadView>('leadState'),
+        temporal.workflow.getHandle(leadWorkflowId(tenantId, leadId)).query(leadStateQuery),
       );
     } catch {
       const journaled = await loadLead(db, tenantId, leadId);
@@ -97,23 +111,24 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
     refuseUnstorable(req.body);
-    const parsed = leadActionSchema.safeParse(req.body);
-    if (!parsed.success) return sendRejection(res, new Rejection('invalid_payload', 'not a lead action', { fields: fieldErrors(parsed.error.issues) }));
-    const { name, arg } = toUpdate(parsed.data);
-    arg.operator = operatorOf(res).name;
+    const parsed = leadActionSchema.safeParse(req.body, { error: missingIsRequired });
+    if (!parsed.success) {
+      const fields = fieldErrors(parsed.error.issues);
+      if (fields.operator) fields.operator = "unknown field: the operator is the credential's, not the body's to name";
+      return sendRejection(res, new Rejection('invalid_payload', `not a lead action: ${describeFieldErrors(fields)}`, { fields }));
+    }
     // A retried request with the same Idempotency-Key gets the first attempt's outcome.
     const updateId = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : randomUUID();
     try {
-      const view = await deps.temporalConnection.withDeadline(Date.now() + 10_000, () =>
-        temporal.workflow.getHandle(leadWorkflowId(req.params.tenant, req.params.leadId)).executeUpdate<LeadView, [Record<string, unknown>]>(name, { args: [arg], updateId }),
-      );
+      const handle = temporal.workflow.getHandle(leadWorkflowId(req.params.tenant, req.params.leadId));
+      const view = await deps.temporalConnection.withDeadline(Date.now() + 10_000, () => executeAction(handle, parsed.data, operatorOf(res).name, updateId));
       res.json({ lead: view, updateId });
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) return void res.status(404).json({ error: 'lead_not_found', message: 'No running flow for this lead' });
       if (error instanceof WorkflowUpdateFailedError) {
         return void res.status(422).json({ error: 'action_rejected', message: error.cause?.message ?? error.message });
       }
-      deps.logger.warn({ err: error, action: name }, 'lead action could not be delivered');
+      deps.logger.warn({ err: error, action: parsed.data.action }, 'lead action could not be delivered');
       res.status(503).set('Retry-After', '5').json({ error: 'temporarily_unavailable', message: 'Temporal did not answer; retry with the same Idempotency-Key.' });
     }
   });

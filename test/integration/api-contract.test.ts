@@ -177,6 +177,43 @@ describe('API contract', function () {
     assert.ok(errorReasons.includes('method_not_allowed') && errorReasons.includes('not_found'));
   });
 
+  it('refuses a lead action with an unknown field or a missing or ill-typed one, naming each field; the document states the rule', async () => {
+    const json = { ...auth, 'content-type': 'application/json' };
+    const act = (body: Record<string, unknown>) => send('POST', `/api/${tenantId}/leads/L1/actions`, { headers: json, body: JSON.stringify(body), template: '/api/{tenant}/leads/{leadId}/actions' });
+    const cases: Array<[Record<string, unknown>, Record<string, string | RegExp>]> = [
+      [{ action: 'pause', bogus: 1 }, { bogus: 'unknown field' }],
+      [{ action: 'pause', operator: 'Mallory' }, { operator: /^unknown field: the operator is the credential's/ }],
+      [{ action: 'skip_step' }, { step: 'required' }],
+      [{ action: 'skip_step', step: 3, extra: true }, { step: /expected string/, extra: 'unknown field' }],
+      [{ action: 'mark_booked', meeting: { id: 'm1', startsAt: '2030-01-07T15:00:00Z', room: 'A' } }, { 'meeting.room': 'unknown field' }],
+      [{ action: 'mark_booked', meeting: { id: 'm1' } }, { 'meeting.startsAt': 'required' }],
+      [{ step: 'follow_up:1' }, { action: /Invalid discriminator/ }],
+    ];
+    for (const [body, expected] of cases) {
+      const answer = await act(body);
+      assert.equal(answer.status, 422, JSON.stringify(body));
+      const refusal = answer.body as { error: string; message: string; details: { fields: Record<string, string> } };
+      assert.equal(refusal.error, 'invalid_payload');
+      assert.deepEqual(Object.keys(refusal.details.fields).sort(), Object.keys(expected).sort(), JSON.stringify(body));
+      for (const [field, message] of Object.entries(expected)) {
+        assert.match(refusal.details.fields[field] ?? '', typeof message === 'string' ? new RegExp(`^${message}$`) : message, `${JSON.stringify(body)}: ${field}`);
+        assert.ok(refusal.message.includes(`${field}: `), `the message names ${field}: ${refusal.message}`);
+      }
+    }
+    type Strict = { additionalProperties?: boolean; required?: string[]; properties: Record<string, Strict & { const?: string }> };
+    const branches = ((document.components.schemas.LeadAction as { oneOf?: Strict[] }).oneOf ?? []).map((branch): [string, Strict] => [branch.properties.action?.const ?? '', branch]);
+    assert.equal(branches.length, 7);
+    const required: Record<string, string[] | undefined> = Object.fromEntries(branches.map(([action, branch]) => [action, branch.required]));
+    assert.deepEqual(required, { pause: ['action'], resume: ['action'], skip_step: ['action', 'step'], send_now: ['action', 'step'], change_time_zone: ['action', 'timeZone'], cancel_flow: ['action', 'flow'], mark_booked: ['action', 'meeting'] });
+    for (const [action, branch] of branches) {
+      assert.equal(branch.additionalProperties, false, `${action}: no other fields`);
+      assert.ok(!('operator' in branch.properties), `${action}: the body names no operator`);
+    }
+    const meeting = branches.find(([action]) => action === 'mark_booked')?.[1].properties.meeting;
+    assert.equal(meeting?.additionalProperties, false);
+    assert.deepEqual(meeting?.required, ['id', 'startsAt']);
+  });
+
   it('states in the document the rules the routes enforce: tenant, call id, lead id, phone, instants, time zones', () => {
     const parameter = (template: string, name: string) => document.paths[template]?.get?.parameters?.find((item) => item.name === name)?.schema ?? {};
     const matches = (schema: Record<string, unknown>, value: string): boolean => new RegExp(String(schema.pattern), 'u').test(value) && value.length <= Number(schema.maxLength ?? Infinity);

@@ -53,11 +53,16 @@ describe('lead messaging over the API (time-skipping)', function () {
     };
     await created(world, leadId, phone);
     await world.idle(leadId);
-    assert.equal((await act({ action: 'pause', operator: 'someone else', reason: 'customer asked for a call first' })).body.lead?.paused, true);
+    const named = await act({ action: 'pause', operator: 'someone else', reason: 'customer asked for a call first' });
+    assert.equal(named.status, 422, 'a body naming the operator is refused, not obeyed');
+    assert.equal(named.body.error, 'invalid_payload');
+    assert.match(named.body.message ?? '', /operator: unknown field: the operator is the credential's/);
+    assert.equal((await world.view(leadId)).paused, false, 'nothing was done');
+    assert.equal((await act({ action: 'pause', reason: 'customer asked for a call first' })).body.lead?.paused, true);
     await world.advance(leadId, 2 * day);
     assert.deepEqual(world.sentTo(phone).map(signature), ['template:welcome'], 'nothing went out while paused');
 
-    const resumed = await act({ action: 'resume', operator: 'someone else' });
+    const resumed = await act({ action: 'resume' });
     assert.equal(resumed.body.lead?.paused, false);
     await world.idle(leadId);
     const planned = (await world.view(leadId)).planned.map((step) => step.key);
@@ -71,7 +76,7 @@ describe('lead messaging over the API (time-skipping)', function () {
     assert.equal(badZone.status, 422);
     assert.equal(badZone.body.error, 'invalid_payload');
 
-    await act({ action: 'skip_step', step: 'follow_up:2', operator: 'someone else', reason: 'already called' });
+    assert.equal((await act({ action: 'skip_step', step: 'follow_up:2', reason: 'already called' })).status, 200);
     const sendNow = await act({ action: 'send_now', step: 'follow_up:3' }, { 'idempotency-key': `${leadId}-send-now` });
     assert.equal(sendNow.status, 200);
     await world.idle(leadId);
@@ -96,7 +101,13 @@ describe('lead messaging over the API (time-skipping)', function () {
     assert.equal(skipped?.cause, 'operator skip by ops@acme: already called');
     assert.equal(operatorEntries.filter((entry) => entry.cause.startsWith('operator send-now')).length, 1, 'the repeated update is not applied twice');
     assert.ok(!timeline.some((entry) => entry.cause.includes('someone else')), 'the body does not name the operator');
-    for (const entry of timeline.filter((item) => item.kind === 'skipped')) assert.ok(entry.cause.length > 0, `skipped ${entry.flow}:${entry.step} has a reason`);
+    assert.deepEqual(
+      operatorEntries.map((entry) => entry.detail?.operator),
+      operatorEntries.map(() => 'ops@acme'),
+      `every operator action names the token's operator: ${operatorEntries.map((entry) => entry.cause).join(' | ')}`,
+    );
+    assert.deepEqual(skipped?.detail, { reason: 'operator', operator: 'ops@acme' });
+    for (const entry of timeline.filter((item) => item.kind === 'skipped')) assert.ok(entry.cause.length > 0 && typeof entry.detail?.reason === 'string', `skipped ${entry.flow}:${entry.step} has a reason`);
     await world.crm({ event_id: `${leadId}-lost`, event: 'lead.status_changed', lead_id: leadId, status: 'lost' });
   });
 
@@ -138,7 +149,9 @@ describe('lead messaging over the API (time-skipping)', function () {
     const post = (body: string, signatureValue = metaSignature('wa-app-secret', body)) =>
       fetch(`${world.api.baseUrl}/webhooks/${world.tenantId}/whatsapp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signatureValue }, body });
     const now = await world.now();
-    const read = statusWebhook('read', now + 2 * minute);
+    // WhatsApp times statuses in whole seconds: this "read" is timed in the second the workflow sent the message, before its milliseconds.
+    const sentAt = Date.parse((await world.timeline(leadId)).find((entry) => entry.entryKey === 'sent:welcome:message')?.at ?? assert.fail('the welcome was sent'));
+    const read = statusWebhook('read', sentAt);
     for (const body of [read, read, statusWebhook('delivered', now + minute), read]) assert.equal((await post(body)).status, 200);
     const events = await world.db.query<{ status: string }>('SELECT status FROM whatsapp_status_events WHERE tenant_id = $1 AND wamid = $2 ORDER BY status', [world.tenantId, wamid]);
     assert.deepEqual(events.rows.map((row) => row.status), ['delivered', 'read', 'sent']);
@@ -147,6 +160,10 @@ describe('lead messaging over the API (time-skipping)', function () {
     const timeline = await world.timeline(leadId);
     assert.equal(timeline.filter((entry) => entry.kind === 'read').length, 1);
     assert.equal(timeline.filter((entry) => entry.kind === 'delivered').length, 1);
+    const stages = timeline.filter((entry) => ['scheduled:welcome:message', 'sent:welcome:message'].includes(entry.entryKey) || entry.detail?.messageId === wamid);
+    assert.deepEqual(stages.map((entry) => entry.kind), ['scheduled', 'sent', 'delivered', 'read'], 'the timeline reads in causal order, whatever WhatsApp\'s clock');
+    const times = stages.map((entry) => Date.parse(entry.at));
+    assert.deepEqual(times, [...times].sort((a, b) => a - b));
 
     const forged = await post(read, metaSignature('not-the-secret', read));
     assert.equal(forged.status, 401);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { Changes, afterSent, applyLeadEvent, dueStep, initialLeadState, isOptOutText, runNoShowCheck, sendDecision } from '../../shared/lead-plan.js';
+import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, isOptOutText, runNoShowCheck, sendDecision } from '../../shared/lead-plan.js';
 import { leadPolicySchema, normalizeLegacyStatus } from '../../shared/leads.js';
-import type { LeadEvent, LeadState } from '../../shared/leads.js';
+import type { LeadEvent, LeadState, SkipReason, TimelineEntry } from '../../shared/leads.js';
 import type { LeadPlanFeatures } from '../../shared/lead-plan.js';
 
 const policy = leadPolicySchema.parse({});
@@ -293,5 +293,37 @@ describe('lead planner', () => {
     assert.ok(!keys(state).includes('welcome:message'));
     assert.ok(!keys(state).includes('follow_up:1'));
     assert.deepEqual(keys(state).filter((key) => key.startsWith('follow_up')), ['follow_up:2', 'follow_up:3']);
+  });
+  it('every skip carries its reason in detail.reason: the planner\'s, an operator\'s, and the guards at send time', () => {
+    const skipped: TimelineEntry[] = [];
+    const collect = (changes: Changes): void => void skipped.push(...changes.timeline.filter((entry) => entry.kind === 'skipped'));
+    const state = lead();
+    collect(apply(state, { type: 'lead.created', profile: { phone: '+14155550100' } }, monday10));
+    afterSent(state, dueStep(state, monday10) ?? assert.fail(), policy, monday10, new Changes(monday10));
+    // A meeting an hour away: its 24 h reminder is too close.
+    collect(apply(state, { type: 'meeting.booked', meeting: { id: 'm1', startsAt: iso(monday10 + hour) } }, monday10));
+    const byOperator = new Changes(monday10);
+    cancel(state, (step) => step.flow === 'reminder', 'operator cancel flow by ops@acme', byOperator, 'operator-cancel', { reason: 'operator', operator: 'ops@acme' });
+    collect(byOperator);
+    collect(apply(state, { type: 'lead.status_changed', status: 'won' }, monday10 + 60_000));
+    const reasons = skipped.map((entry) => `${entry.flow}:${entry.step}=${String(entry.detail?.reason)}`);
+    assert.deepEqual(reasons.sort(), ['booking_confirmation:message=canceled', 'follow_up:1=canceled', 'follow_up:2=canceled', 'follow_up:3=canceled', 'no_show:check=canceled', 'reminder:1h=operator', 'reminder:24h=too_close', 'rewarm:1=canceled'].sort());
+    assert.equal(skipped.find((entry) => entry.detail?.reason === 'operator')?.detail?.operator, 'ops@acme');
+
+    const due = lead();
+    apply(due, { type: 'lead.created', profile: {} }, monday10);
+    const welcome = dueStep(due, monday10) ?? assert.fail();
+    assert.deepEqual(sendDecision(due, welcome, policy, monday10), { action: 'skip', reason: 'no phone number', code: 'no_phone' });
+    due.profile.phone = '+14155550100';
+    assert.deepEqual(sendDecision(due, { ...welcome, notAfter: monday10 }, policy, monday10), { action: 'skip', reason: 'too late: the moment has passed', code: 'too_late' });
+    due.optedOut = true;
+    assert.deepEqual(sendDecision(due, welcome, policy, monday10), { action: 'skip', reason: 'opted out', code: 'opted_out' });
+
+    const compileOnly = (changes: Changes, reason: SkipReason): void => {
+      changes.note({ entryKey: 'x', kind: 'skipped', cause: 'a skip with its reason', detail: { reason } });
+      // @ts-expect-error a skip must say why
+      changes.note({ entryKey: 'y', kind: 'skipped', cause: 'a skip without one' });
+    };
+    assert.equal(typeof compileOnly, 'function');
   });
 });
