@@ -9,6 +9,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { checkOut } from './pool.js';
 import type { Db } from './pool.js';
 
 export interface TokenScope {
@@ -119,16 +120,12 @@ export async function loadTokens(db: Db, scope: TokenScope): Promise<StoredToken
  * refresh token is spent, so the new one must not be lost.
  */
 export async function renewTokens(db: Db, scope: TokenScope, renew: (current: StoredTokens) => Promise<TokenPair | undefined>): Promise<StoredTokens | undefined> {
-  const client = await db.connect();
+  // The connection waits idle in its transaction while the CRM answers; checkOut keeps its dying
+  // meanwhile from crashing the process.
+  const { client, release } = await checkOut(db);
   let current: StoredTokens | undefined;
   let fresh: TokenPair | undefined;
   let broken = false;
-  // The connection waits idle in its transaction while the CRM answers; if it dies meanwhile, the
-  // checked-out client emits 'error' with no listener of the pool's: take it here, not as a crash.
-  const onError = (): void => {
-    broken = true;
-  };
-  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const locked = await client.query<TokenRow>(`SELECT ${columns} FROM crm_tokens WHERE tenant_id = $1 AND crm = $2 FOR UPDATE`, [scope.tenantId, scope.crm]);
@@ -158,9 +155,8 @@ export async function renewTokens(db: Db, scope: TokenScope, renew: (current: St
     if (fresh && current) return persistRotated(db, scope, current.version, fresh, error);
     throw error;
   } finally {
-    client.off('error', onError);
     // A client whose transaction failed may have lost its connection: do not hand it out again.
-    client.release(broken);
+    release(broken);
   }
 }
 

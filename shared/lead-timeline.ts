@@ -58,7 +58,9 @@ export function inCausalOrder<T extends TimelineEntry>(entries: readonly T[]): A
   const byMessage = new Map<string, typeof items>();
   for (const item of items) {
     if (item.message === undefined || item.stage === undefined) continue;
-    byMessage.set(item.message, [...(byMessage.get(item.message) ?? []), item]);
+    const stages = byMessage.get(item.message);
+    if (stages) stages.push(item);
+    else byMessage.set(item.message, [item]);
   }
   for (const stages of byMessage.values()) {
     stages.sort((a, b) => (a.stage ?? 0) - (b.stage ?? 0) || a.index - b.index);
