@@ -26,7 +26,8 @@ export async function bundleWithForcedPatches(patchIds: string[]): Promise<NonNu
       `export * from ${sdk};`,
       `import { patched as recordedPatched } from ${sdk};`,
       `const forced = new Set(${JSON.stringify(patchIds)});`,
-      'export function patched(patchId) { return forced.has(patchId) || recordedPatched(patchId); }',
+      // The SDK's patched() is always asked first, so a history recorded with the patch keeps its marker matched.
+      'export function patched(patchId) { const recorded = recordedPatched(patchId); return forced.has(patchId) || recorded; }',
       '',
     ].join('\n'),
   );
