@@ -58,6 +58,8 @@ function unreadableRequest(error: unknown): { status: number; reason: string; me
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Answers are small and never revalidated: hashing every body for an ETag is CPU the acks need.
+  app.set('etag', false);
   app.set('trust proxy', true);
   const metrics = deps.metrics ?? createApiMetrics({ ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}), crmBacklog: () => crmBacklog(deps.db) });
   metrics.watchBacklog(deps.backlog);

@@ -12,9 +12,21 @@ export type PhoneParse = { ok: true; e164: string | undefined } | { ok: false };
  */
 export function normalizePhone(raw: string | undefined | null, defaultRegion: string): PhoneParse {
   if (raw === undefined || raw === null || withheld.has(raw.trim().toLowerCase())) return { ok: true, e164: undefined };
+  const key = `${defaultRegion}\u0000${raw}`;
+  const known = recentlyParsed.get(key);
+  if (known) return known;
   const text = raw.trim().replace(/^00/, '+');
   const parsed = parsePhoneNumberFromString(text, defaultRegion as CountryCode);
   // isPossible (length and shape) rather than isValid: test and newly issued ranges are real calls too.
-  if (!parsed || !parsed.isPossible()) return { ok: false };
-  return { ok: true, e164: parsed.number };
+  const result: PhoneParse = !parsed || !parsed.isPossible() ? { ok: false } : { ok: true, e164: parsed.number };
+  if (recentlyParsed.size >= recentlyParsedLimit) recentlyParsed.clear();
+  recentlyParsed.set(key, result);
+  return result;
 }
+
+/**
+ * Parsing is a pure function of (region, text) and among the costliest steps of an ingest: every
+ * event of a call names the same numbers, so recent answers are kept, a bounded number of them.
+ */
+const recentlyParsed = new Map<string, PhoneParse>();
+const recentlyParsedLimit = 10_000;

@@ -42,12 +42,16 @@ export function providerRequest(config: AppConfig, req: Request, tenantId: strin
   const tenant = tenantOf(config, tenantId);
   if (!tenant) throw new Rejection('unknown_tenant', `no tenant "${tenantId.slice(0, 64)}"`);
   const now = Date.now();
+  let signedUrls: string[] | undefined;
   return {
     tenantId,
     tenant,
     rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
     headers: req.headers,
-    signedUrls: signedUrlsOf(config, req),
+    // Only URL-signing providers (Twilio) read these; the proxy-aware host and protocol cost every other request.
+    get signedUrls() {
+      return (signedUrls ??= signedUrlsOf(config, req));
+    },
     nowSeconds: Math.floor(now / 1000),
     receivedAt: new Date(now).toISOString(),
   };
