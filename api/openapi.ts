@@ -17,7 +17,7 @@ import { tenantIdSchema } from '../config/schema.js';
 import { callPageSchema, listCallsQuerySchema } from './routes/calls.js';
 import { backlogEventSchema, crmBacklogSchema, dashboardSnapshotSchema, dashboardStreamEvents, ingestBacklogSchema, liveChangeSchema } from './routes/dashboard.js';
 import { callIdParamSchema, leadIdParamSchema } from './validation.js';
-import { leadActionSchema } from './routes/leads.js';
+import { leadActionSchema, leadPreviewQuerySchema, leadPreviewRequestSchema } from './routes/leads.js';
 import { codecAllowedHeaders, codecBodyLimit, codecPayloadsSchema } from './routes/codec.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -128,6 +128,7 @@ function queryParameters(zodSchema: z.ZodObject): Array<Record<string, unknown>>
 }
 
 export function openApiDocument(): Record<string, unknown> {
+  const previewQuery = schema(leadPreviewQuerySchema) as { properties: { from: JsonSchema } };
   return {
     openapi: '3.1.0',
     info: {
@@ -166,6 +167,7 @@ export function openApiDocument(): Record<string, unknown> {
         CrmEvent: schema(crmEventSchema),
         WhatsAppWebhook: schema(whatsappWebhookSchema),
         LeadAction: schema(leadActionSchema),
+        LeadPreviewRequest: schema(leadPreviewRequestSchema),
         Readiness: responseSchema(readinessSchema),
         WhatsAppProcessed: responseSchema(whatsappProcessedSchema),
         CallPage: responseSchema(callPageSchema),
@@ -302,6 +304,25 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/api/{tenant}/leads/{leadId}/timeline': {
         get: { summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions', security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{leadId, timeline}`'), ...errors(400, 401, 403, 404) } },
+      },
+      '/api/{tenant}/leads/{leadId}/preview': {
+        get: {
+          summary: 'Flow preview (dry run): every send the flows would make for this lead, from its journaled state',
+          description: `Runs the workflow's own planning code forward; nothing is sent. Each send names when it goes (UTC and the lead's clock), its message (template or free text, language, parameters) and the guards that moved or shaped it (\`send_window\`: quiet hours or a day without sending; \`recipient_spacing\`; \`outside_24h_window\`). Each skip names its reason. It assumes nothing else happens: no reply, no attendance (a booked meeting ends as a no-show), no CRM event. Only \`days\` and \`from\` are accepted as query parameters; any other is \`422 invalid_payload\`.`,
+          security: operator,
+          parameters: [tenantParam, leadIdParam, { name: 'days', in: 'query', description: 'How far ahead to look (1 to 90, default 30)', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 } }, { name: 'from', in: 'query', description: 'The moment the preview starts from (an ISO instant; default: now)', schema: previewQuery.properties.from }],
+          responses: { 200: object('`{preview: {leadId, timeZone, stage, from, until, sends, skips, truncated, assumptions}, basedOn: {journalVersion}}`'), ...errors(400, 401, 403, 404, 422) },
+        },
+      },
+      '/api/{tenant}/lead-preview': {
+        post: {
+          summary: 'Flow preview of a hypothetical lead (time zone, stage, meeting, last inbound message)',
+          description: `The same dry run as \`GET /api/{tenant}/leads/{leadId}/preview\`, for a lead that does not exist. The body takes exactly its own fields (\`additionalProperties: false\`): an unknown or missing required field is \`422 invalid_payload\` with \`details.fields\`. ${noNul}`,
+          security: operator,
+          parameters: [tenantParam],
+          requestBody: { required: true, ...json(ref('LeadPreviewRequest')) },
+          responses: { 200: object('`{preview}`'), ...errors(400, 401, 403, 404, 413, 415, 422) },
+        },
       },
       '/api/{tenant}/leads/{leadId}/actions': {
         post: {

@@ -22,6 +22,7 @@ import { planImport, readLegacyExport } from './legacy-import.js';
 import { redriveCrmSync, stuckWork, table, timelineOf } from './operations.js';
 import { EraseUsageError, eraseCommand, eraseUsage } from './erasure.js';
 import { OperatorsUsageError, operators, operatorsUsage } from './operators.js';
+import { LeadPreviewUsageError, leadPreviewCommand, leadPreviewUsage } from './lead-preview.js';
 
 export interface CliContext {
   config: AppConfig;
@@ -191,6 +192,7 @@ const commands: Record<string, { usage: string; run: Command }> = {
   'kommo-authorize': { usage: kommoAuthorizeUsage, run: (context, args) => kommoAuthorize(context, args) },
   erase: { usage: eraseUsage, run: (context, args) => eraseCommand(context, args) },
   operators: { usage: operatorsUsage, run: (context, args) => operators(context, args) },
+  'lead-preview': { usage: leadPreviewUsage, run: (context, args) => leadPreviewCommand(context, args) },
   'lead-timeline': {
     usage: 'lead-timeline --tenant <id> --lead <lead id>',
     async run(context, args) {
@@ -218,7 +220,7 @@ export async function runCli(argv: string[], context: CliContext): Promise<numbe
   try {
     return await command.run(context, args);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof KommoAuthorizeUsageError || error instanceof EraseUsageError || error instanceof OperatorsUsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (error instanceof UsageError || error instanceof KommoAuthorizeUsageError || error instanceof EraseUsageError || error instanceof OperatorsUsageError || error instanceof LeadPreviewUsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       context.out(`${(error as Error).message}\nusage: npm run cli -- ${command.usage}`);
       return 2;
     }

@@ -572,6 +572,18 @@ export function fill(text: string, values: Record<string, string>): string {
   return text.replace(/\{\{(\w+)\}\}/g, (_match, name: string) => values[name] ?? '');
 }
 
+/** What a step sends: its flow's template (outside the 24 h window) or free text, in the lead's language. */
+export type StepMessage = { type: 'template'; template: { name: string; language: string; params: string[] } } | { type: 'text'; text: string };
+
+/** The message a step sends, as the workflow sends it and the preview shows it. */
+export function stepMessage(state: LeadState, policy: LeadPolicy, company: string, step: Pick<PlannedStep, 'flow'>, asTemplate: boolean): StepMessage {
+  const flowMessage = policy.messages[step.flow];
+  const values = messageValues(state, policy, company);
+  return asTemplate
+    ? { type: 'template', template: { name: flowMessage.template.name, language: state.profile.language ?? flowMessage.template.language, params: flowMessage.template.params.map((name) => values[name] ?? '') } }
+    : { type: 'text', text: fill(flowMessage.text, values) };
+}
+
 /** What operators see (query, API, Web UI). */
 export interface LeadView {
   leadId: string;

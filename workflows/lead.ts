@@ -29,16 +29,15 @@ import {
   applyLeadEvent,
   cancel,
   dueStep,
-  fill,
   initialLeadState,
   isClosed,
-  messageValues,
   leadView,
   nextWakeAt,
   replanTimeZone,
   runNoShowCheck,
   sendDecision,
   sortPlanned,
+  stepMessage,
 } from '../shared/lead-plan.js';
 import { failureMessage } from '../shared/failures.js';
 import type { LeadView } from '../shared/lead-plan.js';
@@ -291,14 +290,6 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     publish();
   };
 
-  const messageFor = (step: PlannedStep, asTemplate: boolean) => {
-    const flowMessage = policy.messages[step.flow];
-    const values = messageValues(state, policy, input.company);
-    return asTemplate
-      ? { type: 'template' as const, template: { name: flowMessage.template.name, language: state.profile.language ?? flowMessage.template.language, params: flowMessage.template.params.map((name) => values[name] ?? '') } }
-      : { type: 'text' as const, text: fill(flowMessage.text, values) };
-  };
-
   /** Executes the step that is due now, if any. Returns a time to wait until, when spacing asks for it. */
   const runDueStep = async (): Promise<number | undefined> => {
     const step = dueStep(state, Date.now());
@@ -319,7 +310,7 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     const phone = state.profile.phone ?? '';
     try {
       const sent = await messaging.sendWhatsApp.executeWithOptions({ summary: `WhatsApp ${step.key}${decision.asTemplate ? ' (template)' : ''}` }, [
-        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message: messageFor(step, decision.asTemplate) },
+        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message: stepMessage(state, policy, input.company, step, decision.asTemplate) },
       ]);
       if (sent.status === 'skipped') {
         cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send', { reason: sent.code ?? 'not_sent' });

@@ -10,12 +10,13 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
-import { leadTimeline, loadLead } from '../../db/leads.js';
+import { isSuppressed, leadTimeline, loadLead } from '../../db/leads.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
 import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
+import { hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewQueryFields, previewRequestSchema } from '../../shared/lead-preview.js';
 import { actionReasonMaxLength, stepKeyMaxLength } from '../../shared/lead-actions.js';
 import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
 import { operatorOf, requireOperator } from '../auth.js';
@@ -47,6 +48,10 @@ export const leadActionSchema = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('mark_booked'), meeting: z.strictObject(meetingSchema.shape), ...operatorFields }),
 ]);
 export type LeadAction = z.infer<typeof leadActionSchema>;
+
+const previewQuery = previewQueryFields();
+export const leadPreviewQuerySchema = z.strictObject({ days: z.coerce.number().pipe(previewQuery.days).optional(), from: previewQuery.from });
+export const leadPreviewRequestSchema = previewRequestSchema(timeZoneNameSchema);
 
 /**
  * Runs the API action as the workflow's update, with its typed argument and the credential's operator.
@@ -107,6 +112,39 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
       return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
     }
     res.json({ leadId: req.params.leadId, timeline: entries });
+  });
+
+  /** Previews are answered from the lead's journaled state: the workflow writes it after every change. */
+  const day = 24 * 60 * 60 * 1000;
+  const tenantPolicy = (tenantId: string) => {
+    const tenant = deps.config.tenants[tenantId];
+    return tenant ? { policy: tenant.leads, company: tenant.displayName } : undefined;
+  };
+
+  router.get('/api/:tenant/leads/:leadId/preview', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
+    const query = leadPreviewQuerySchema.safeParse(req.query, { error: missingIsRequired });
+    if (!query.success) return sendRejection(res, new Rejection('invalid_payload', `not a preview query: ${describeFieldErrors(fieldErrors(query.error.issues))}`, { fields: fieldErrors(query.error.issues) }));
+    const tenant = tenantPolicy(req.params.tenant);
+    const state = tenant ? await loadLead(db, req.params.tenant, req.params.leadId) : undefined;
+    if (!tenant || !state) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
+    const suppressed = state.profile.phone ? await isSuppressed(db, req.params.tenant, state.profile.phone) : false;
+    const now = query.data.from ? Date.parse(query.data.from) : Date.now();
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + (query.data.days ?? 30) * day }, { suppressed }), basedOn: { journalVersion: state.version } });
+  });
+
+  router.post('/api/:tenant/lead-preview', operator, express.json({ limit: '32kb' }), (req: Request<{ tenant: string }>, res) => {
+    refuseUnstorable(req.body);
+    const parsed = leadPreviewRequestSchema.safeParse(req.body, { error: missingIsRequired });
+    if (!parsed.success) {
+      const fields = fieldErrors(parsed.error.issues);
+      return sendRejection(res, new Rejection('invalid_payload', `not a lead to preview: ${describeFieldErrors(fields)}`, { fields }));
+    }
+    const tenant = tenantPolicy(req.params.tenant);
+    if (!tenant) return sendRejection(res, new Rejection('unknown_tenant', 'No such tenant'));
+    const { lead, days, from } = parsed.data;
+    const now = from ? Date.parse(from) : Date.now();
+    const state = hypotheticalLeadState(req.params.tenant, hypotheticalLeadOf(lead), tenant.policy, now);
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + days * day }) });
   });
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {

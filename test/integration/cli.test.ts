@@ -146,6 +146,24 @@ describe('ops CLI', function () {
       assert.match(output, /scheduled\s+follow_up:1/);
       const missing = await runCli(leads.config, ['lead-timeline', '--tenant', leads.tenantId, '--lead', 'nobody']);
       assert.equal(missing.code, 1);
+
+      // The flow preview of the same lead: the follow-ups it has planned, nothing it already sent.
+      const preview = await runCli(leads.config, ['lead-preview', '--tenant', leads.tenantId, '--lead', leadId, '--days', '10']);
+      assert.equal(preview.code, 0, preview.output);
+      assert.match(preview.output, /^when \(lead\)\s+step\s+message\s+guards/m);
+      assert.match(preview.output, /follow_up:1\s+template follow_up \(en\)/);
+      assert.doesNotMatch(preview.output, /welcome:message/);
+      // A hypothetical lead who books a meeting, as JSON.
+      const meetingAt = new Date(Date.now() + 3 * 24 * 3600_000).toISOString();
+      const hypothetical = await runCli(leads.config, ['lead-preview', '--tenant', leads.tenantId, '--time-zone', 'Asia/Tokyo', '--meeting-at', meetingAt, '--days', '5', '--json']);
+      assert.equal(hypothetical.code, 0, hypothetical.output);
+      const forecast = JSON.parse(hypothetical.output) as { timeZone: string; sends: Array<{ key: string }> };
+      assert.equal(forecast.timeZone, 'Asia/Tokyo');
+      assert.ok(forecast.sends.some((send) => send.key.startsWith('booking_confirmation:message')), hypothetical.output);
+      assert.ok(forecast.sends.some((send) => send.key.startsWith('reminder:24h')), hypothetical.output);
+      const refused = await runCli(leads.config, ['lead-preview', '--tenant', leads.tenantId, '--time-zone', 'Mars/Olympus']);
+      assert.equal(refused.code, 2, refused.output);
+      assert.match(refused.output, /--time-zone: must be an IANA time zone/);
     } finally {
       await leads.stop();
     }
