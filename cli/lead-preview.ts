@@ -54,9 +54,9 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
       return 1;
     }
     const suppressed = state.profile.phone ? await isSuppressed(context.db, values.tenant, state.profile.phone) : false;
-    preview = previewLead(state, tenant.leads, tenant.displayName, window, { suppressed });
+    preview = previewLead(state, tenant.leads, tenant.displayName, window, { suppressed, noSender: !tenant.whatsapp });
   } else {
-    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, from), tenant.leads, tenant.displayName, window);
+    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, from), tenant.leads, tenant.displayName, window, { noSender: !tenant.whatsapp });
   }
   if (values.json) {
     context.out(JSON.stringify(preview, null, 2));

@@ -132,7 +132,7 @@ export function hypotheticalLeadState(tenantId: string, lead: HypotheticalLead, 
  * Runs the flows forward from `from` to `until` as the workflow's main loop would: the due step,
  * the guards at the moment of sending, the send, and whatever the send arms next.
  */
-export function previewLead(start: LeadState, policy: LeadPolicy, company: string, window: { from: number; until: number }, options: { suppressed?: boolean } = {}): LeadPreview {
+export function previewLead(start: LeadState, policy: LeadPolicy, company: string, window: { from: number; until: number }, options: { suppressed?: boolean; noSender?: boolean } = {}): LeadPreview {
   const state = structuredClone(start);
   if (options.suppressed) state.optedOut = true;
   const sends: PreviewSend[] = [];
@@ -143,7 +143,9 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     for (const entry of changes.timeline) {
       if (entry.kind !== 'skipped' || !entry.flow || entry.step === undefined) continue;
       const reason = (entry.detail as { reason?: SkipReason } | undefined)?.reason ?? 'canceled';
-      skips.push({ key: entry.entryKey.replace(/^skipped:/, ''), flow: entry.flow, step: entry.step, at: new Date(at).toISOString(), local: local(at), reason, cause: entry.cause });
+      // Entry keys are `<why>:<step key>`, and a step key starts with its flow and step.
+      const keyStart = entry.entryKey.indexOf(`${entry.flow}:${entry.step}`);
+      skips.push({ key: keyStart >= 0 ? entry.entryKey.slice(keyStart) : entry.entryKey, flow: entry.flow, step: entry.step, at: new Date(at).toISOString(), local: local(at), reason, cause: entry.cause });
     }
   };
 
@@ -169,6 +171,12 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     }
     if (decision.action === 'skip') {
       cancel(state, (planned) => planned.key === step.key, decision.reason, changes, 'skipped-at-send', { reason: decision.code });
+      skipsIn(changes, clock);
+      continue;
+    }
+    if (options.noSender) {
+      // What the send activity answers for a tenant without a WhatsApp number.
+      cancel(state, (planned) => planned.key === step.key, 'no WhatsApp number configured', changes, 'skipped-at-send', { reason: 'no_sender' });
       skipsIn(changes, clock);
       continue;
     }

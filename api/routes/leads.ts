@@ -118,7 +118,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
   const day = 24 * 60 * 60 * 1000;
   const tenantPolicy = (tenantId: string) => {
     const tenant = deps.config.tenants[tenantId];
-    return tenant ? { policy: tenant.leads, company: tenant.displayName } : undefined;
+    return tenant ? { policy: tenant.leads, company: tenant.displayName, noSender: !tenant.whatsapp } : undefined;
   };
 
   router.get('/api/:tenant/leads/:leadId/preview', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
@@ -129,7 +129,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     if (!tenant || !state) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
     const suppressed = state.profile.phone ? await isSuppressed(db, req.params.tenant, state.profile.phone) : false;
     const now = query.data.from ? Date.parse(query.data.from) : Date.now();
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + (query.data.days ?? 30) * day }, { suppressed }), basedOn: { journalVersion: state.version } });
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + (query.data.days ?? 30) * day }, { suppressed, noSender: tenant.noSender }), basedOn: { journalVersion: state.version } });
   });
 
   router.post('/api/:tenant/lead-preview', operator, express.json({ limit: '32kb' }), (req: Request<{ tenant: string }>, res) => {
@@ -144,7 +144,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const { lead, days, from } = parsed.data;
     const now = from ? Date.parse(from) : Date.now();
     const state = hypotheticalLeadState(req.params.tenant, hypotheticalLeadOf(lead), tenant.policy, now);
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + days * day }) });
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + days * day }, { noSender: tenant.noSender }) });
   });
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {

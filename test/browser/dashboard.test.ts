@@ -478,6 +478,14 @@ describe('the supervisor dashboard in a browser', function () {
     assert.ok(lead.planned.some((step) => step.flow === 'reminder'), 'reminders are planned');
     const timeline = await world.db.query<{ count: number }>('SELECT count(*)::int AS count FROM lead_timeline WHERE tenant_id = $1 AND lead_id = $2', [world.tenantId, leadId]);
     assert.equal(await page.locator(testid('timeline-entry')).count(), timeline.rows[0]?.count);
+    // The preview panel lists what the preview API answers for this lead. This tenant has no WhatsApp
+    // number, so the reminders show as the skips they will be.
+    const previewResponse = await fetch(url(`/api/${world.tenantId}/leads/${encodeURIComponent(leadId)}/preview?days=30`), { headers: { authorization: `Bearer ${world.tenant.secrets.operatorToken}` } });
+    const { preview } = (await previewResponse.json()) as { preview: { sends: Array<{ key: string }>; skips: Array<{ key: string; reason: string }> } };
+    assert.ok(preview.skips.some((skip) => skip.key.startsWith('reminder:') && skip.reason === 'no_sender'), JSON.stringify(preview));
+    const keysOf = (id: string): Promise<Array<string | null>> => page.locator(testid(id)).evaluateAll((rows: AttributeHolder[]) => rows.map((row) => row.getAttribute('data-key')));
+    assert.deepEqual(await keysOf('preview-send'), preview.sends.map((send) => send.key));
+    assert.deepEqual(await keysOf('preview-skip'), preview.skips.map((skip) => skip.key));
     const temporal = page.locator(testid('temporal-link'));
     assert.equal(await temporal.getAttribute('href'), `${world.config.temporal.webUiUrl}/namespaces/${world.config.temporal.namespace}/workflows/${encodeURIComponent(lead.workflowId)}`);
 

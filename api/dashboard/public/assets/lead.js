@@ -1,5 +1,6 @@
-// One lead: its flow state (stage, planned steps in the lead's time zone, pause, meeting), the full
-// timeline, pause/resume (Temporal updates through the API) and the Temporal Web UI link.
+// One lead: its flow state (stage, planned steps in the lead's time zone, pause, meeting), the flow
+// preview (every send the flows would make, and what moved it), the full timeline, pause/resume
+// (Temporal updates through the API) and the Temporal Web UI link.
 import {
   api,
   ApiError,
@@ -128,11 +129,39 @@ function renderTimeline(entries) {
   byId('timeline').replaceChildren(table(['Time', 'Kind', 'Flow / step', 'Cause', 'Detail'], rows.length > 0 ? rows : [emptyRow(5, 'No entries yet.')], { testid: 'lead-timeline' }));
 }
 
+const guardLabels = { send_window: 'quiet hours / day off', recipient_spacing: 'spacing', outside_24h_window: 'template (24 h window)' };
+
+function messageText(message) {
+  return message.type === 'template' ? `template ${message.template.name} (${message.template.language})` : 'free text';
+}
+
+function renderPreview(preview) {
+  byId('preview-zone').textContent = `(times in ${zoneOf()})`;
+  const sends = preview.sends.map((send) =>
+    h(
+      'tr',
+      { testid: 'preview-send', data: { key: send.key } },
+      h('td', { className: 'num', text: local(send.at) }),
+      h('td', { text: `${label(send.flow)} / ${send.step}` }),
+      h('td', { text: messageText(send.message) }),
+      h('td', {}, send.guards.length > 0 ? h('ul', { className: 'chips' }, send.guards.map((guard) => h('li', { title: guard.detail, text: guardLabels[guard.guard] ?? guard.guard }))) : '—'),
+      h('td', { text: send.cause }),
+    ),
+  );
+  const skips = preview.skips.map((skip) =>
+    h('tr', { testid: 'preview-skip', data: { key: skip.key } }, h('td', { className: 'num', text: local(skip.at) }), h('td', { text: `${label(skip.flow)} / ${skip.step}` }), h('td', { text: `skipped: ${label(skip.reason)}` }), h('td', { text: '—' }), h('td', { text: skip.cause })),
+  );
+  const rows = [...sends, ...skips];
+  byId('preview').replaceChildren(table(['When', 'Flow / step', 'Message', 'Moved or shaped by', 'Why'], rows.length > 0 ? rows : [emptyRow(5, 'Nothing would be sent in the next 30 days.')], { testid: 'lead-preview' }));
+  byId('preview-assumptions').textContent = `Assuming ${preview.assumptions.join('; ')}${preview.truncated ? '. More is planned after these 30 days.' : '.'}`;
+}
+
 async function load() {
   try {
     ctx ??= await context(tenant);
-    const [current, history] = await Promise.all([api(tenant, `leads/${enc(leadId)}`), api(tenant, `leads/${enc(leadId)}/timeline`)]);
+    const [current, history, preview] = await Promise.all([api(tenant, `leads/${enc(leadId)}`), api(tenant, `leads/${enc(leadId)}/timeline`), api(tenant, `leads/${enc(leadId)}/preview?days=30`)]);
     renderLead(current.lead, current.workflowId);
+    renderPreview(preview.preview);
     renderTimeline(history.timeline);
     byId('content').setAttribute('aria-busy', 'false');
     clearError();
