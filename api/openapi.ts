@@ -311,7 +311,7 @@ export function openApiDocument(): Record<string, unknown> {
           description: `Runs the workflow's own planning code forward; nothing is sent. Each send names when it goes (UTC and the lead's clock), its message (template or free text, language, parameters) and the guards that moved or shaped it (\`send_window\`: quiet hours or a day without sending; \`recipient_spacing\`; \`outside_24h_window\`). Each skip names its reason. It assumes nothing else happens: no reply, no attendance (a booked meeting ends as a no-show), no CRM event. Only \`days\` and \`from\` are accepted as query parameters; any other is \`422 invalid_payload\`.`,
           security: operator,
           parameters: [tenantParam, leadIdParam, { name: 'days', in: 'query', description: 'How far ahead to look (1 to 90, default 30)', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 } }, { name: 'from', in: 'query', description: 'The moment the preview starts from (an ISO instant; default: now)', schema: previewQuery.properties.from }],
-          responses: { 200: object('`{preview: {leadId, timeZone, stage, from, until, sends, skips, truncated, assumptions}, basedOn: {journalVersion}}`'), ...errors(400, 401, 403, 404, 422) },
+          responses: { 200: object('`{preview: {leadId, timeZone, stage, paused, from, until, sends, skips, truncated, assumptions}, basedOn: {journalVersion}}`'), ...errors(400, 401, 403, 404, 422) },
         },
       },
       '/api/{tenant}/lead-preview': {

@@ -62,6 +62,7 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
     context.out(JSON.stringify(preview, null, 2));
     return 0;
   }
+  if (preview.paused) context.out('the lead is paused: nothing is sent until an operator resumes it');
   context.out(`${preview.sends.length} send(s) from ${preview.from} to ${preview.until}, on the lead's clock (${preview.timeZone})${preview.truncated ? '; more are planned after that' : ''}`);
   context.out(
     table([

@@ -44,11 +44,13 @@ export interface LeadPreview {
   leadId: string;
   timeZone: string;
   stage: LeadStage;
+  /** A paused lead sends nothing until an operator resumes it. */
+  paused: boolean;
   from: string;
   until: string;
   sends: PreviewSend[];
   skips: PreviewSkip[];
-  /** Whether the horizon ended the preview with steps still planned. */
+  /** Whether steps are still planned after the horizon (a paused lead has none due: see `paused`). */
   truncated: boolean;
   assumptions: string[];
 }
@@ -108,7 +110,10 @@ const previewLeadId = 'preview';
 /** A placeholder number: the preview never sends, and a lead without one would be all skips. */
 const placeholderPhone = '+15550100000';
 
-/** The state a hypothetical lead would have, made the way an import makes one (same planning code). */
+/**
+ * The state a hypothetical lead would have, made by the events a real one gets: `lead.created` (and
+ * `meeting.booked`) for a new lead, `lead.imported` for one further along.
+ */
 export function hypotheticalLeadState(tenantId: string, lead: HypotheticalLead, policy: LeadPolicy, now: number): LeadState {
   const state = initialLeadState(tenantId, previewLeadId, previewLeadId, lead.timeZone, now);
   const profile: LeadProfile = { phone: placeholderPhone, timeZone: lead.timeZone, ...(lead.name ? { name: lead.name } : {}), ...(lead.language ? { language: lead.language } : {}) };
@@ -196,6 +201,7 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     leadId: start.leadId,
     timeZone: state.timeZone,
     stage: state.stage,
+    paused: state.paused,
     from: new Date(window.from).toISOString(),
     until: new Date(window.until).toISOString(),
     sends,

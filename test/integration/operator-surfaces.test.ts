@@ -128,6 +128,8 @@ describe('operator surfaces', function () {
         'GET /api/:tenant/leads/:leadId': { method: 'GET', path: `/api/${a}/leads/L1` },
         'GET /api/:tenant/leads/:leadId/timeline': { method: 'GET', path: `/api/${a}/leads/L1/timeline` },
         'POST /api/:tenant/leads/:leadId/actions': { method: 'POST', path: `/api/${a}/leads/L1/actions`, body: { action: 'pause' } },
+        'GET /api/:tenant/leads/:leadId/preview': { method: 'GET', path: `/api/${a}/leads/L1/preview` },
+        'POST /api/:tenant/lead-preview': { method: 'POST', path: `/api/${a}/lead-preview`, body: { lead: { timeZone: 'UTC' } } },
         'GET /api/:tenant/dashboard/context': { method: 'GET', path: `/api/${a}/dashboard/context` },
         'GET /api/:tenant/dashboard/snapshot': { method: 'GET', path: `/api/${a}/dashboard/snapshot` },
         'GET /api/:tenant/dashboard/stream': { method: 'GET', path: `/api/${a}/dashboard/stream` },

@@ -51,6 +51,13 @@ describe('flow preview (planning code run forward)', () => {
     assert.deepEqual(second?.guards.find((guard) => guard.guard === 'recipient_spacing')?.from, first?.at);
   });
 
+  it('sends nothing for a paused lead, and says it is paused', () => {
+    const lead = hypotheticalLeadState('t', { timeZone: 'Europe/Madrid' }, policy, fridayEvening);
+    lead.paused = true;
+    const preview = previewLead(lead, policy, 'Acme', window);
+    assert.deepEqual([preview.sends, preview.paused, preview.truncated], [[], true, false]);
+  });
+
   it('stops at the horizon and says more is planned', () => {
     const preview = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid' }, policy, fridayEvening), policy, 'Acme', { from: fridayEvening, until: fridayEvening + 4 * day });
     assert.deepEqual(preview.sends.map((send) => send.key), ['welcome:message', 'follow_up:1']);

@@ -152,7 +152,7 @@ function renderPreview(preview) {
     h('tr', { testid: 'preview-skip', data: { key: skip.key } }, h('td', { className: 'num', text: local(skip.at) }), h('td', { text: `${label(skip.flow)} / ${skip.step}` }), h('td', { text: `skipped: ${label(skip.reason)}` }), h('td', { text: '—' }), h('td', { text: skip.cause })),
   );
   const rows = [...sends, ...skips];
-  byId('preview').replaceChildren(table(['When', 'Flow / step', 'Message', 'Moved or shaped by', 'Why'], rows.length > 0 ? rows : [emptyRow(5, 'Nothing would be sent in the next 30 days.')], { testid: 'lead-preview' }));
+  byId('preview').replaceChildren(table(['When', 'Flow / step', 'Message', 'Moved or shaped by', 'Why'], rows.length > 0 ? rows : [emptyRow(5, preview.paused ? 'Paused: nothing will be sent until the lead is resumed.' : 'Nothing would be sent in the next 30 days.')], { testid: 'lead-preview' }));
   byId('preview-assumptions').textContent = `Assuming ${preview.assumptions.join('; ')}${preview.truncated ? '. More is planned after these 30 days.' : '.'}`;
 }
 
