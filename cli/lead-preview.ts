@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { CliContext } from './main.js';
 import { isSuppressed, loadLead } from '../db/leads.js';
-import { hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewRequestSchema } from '../shared/lead-preview.js';
+import { hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewRequestSchema, previewWindow } from '../shared/lead-preview.js';
 import type { LeadPreview } from '../shared/lead-preview.js';
 import { leadTimeZoneSchema } from '../shared/leads.js';
 import { table } from './operations.js';
@@ -15,7 +15,6 @@ export const leadPreviewUsage =
 
 export class LeadPreviewUsageError extends Error {}
 
-const day = 24 * 60 * 60 * 1000;
 const hypotheticalRequest = previewRequestSchema(leadTimeZoneSchema);
 
 export async function leadPreviewCommand(context: CliContext, args: string[]): Promise<number> {
@@ -43,8 +42,7 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
     ...(values.from ? { from: values.from } : {}),
   });
   if (!request.success) throw new LeadPreviewUsageError(request.error.issues.map((issue) => `--${optionOf(issue.path)}: ${issue.message}`).join('; '));
-  const from = request.data.from ? Date.parse(request.data.from) : Date.now();
-  const window = { from, until: from + request.data.days * day };
+  const window = previewWindow(request.data.days, request.data.from);
 
   let preview: LeadPreview;
   if (values.lead) {
@@ -56,7 +54,7 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
     const suppressed = state.profile.phone ? await isSuppressed(context.db, values.tenant, state.profile.phone) : false;
     preview = previewLead(state, tenant.leads, tenant.displayName, window, { suppressed, noSender: !tenant.whatsapp });
   } else {
-    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, from), tenant.leads, tenant.displayName, window, { noSender: !tenant.whatsapp });
+    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, window.from), tenant.leads, tenant.displayName, window, { noSender: !tenant.whatsapp });
   }
   if (values.json) {
     context.out(JSON.stringify(preview, null, 2));

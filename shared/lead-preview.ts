@@ -75,6 +75,15 @@ export interface HypotheticalLead {
 
 const isoInstant = z.iso.datetime({ offset: true });
 
+/** How far ahead a preview looks unless told otherwise. */
+export const defaultPreviewDays = 30;
+
+/** The preview's window: `days` from `from` (an ISO instant; now if not given). */
+export function previewWindow(days: number, from?: string): { from: number; until: number } {
+  const start = from === undefined ? Date.now() : Date.parse(from);
+  return { from: start, until: start + days * 24 * 60 * 60 * 1000 };
+}
+
 /** How far ahead, and from when: the same bounds at the API and the CLI. */
 export const previewQueryFields = () => ({
   days: z.number().int().min(1).max(90).describe('How far ahead to look, in days (1 to 90)'),
@@ -96,7 +105,7 @@ export function previewRequestSchema(timeZone: z.ZodType<string>) {
     lastInboundAt: isoInstant.optional().describe("The lead's last WhatsApp message to us: free text may go for 24 h after it"),
     completedSteps: z.array(z.string().min(1).max(200)).max(200).optional().describe('Steps already sent, e.g. `welcome:message`'),
   });
-  return z.strictObject({ lead, days: days.default(30), from });
+  return z.strictObject({ lead, days: days.default(defaultPreviewDays), from });
 }
 
 /** A parsed request's lead, as hypotheticalLeadState takes it. */
@@ -196,7 +205,6 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     afterSent(state, step, policy, clock, changes, `preview:${step.key}`);
     skipsIn(changes, clock);
   }
-  const left = nextWakeAt(state);
   return {
     leadId: start.leadId,
     timeZone: state.timeZone,
@@ -206,7 +214,7 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     until: new Date(window.until).toISOString(),
     sends,
     skips,
-    truncated: left !== undefined,
+    truncated: nextWakeAt(state) !== undefined,
     assumptions: previewAssumptions,
   };
 }

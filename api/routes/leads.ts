@@ -16,7 +16,7 @@ import type { Logger } from '../../observability/logger.js';
 import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
-import { hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewQueryFields, previewRequestSchema } from '../../shared/lead-preview.js';
+import { defaultPreviewDays, hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewQueryFields, previewRequestSchema, previewWindow } from '../../shared/lead-preview.js';
 import { actionReasonMaxLength, stepKeyMaxLength } from '../../shared/lead-actions.js';
 import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
 import { operatorOf, requireOperator } from '../auth.js';
@@ -50,7 +50,7 @@ export const leadActionSchema = z.discriminatedUnion('action', [
 export type LeadAction = z.infer<typeof leadActionSchema>;
 
 const previewQuery = previewQueryFields();
-export const leadPreviewQuerySchema = z.strictObject({ days: z.coerce.number().pipe(previewQuery.days).optional(), from: previewQuery.from });
+export const leadPreviewQuerySchema = z.strictObject({ days: z.coerce.number().pipe(previewQuery.days).default(defaultPreviewDays), from: previewQuery.from });
 export const leadPreviewRequestSchema = previewRequestSchema(timeZoneNameSchema);
 
 /**
@@ -115,7 +115,6 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
   });
 
   /** Previews are answered from the lead's journaled state: the workflow writes it after every change. */
-  const day = 24 * 60 * 60 * 1000;
   const tenantPolicy = (tenantId: string) => {
     const tenant = deps.config.tenants[tenantId];
     return tenant ? { policy: tenant.leads, company: tenant.displayName, noSender: !tenant.whatsapp } : undefined;
@@ -123,13 +122,15 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
 
   router.get('/api/:tenant/leads/:leadId/preview', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
     const query = leadPreviewQuerySchema.safeParse(req.query, { error: missingIsRequired });
-    if (!query.success) return sendRejection(res, new Rejection('invalid_payload', `not a preview query: ${describeFieldErrors(fieldErrors(query.error.issues))}`, { fields: fieldErrors(query.error.issues) }));
+    if (!query.success) {
+      const fields = fieldErrors(query.error.issues);
+      return sendRejection(res, new Rejection('invalid_payload', `not a preview query: ${describeFieldErrors(fields)}`, { fields }));
+    }
     const tenant = tenantPolicy(req.params.tenant);
     const state = tenant ? await loadLead(db, req.params.tenant, req.params.leadId) : undefined;
     if (!tenant || !state) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
     const suppressed = state.profile.phone ? await isSuppressed(db, req.params.tenant, state.profile.phone) : false;
-    const now = query.data.from ? Date.parse(query.data.from) : Date.now();
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + (query.data.days ?? 30) * day }, { suppressed, noSender: tenant.noSender }), basedOn: { journalVersion: state.version } });
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, previewWindow(query.data.days, query.data.from), { suppressed, noSender: tenant.noSender }), basedOn: { journalVersion: state.version } });
   });
 
   router.post('/api/:tenant/lead-preview', operator, express.json({ limit: '32kb' }), (req: Request<{ tenant: string }>, res) => {
@@ -142,9 +143,9 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const tenant = tenantPolicy(req.params.tenant);
     if (!tenant) return sendRejection(res, new Rejection('unknown_tenant', 'No such tenant'));
     const { lead, days, from } = parsed.data;
-    const now = from ? Date.parse(from) : Date.now();
-    const state = hypotheticalLeadState(req.params.tenant, hypotheticalLeadOf(lead), tenant.policy, now);
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, { from: now, until: now + days * day }, { noSender: tenant.noSender }) });
+    const window = previewWindow(days, from);
+    const state = hypotheticalLeadState(req.params.tenant, hypotheticalLeadOf(lead), tenant.policy, window.from);
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, window, { noSender: tenant.noSender }) });
   });
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {
