@@ -28,15 +28,26 @@ export const inboxKeyOf = (event: Pick<NewInboxEvent, 'tenantId' | 'workflowId' 
  * transaction that wrote them, so a reading of the backlog can tell whether it saw them. Rows are
  * numbered in the order given, which is the order the forwarder sends each workflow's events in.
  */
-export async function insertInboxEvents(db: Pick<Db, 'query'>, events: readonly NewInboxEvent[]): Promise<{ insertedKeys: Set<string>; transactionId: string }> {
+export async function insertInboxEvents(
+  db: Pick<Db, 'query'>,
+  events: readonly NewInboxEvent[],
+  options: { notify?: boolean } = {},
+): Promise<{ insertedKeys: Set<string>; transactionId: string }> {
+  // With `notify`, the forwarders' wake-up rides in the same statement (sent when it commits, and
+  // only if a row went in): one round trip fewer on the answer's path than a NOTIFY of its own.
   const result = await db.query<{ tenant_id: string; workflow_id: string; event_id: string; transaction_id: string }>(
-    `INSERT INTO event_inbox (tenant_id, source, workflow_id, event_id, workflow_type, signal_name, task_queue, payload)
-     SELECT t, s, w, e, wt, sn, tq, p
-       FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, s text, w text, e text, wt text, sn text, tq text, p jsonb)) WITH ORDINALITY AS given(t, s, w, e, wt, sn, tq, p, n)
-      ORDER BY n
-     ON CONFLICT (tenant_id, workflow_id, event_id) DO NOTHING
-     RETURNING tenant_id, workflow_id, event_id, pg_current_xact_id()::text AS transaction_id`,
-    [inboxRowsAsJson(events)],
+    `WITH inserted AS (
+       INSERT INTO event_inbox (tenant_id, source, workflow_id, event_id, workflow_type, signal_name, task_queue, payload)
+       SELECT t, s, w, e, wt, sn, tq, p
+         FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, s text, w text, e text, wt text, sn text, tq text, p jsonb)) WITH ORDINALITY AS given(t, s, w, e, wt, sn, tq, p, n)
+        ORDER BY n
+       ON CONFLICT (tenant_id, workflow_id, event_id) DO NOTHING
+       RETURNING tenant_id, workflow_id, event_id
+     )
+     SELECT tenant_id, workflow_id, event_id, pg_current_xact_id()::text AS transaction_id,
+            (SELECT count(*) FROM (SELECT pg_notify('${inboxChannel}', '') WHERE $2::boolean) AS woken) AS notified
+       FROM inserted`,
+    [inboxRowsAsJson(events), options.notify === true],
   );
   return {
     insertedKeys: new Set(result.rows.map((row) => inboxKeyOf({ tenantId: row.tenant_id, workflowId: row.workflow_id, eventId: row.event_id }))),

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
 
@@ -41,15 +43,33 @@ function shareProcessPriority(pool: pg.Pool, databaseUrl: string): void {
     return;
   }
   if (niceness <= 0 || !localHosts.has(host)) return;
+  const batch = schedulingPolicyOf('self') === schedBatch;
   pool.on('connect', (client) => {
     // The server names its backend's pid at start-up (BackendKeyData); no query is needed.
     const pid = (client as { processID?: number | null }).processID;
+    if (typeof pid !== 'number' || pid <= 0) return;
     try {
-      if (typeof pid === 'number' && pid > 0) os.setPriority(pid, niceness);
+      os.setPriority(pid, niceness);
     } catch {
       // not permitted: the backend stays at the server's priority
     }
+    // Its scheduling policy too (SCHED_BATCH: never preempts a running task on wake-up; see stack/processes.ts).
+    if (batch) execFile('chrt', ['--batch', '-p', '0', String(pid)], () => undefined);
   });
+}
+
+/** SCHED_BATCH's number in Linux's scheduling policies. */
+export const schedBatch = 3;
+
+/** A process's scheduling policy (Linux: field 41 of /proc/<pid>/stat), or undefined elsewhere. */
+export function schedulingPolicyOf(pid: number | 'self'): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    return Number.isInteger(policy) ? policy : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * Here the events that arrive while a commit is in flight go together in the next statement, so
  * one flush answers them all (see coalesce.ts; nothing waits at low load).
  */
-import { inboxKeyOf, insertInboxEvents } from '../db/inbox.js';
+import { inboxKeyOf, insertInboxEvents, notifyInbox } from '../db/inbox.js';
 import type { NewInboxEvent } from '../db/inbox.js';
 import type { Db } from '../db/pool.js';
 import { coalesce } from './coalesce.js';
@@ -18,10 +18,24 @@ export type InboxCommit = (rows: readonly NewInboxEvent[]) => Promise<Committed>
 /** SQLSTATE class 22 (data exception), e.g. a string jsonb refuses: the rows' fault, not the database's. */
 const isDataError = (error: unknown): boolean => typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('22');
 
-export function createGroupCommit(db: Db, options: { maxInFlight?: number; maxRows?: number } = {}): InboxCommit {
+export interface GroupCommitOptions {
+  maxInFlight?: number;
+  maxRows?: number;
+  /**
+   * Wakes other processes' forwarders (NOTIFY) at most this often: the wake-up rides in a commit's
+   * own statement when one is due, and a commit that had to go without gets a NOTIFY of its own
+   * once the interval is over. Unset: no NOTIFY at all.
+   */
+  notifyEveryMs?: number;
+}
+
+export function createGroupCommit(db: Db, options: GroupCommitOptions = {}): InboxCommit {
+  const wake = options.notifyEveryMs === undefined ? undefined : forwarderWakeUps(db, options.notifyEveryMs);
   const commitTogether = async (deliveries: Array<readonly NewInboxEvent[]>): Promise<Array<ItemOutcome<Committed>>> => {
     try {
-      const { insertedKeys, transactionId } = await insertInboxEvents(db, deliveries.flat());
+      const notify = wake?.takeTurn() ?? false;
+      const { insertedKeys, transactionId } = await insertInboxEvents(db, deliveries.flat(), { notify });
+      if (wake && !notify && insertedKeys.size > 0) wake.later();
       return deliveries.map((rows) => ({ value: { ...claimInserted(rows, insertedKeys), transactionId } }));
     } catch (error) {
       if (deliveries.length === 1 || !isDataError(error)) throw error;
@@ -39,4 +53,31 @@ export function createGroupCommit(db: Db, options: { maxInFlight?: number; maxRo
 export function claimInserted(rows: readonly NewInboxEvent[], insertedKeys: Set<string>): { inserted: number; duplicates: number } {
   const inserted = rows.filter((row) => insertedKeys.delete(inboxKeyOf(row))).length;
   return { inserted, duplicates: rows.length - inserted };
+}
+
+/**
+ * The NOTIFY schedule: `takeTurn` says whether the next statement carries one (and counts it as
+ * sent); `later` makes sure a commit that went without is followed by one within the interval.
+ */
+function forwarderWakeUps(db: Db, everyMs: number): { takeTurn(): boolean; later(): void } {
+  let lastAt = Number.NEGATIVE_INFINITY;
+  let trailing: NodeJS.Timeout | undefined;
+  const takeTurn = (): boolean => {
+    const now = Date.now();
+    if (now - lastAt < everyMs) return false;
+    lastAt = now;
+    clearTimeout(trailing);
+    trailing = undefined;
+    return true;
+  };
+  const later = (): void => {
+    if (trailing) return;
+    trailing = setTimeout(() => {
+      trailing = undefined;
+      lastAt = Date.now();
+      notifyInbox(db).catch(() => undefined); // forwarders also poll, so a lost wake-up only delays
+    }, Math.max(0, lastAt + everyMs - Date.now()));
+    trailing.unref();
+  };
+  return { takeTurn, later };
 }

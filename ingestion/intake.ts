@@ -6,7 +6,7 @@
  * duplicate, which the workflow drops by event id.
  */
 import type { Client, Connection } from '@temporalio/client';
-import { insertInboxEvents, notifyInbox } from '../db/inbox.js';
+import { insertInboxEvents } from '../db/inbox.js';
 import type { NewInboxEvent } from '../db/inbox.js';
 import type { Db } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
@@ -92,8 +92,7 @@ function settledWithin<T>(work: Promise<T>, ms: number): Promise<Settled<T>> {
 }
 
 export function createIntake(deps: IntakeDeps): HandOff {
-  const commitRows = createGroupCommit(deps.db);
-  const notifyIntervalMs = deps.notifyIntervalMs ?? 10;
+  const commitRows = createGroupCommit(deps.db, { notifyEveryMs: deps.notifyIntervalMs ?? 10 });
   // Commits still running past their deadline: while there are any, PostgreSQL is not answering
   // and new events try Temporal first instead of queueing up behind them. (Keeping the inbox first
   // while late commits still finish was tried: on a saturated 2-core host it tripled ack p99 at
@@ -101,26 +100,11 @@ export function createIntake(deps: IntakeDeps): HandOff {
   let overdueCommits = 0;
   // After a commit failed outright (connection refused), PostgreSQL is tried second for this long.
   let databaseSecondUntil = 0;
-  let notifyScheduled = false;
-  let lastNotifyAt = 0;
-
-  const notifyOthers = (): void => {
-    if (notifyScheduled) return;
-    notifyScheduled = true;
-    const delay = Math.max(0, lastNotifyAt + notifyIntervalMs - Date.now());
-    setTimeout(() => {
-      notifyScheduled = false;
-      lastNotifyAt = Date.now();
-      notifyInbox(deps.db).catch(() => undefined); // forwarders also poll, so a lost wake-up only delays
-    }, delay).unref();
-  };
-
   const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
     try {
       const { inserted, duplicates, transactionId } = await commitRows(inboxRowsOf(delivery));
       deps.backlog.committed(inserted, transactionId);
       deps.wakeForwarder?.();
-      notifyOthers();
       return { via: 'inbox', inserted, duplicates };
     } catch (error) {
       databaseSecondUntil = Date.now() + 1_000;

@@ -47,16 +47,25 @@ export interface ManagedProcess {
 }
 
 let niceProgramWorks: boolean | undefined;
+let batchPolicyWorks: boolean | undefined;
 
 /**
  * A lower priority from the first instruction on, through `nice -n`: every thread the child ever
  * creates inherits it. Renicing a running child reaches only its main thread on Linux, and the
  * threads it already started (the Temporal server's Go threads, V8's workers) would stay at 0.
+ *
+ * Where util-linux's `chrt` is there, a lowered child also runs in SCHED_BATCH: the kernel never
+ * lets it preempt a running task when it wakes, so a catch-up process woken by a socket does not
+ * take the CPU from the API in the middle of an answer. It still gets its fair share (unlike
+ * SCHED_IDLE, which starves under sustained load), and any user may choose it.
  */
 function withNiceness(command: string, args: string[], niceness: number): [string, string[]] {
   if (niceness <= 0 || process.platform === 'win32') return [command, args];
   niceProgramWorks ??= spawnSync('nice', ['-n', '1', 'true']).status === 0;
-  return niceProgramWorks ? ['nice', ['-n', String(niceness), command, ...args]] : [command, args];
+  if (!niceProgramWorks) return [command, args];
+  batchPolicyWorks ??= process.platform === 'linux' && spawnSync('chrt', ['--batch', '0', 'true']).status === 0;
+  const niced = ['-n', String(niceness), command, ...args];
+  return batchPolicyWorks ? ['chrt', ['--batch', '0', 'nice', ...niced]] : ['nice', niced];
 }
 
 export function spawnManaged(

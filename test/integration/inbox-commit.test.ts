@@ -5,9 +5,11 @@
  * a commit is counted once, however it interleaves with the background reading.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import pg from 'pg';
 import type { NewInboxEvent } from '../../db/inbox.js';
 import type { Db } from '../../db/pool.js';
-import { insertInboxEvents } from '../../db/inbox.js';
+import { inboxChannel, insertInboxEvents } from '../../db/inbox.js';
 import { startBacklogMonitor } from '../../ingestion/backlog.js';
 import { createGroupCommit } from '../../ingestion/group-commit.js';
 import { createLogger } from '../../observability/logger.js';
@@ -43,9 +45,32 @@ function counting(db: Db): { db: Db; statements: () => number } {
 
 describe('inbox group commit', function () {
   let db: Db;
+  let url: string;
 
   before(async function () {
-    ({ db } = await createTestDatabase('group_commit'));
+    ({ db, url } = await createTestDatabase('group_commit'));
+  });
+
+  it('wakes other forwarders from inside the commit, and once more after a commit the interval held back', async function () {
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    try {
+      await listener.query(`LISTEN ${inboxChannel}`);
+      const { db: counted, statements } = counting(db);
+      const commit = createGroupCommit(counted, { maxInFlight: 1, notifyEveryMs: 1_000 });
+      const first = once(listener, 'notification');
+      await commit([row(uniqueId('call'), 'ringing')]);
+      await first;
+      // The wake-up came with the INSERT itself: no statement of its own.
+      assert.equal(statements(), 1);
+      const second = once(listener, 'notification');
+      await commit([row(uniqueId('call'), 'ringing')]);
+      await second;
+      const stored = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM event_inbox');
+      assert.ok((stored.rows[0]?.count ?? 0) >= 2);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('commits events that arrive together in a few statements, in the order they arrived', async function () {

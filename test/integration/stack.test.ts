@@ -5,7 +5,7 @@
  * fails in one line.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { defaultConfigPath, loadConfig, repoRoot } from '../../config/load.js';
+import { schedBatch, schedulingPolicyOf } from '../../db/pool.js';
 import { temporalDataConverter } from '../../security/payload-codec.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
@@ -237,6 +238,8 @@ describe('npm start: the whole stack on one command', function () {
     const restarted = workerPids().find((pid) => pid !== worker);
     assert.ok(restarted);
     assert.equal(os.getPriority(restarted), processPriorities.worker, 'the restarted worker keeps its niceness');
+    // And its scheduling policy, where the machine has `chrt` to set it (util-linux: every Linux here).
+    if (spawnSync('chrt', ['--batch', '0', 'true']).status === 0) assert.equal(schedulingPolicyOf(restarted), schedBatch, 'the restarted worker runs in SCHED_BATCH');
     assert.equal((await fetch(`http://127.0.0.1:${stack.apiPort}/readyz`)).status, 200);
     // The new worker is up: its metrics endpoint answers again.
     await waitUntil(async () => (await fetch(`http://127.0.0.1:${stack.workerMetricsPort}/metrics`)).ok, 60_000, 'the restarted worker never served its metrics');
