@@ -20,6 +20,7 @@ import type { LiveChange, LiveFeed, LiveListener } from '../live-feed.js';
 import { callListItemSchema } from './calls.js';
 import { Rejection } from '../../ingestion/rejections.js';
 import { tenantOf } from '../tenants.js';
+import { addAnalyticsRoutes } from './analytics.js';
 
 export const dashboardAssets = fileURLToPath(new URL('../dashboard/public', import.meta.url));
 
@@ -208,6 +209,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
   router.get('/dashboard/:tenant', pageAuth, page('index.html'));
   router.get('/dashboard/:tenant/calls/:callId', pageAuth, page('call.html'));
   router.get('/dashboard/:tenant/leads/:leadId', pageAuth, page('lead.html'));
+  addAnalyticsRoutes(router, { config, db, apiAuth, pageAuth, page });
 
   router.get('/api/:tenant/dashboard/context', apiAuth, (req: Request<{ tenant: string }>, res: Response) => {
     const tenant = tenantOf(config, req.params.tenant);
