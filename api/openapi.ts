@@ -18,6 +18,7 @@ import { callPageSchema, listCallsQuerySchema } from './routes/calls.js';
 import { backlogEventSchema, crmBacklogSchema, dashboardSnapshotSchema, dashboardStreamEvents, ingestBacklogSchema, liveChangeSchema } from './routes/dashboard.js';
 import { callIdParamSchema, leadIdParamSchema } from './validation.js';
 import { leadActionSchema, leadPreviewQuerySchema, leadPreviewRequestSchema } from './routes/leads.js';
+import { dashboardChartsSchema, defaultOutcomeDays, maxOutcomeDays, outcomeAnalyticsSchema } from './routes/analytics.js';
 import { codecAllowedHeaders, codecBodyLimit, codecPayloadsSchema } from './routes/codec.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -176,6 +177,8 @@ export function openApiDocument(): Record<string, unknown> {
         IngestBacklog: responseSchema(ingestBacklogSchema),
         CrmBacklog: responseSchema(crmBacklogSchema),
         DashboardSnapshot: withBacklogRefs(responseSchema(dashboardSnapshotSchema)),
+        OutcomeAnalytics: responseSchema(outcomeAnalyticsSchema),
+        DashboardCharts: responseSchema(dashboardChartsSchema),
         DashboardChange: responseSchema(liveChangeSchema),
         DashboardBacklog: withBacklogRefs(responseSchema(backlogEventSchema)),
         // One event of the dashboard stream (as a 3.1 document's `text/event-stream` schema describes each event; 3.2 calls it `itemSchema`): `data` is JSON of the schema its `event` names.
@@ -340,6 +343,28 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/api/{tenant}/dashboard/context': { get: { summary: 'Tenant facts the dashboard pages need (name, time zone, Temporal Web UI)', security: operator, parameters: [tenantParam], responses: { 200: object('`{tenant, displayName, timeZone, serviceLevelSeconds, temporal}`'), ...errors(400, 401, 403, 404) } } },
       '/api/{tenant}/dashboard/snapshot': { get: { summary: "The supervisor dashboard's figures", security: operator, parameters: [tenantParam], responses: { 200: { description: 'DashboardSnapshot', ...json(ref('DashboardSnapshot')) }, ...errors(400, 401, 403, 404) } } },
+      '/api/{tenant}/analytics/outcomes': {
+        get: {
+          summary: 'Outcome analytics of the lead flows: per flow and step, template, hour and weekday (the reporting_lead_sends view)',
+          description: `Sends made on the leads' own dates \`from\` to \`to\` (inclusive; either defaults to ${defaultOutcomeDays} days from the other, both to the ${defaultOutcomeDays} days up to the tenant's today). What follows a send (its first reply, a booking, attendance, an opt-out) counts for it until the lead's next send. Figures only. Only \`from\` and \`to\` are accepted: any other parameter, a date that is not YYYY-MM-DD, \`from\` after \`to\` or a span over ${maxOutcomeDays} days is \`422 invalid_payload\` with \`details.fields\`.`,
+          security: operator,
+          parameters: [
+            tenantParam,
+            { name: 'from', in: 'query', description: 'First date (YYYY-MM-DD) on the leads\' clocks', schema: { type: 'string', format: 'date' } },
+            { name: 'to', in: 'query', description: 'Last date (YYYY-MM-DD) on the leads\' clocks', schema: { type: 'string', format: 'date' } },
+          ],
+          responses: { 200: { description: 'OutcomeAnalytics', ...json(ref('OutcomeAnalytics')) }, ...errors(400, 401, 403, 404, 422) },
+        },
+      },
+      '/api/{tenant}/analytics/charts': {
+        get: {
+          summary: "The dashboard's charts: calls per hour today and the same weekday last week, service level and handle time per hour, sends and replies per hour, the outcome funnel",
+          description: 'Calls on the tenant\'s clock; sends and replies on each lead\'s own clock. Takes no query parameters: any is `422 invalid_payload`.',
+          security: operator,
+          parameters: [tenantParam],
+          responses: { 200: { description: 'DashboardCharts', ...json(ref('DashboardCharts')) }, ...errors(400, 401, 403, 404, 422) },
+        },
+      },
       '/api/{tenant}/dashboard/stream': {
         get: {
           summary: 'Live dashboard updates (Server-Sent Events; Last-Event-ID catches up)',

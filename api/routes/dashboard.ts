@@ -3,6 +3,7 @@
  * files in api/dashboard/public), their JSON (a snapshot, and a Server-Sent Events stream fed by
  * PostgreSQL LISTEN/NOTIFY through the live feed, plus a periodic read of the ingest backlog).
  */
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
@@ -23,6 +24,8 @@ import { tenantOf } from '../tenants.js';
 import { addAnalyticsRoutes } from './analytics.js';
 
 export const dashboardAssets = fileURLToPath(new URL('../dashboard/public', import.meta.url));
+/** uPlot, the charts' library, served from node_modules (never a CDN). */
+const uplotDist = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
 
 export interface DashboardRouterDeps {
   config: AppConfig;
@@ -182,6 +185,7 @@ export function createDashboardRouter(deps: DashboardRouterDeps): Router {
   const watchBacklog = createBacklogWatch((tenantId) => inboxBacklog(db, tenantId), deps.logger);
 
   router.use('/dashboard/assets', express.static(path.join(dashboardAssets, 'assets'), { fallthrough: false, maxAge: '5m' }));
+  router.use('/dashboard/vendor/uplot', express.static(uplotDist, { fallthrough: false, maxAge: '1h' }));
   router.get('/dashboard', page('login.html'));
   router.post('/dashboard/login', express.urlencoded({ extended: false, limit: '4kb' }), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;

@@ -499,6 +499,47 @@ describe('the supervisor dashboard in a browser', function () {
     await page.screenshot({ path: `${resultsDir}lead.png`, fullPage: true });
   });
 
+  it('draws the analytics charts and moves them with the data, live', async () => {
+    await page.goto(url(`${dashboardPath()}/analytics`));
+    await page.locator(`${testid('connection')}[data-state="live"]`).waitFor({ timeout: waitMs });
+    for (const chart of ['chart-calls', 'chart-service', 'chart-messages', 'chart-funnel']) {
+      await page.locator(`${testid(chart)} .uplot canvas`).first().waitFor({ timeout: waitMs });
+    }
+    const shown = async (chart: string, field: string): Promise<number> => Number(await page.locator(testid(chart)).getAttribute(`data-${field}`));
+    const callsBefore = await shown('chart-calls', 'today');
+    const sendsBefore = await shown('chart-messages', 'sends');
+    const repliesBefore = await shown('chart-messages', 'replies');
+    const fromApi = async (): Promise<{ callsToday: number; sends: number; funnelSent: number }> => {
+      const response = await fetch(url(`/api/${world.tenantId}/analytics/charts`), { headers: { authorization: `Bearer ${world.tenant.secrets.operatorToken}` } });
+      const charts = (await response.json()) as { callsPerHour: { today: number[] }; sendsPerHour: number[]; funnel: { sent: number } };
+      return { callsToday: charts.callsPerHour.today.reduce((a, b) => a + b, 0), sends: charts.sendsPerHour.reduce((a, b) => a + b, 0), funnelSent: charts.funnel.sent };
+    };
+    assert.equal(callsBefore, (await fromApi()).callsToday, 'the chart shows what the API answers');
+
+    // A lead's send and its reply, in the ledger and the timeline (no journal write announces them) …
+    const leadId = uniqueId('chart-lead');
+    const sentAt = new Date(Date.now() - 120_000);
+    await world.db.query(`INSERT INTO leads (tenant_id, lead_id, workflow_id, version, stage, time_zone, state) VALUES ($1, $2, $2, 1, 'contacted', $3, '{}')`, [world.tenantId, leadId, world.tenant.timeZone]);
+    await world.db.query(
+      `INSERT INTO lead_timeline (tenant_id, lead_id, entry_key, at, kind, flow, step, cause, detail) VALUES
+         ($1, $2, 'sent:welcome:message:1', $3, 'sent', 'welcome', 'message', 'test', jsonb_build_object('messageId', $2 || '.wamid')),
+         ($1, $2, 'event:reply', $3::timestamptz + interval '30 seconds', 'replied', NULL, NULL, 'test', '{}')`,
+      [world.tenantId, leadId, sentAt],
+    );
+    await world.db.query(`INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, status) VALUES ($1, $2 || '.wamid', $2, $2, 'template', 'welcome_v2', 'read')`, [world.tenantId, leadId]);
+    // … then a call, whose journal writes the live feed pushes: the page re-reads and every chart moves.
+    const call = callPlan('answered', '+14155550177', 40, 3, 10);
+    for (const event of pbxEvents(call)) await post('pbx', event);
+    await page.locator(`${testid('chart-calls')}[data-today="${callsBefore + 1}"]`).waitFor({ timeout: waitMs });
+    await page.locator(`${testid('chart-messages')}[data-sends="${sendsBefore + 1}"][data-replies="${repliesBefore + 1}"]`).waitFor({ timeout: waitMs });
+    const after = await fromApi();
+    assert.equal(await shown('chart-funnel', 'sent'), after.funnelSent);
+    assert.equal(await shown('chart-messages', 'sends'), after.sends);
+    await page.locator(`${testid('outcome-steps-row')}[data-key="welcome/message"]`).waitFor({ timeout: waitMs });
+    await mkdir(resultsDir, { recursive: true });
+    await page.screenshot({ path: `${resultsDir}analytics.png`, fullPage: true });
+  });
+
   it('threw no errors in the page', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -133,7 +133,10 @@ describe('operator surfaces', function () {
         'GET /api/:tenant/dashboard/context': { method: 'GET', path: `/api/${a}/dashboard/context` },
         'GET /api/:tenant/dashboard/snapshot': { method: 'GET', path: `/api/${a}/dashboard/snapshot` },
         'GET /api/:tenant/dashboard/stream': { method: 'GET', path: `/api/${a}/dashboard/stream` },
+        'GET /api/:tenant/analytics/outcomes': { method: 'GET', path: `/api/${a}/analytics/outcomes` },
+        'GET /api/:tenant/analytics/charts': { method: 'GET', path: `/api/${a}/analytics/charts` },
         'GET /dashboard/:tenant': { method: 'GET', path: `/dashboard/${a}` },
+        'GET /dashboard/:tenant/analytics': { method: 'GET', path: `/dashboard/${a}/analytics` },
         'GET /dashboard/:tenant/calls/:callId': { method: 'GET', path: `/dashboard/${a}/calls/${callId}` },
         'GET /dashboard/:tenant/leads/:leadId': { method: 'GET', path: `/dashboard/${a}/leads/L1` },
       };

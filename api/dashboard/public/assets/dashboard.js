@@ -46,6 +46,7 @@ const wall = wallMode();
 const toggle = byId('wall-toggle');
 toggle.setAttribute('href', wall ? location.pathname : '?wall=1');
 toggle.textContent = wall ? 'Normal view' : 'Wall mode';
+byId('analytics-link').setAttribute('href', `${location.pathname.replace(/\/$/, '')}/analytics`);
 
 function ticking(testid, since) {
   return h('td', { className: 'num ticking', testid, data: { since } }, clock(secondsSince(since)));
