@@ -8,6 +8,8 @@ import { dashboardCharts, outcomeAnalytics } from '../../db/analytics.js';
 import type { OutcomeCounts } from '../../db/analytics.js';
 import type { Db } from '../../db/pool.js';
 import { createTestDatabase } from '../harness/postgres.js';
+import { startCallWorld } from '../harness/call-world.js';
+import type { CallWorld } from '../harness/call-world.js';
 
 const tenant = 'analytics-t';
 const zones = ['America/New_York', 'Asia/Tokyo', 'Europe/Berlin', 'UTC'] as const;
@@ -74,15 +76,15 @@ function makeLeads(): LeadData[] {
   return leads;
 }
 
-async function store(db: Db, leads: LeadData[]): Promise<void> {
+async function store(db: Db, leads: LeadData[], tenantId = tenant): Promise<void> {
   for (const lead of leads) {
     await db.query(
       `INSERT INTO leads (tenant_id, lead_id, workflow_id, version, stage, time_zone, state) VALUES ($1, $2, $3, 1, 'contacted', $4, '{}')`,
-      [tenant, lead.leadId, `lead:${tenant}:${lead.leadId}`, lead.zone],
+      [tenantId, lead.leadId, `lead:${tenantId}:${lead.leadId}`, lead.zone],
     );
     const entry = (key: string, at: number, kind: string, flow: string | null, step: string | null, detail: object) =>
       db.query(`INSERT INTO lead_timeline (tenant_id, lead_id, entry_key, at, kind, flow, step, cause, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,'test',$8)`, [
-        tenant, lead.leadId, key, new Date(at), kind, flow, step, JSON.stringify(detail),
+        tenantId, lead.leadId, key, new Date(at), kind, flow, step, JSON.stringify(detail),
       ]);
     for (const [n, send] of lead.sends.entries()) {
       const key = `${send.flow}:${send.step}:${n}`;
@@ -94,10 +96,10 @@ async function store(db: Db, leads: LeadData[]): Promise<void> {
       }
       await entry(`sent:${key}`, send.at, 'sent', send.flow, send.step, { messageId: send.wamid, as: send.template ? 'template' : 'text' });
       await db.query(`INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, status) VALUES ($1,$2,$3,$4,$5,$6,$7)`, [
-        tenant, send.wamid, `wa:${lead.leadId}:${key}`, lead.leadId, send.template ? 'template' : 'text', send.template, send.ledgerStatus,
+        tenantId, send.wamid, `wa:${lead.leadId}:${key}`, lead.leadId, send.template ? 'template' : 'text', send.template, send.ledgerStatus,
       ]);
       for (const status of send.statusEvents) {
-        await db.query(`INSERT INTO whatsapp_status_events (tenant_id, wamid, status, occurred_at, payload) VALUES ($1,$2,$3,$4,'{}')`, [tenant, send.wamid, status, new Date(send.at + 5000)]);
+        await db.query(`INSERT INTO whatsapp_status_events (tenant_id, wamid, status, occurred_at, payload) VALUES ($1,$2,$3,$4,'{}')`, [tenantId, send.wamid, status, new Date(send.at + 5000)]);
         if (status !== 'sent') await entry(`status:${send.wamid}:${status}`, send.at + 5000, status, null, null, { messageId: send.wamid });
       }
     }
@@ -295,5 +297,45 @@ describe('outcome analytics (reporting views over the ledger and the timeline)',
     assert.equal(charts.serviceLevel.percent[14], null, 'no inbound call offered at 14:00');
     assert.equal(charts.averageHandleSeconds[9], 150);
     assert.equal(charts.averageHandleSeconds[14], 300);
+  });
+});
+
+describe('outcome analytics over HTTP', () => {
+  let world: CallWorld;
+  before(async () => {
+    world = await startCallWorld();
+    await store(world.db, makeLeads().slice(0, 10), world.tenantId);
+  });
+  after(async () => world?.stop());
+
+  const get = (path: string, token = world.tenant.secrets.operatorToken) =>
+    fetch(`${world.api.baseUrl}/api/${world.tenantId}/${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  it('answers the same figures as the views, for the dates asked', async () => {
+    const response = await get('analytics/outcomes?from=2026-03-01&to=2026-03-31');
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { from: string; to: string; totals: OutcomeCounts };
+    assert.equal(body.from, '2026-03-01');
+    assert.equal(body.to, '2026-03-31');
+    assert.deepEqual(body, await outcomeAnalytics(world.db, world.tenantId, '2026-03-01', '2026-03-31'));
+    assert.ok(body.totals.sent > 0);
+    // Either end alone: 30 days from it.
+    const from = (await (await get('analytics/outcomes?from=2026-03-01')).json()) as { to: string };
+    assert.equal(from.to, '2026-03-30');
+  });
+
+  it('refuses bad query input with a reason and the fields', async () => {
+    for (const query of ['from=2026-03-10&to=2026-03-01', 'from=10.03.2026', 'to=2026-02-30', 'from=2024-01-01&to=2026-01-01', 'days=3']) {
+      const response = await get(`analytics/outcomes?${query}`);
+      assert.equal(response.status, 422, query);
+      const body = (await response.json()) as { error: string; details: { fields: Record<string, string> } };
+      assert.equal(body.error, 'invalid_payload', query);
+      assert.ok(Object.keys(body.details.fields).length > 0, query);
+    }
+    assert.equal((await get('analytics/charts?date=2026-03-01')).status, 422);
+    assert.equal((await get('analytics/charts', '')).status, 401);
+    const charts = await get('analytics/charts');
+    assert.equal(charts.status, 200);
+    assert.equal(((await charts.json()) as { callsPerHour: { today: number[] } }).callsPerHour.today.length, 24);
   });
 });
