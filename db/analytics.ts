@@ -4,6 +4,7 @@
  * own clock); the call charts from the call journal, on the tenant's clock. Figures only: no ids,
  * phone numbers, names or message text leave here.
  */
+import { localDate } from '../shared/send-window.js';
 import type { Db } from './pool.js';
 
 export interface OutcomeCounts {
@@ -113,6 +114,16 @@ export async function outcomeAnalytics(db: Db, tenantId: string, from: string, t
   return analytics;
 }
 
+/** Only the totals of `outcomeAnalytics` (the charts' funnel): one aggregate, no breakdowns to drop. */
+async function outcomeTotals(db: Db, tenantId: string, from: string, to: string): Promise<OutcomeCounts> {
+  const result = await db.query<OutcomeRow>(
+    `SELECT ${outcomeColumns} FROM reporting_lead_sends WHERE tenant_id = $1 AND local_date BETWEEN $2::date AND $3::date`,
+    [tenantId, from, to],
+  );
+  const row = result.rows[0];
+  return row ? countsOf(row) : emptyCounts;
+}
+
 /** 24 values, one per hour of the day. */
 export type Hourly<T> = T[];
 
@@ -142,16 +153,10 @@ export function daysBefore(date: string, days: number): string {
   return new Date(Date.parse(`${date}T00:00:00Z`) - days * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** The tenant's current date. */
-export async function localDate(db: Db, timeZone: string, now: Date): Promise<string> {
-  const result = await db.query<{ date: string }>(`SELECT to_char($1::timestamptz AT TIME ZONE $2, 'YYYY-MM-DD') AS date`, [now, timeZone]);
-  return result.rows[0]?.date ?? now.toISOString().slice(0, 10);
-}
-
 export const funnelDays = 30;
 
 export async function dashboardCharts(db: Db, tenantId: string, timeZone: string, serviceLevelSeconds: number, now = new Date()): Promise<DashboardCharts> {
-  const date = await localDate(db, timeZone, now);
+  const date = localDate(now.getTime(), timeZone);
   const lastWeekDate = daysBefore(date, 7);
   const funnelFrom = daysBefore(date, funnelDays - 1);
   const [calls, messages, funnel] = await Promise.all([
@@ -181,7 +186,7 @@ export async function dashboardCharts(db: Db, tenantId: string, timeZone: string
         GROUP BY hour`,
       [tenantId, date],
     ),
-    outcomeAnalytics(db, tenantId, funnelFrom, date),
+    outcomeTotals(db, tenantId, funnelFrom, date),
   ]);
   const charts: DashboardCharts = {
     generatedAt: now.toISOString(),
@@ -194,7 +199,7 @@ export async function dashboardCharts(db: Db, tenantId: string, timeZone: string
     sendsPerHour: hours(0),
     repliesPerHour: hours(0),
     funnelFrom,
-    funnel: { sent: funnel.totals.sent, delivered: funnel.totals.delivered, read: funnel.totals.read, replied: funnel.totals.replied, booked: funnel.totals.booked, attended: funnel.totals.attended },
+    funnel: { sent: funnel.sent, delivered: funnel.delivered, read: funnel.read, replied: funnel.replied, booked: funnel.booked, attended: funnel.attended },
   };
   for (const row of calls.rows) {
     if (row.day === lastWeekDate) {

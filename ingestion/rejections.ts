@@ -229,3 +229,8 @@ export function describeFieldErrors(fields: Record<string, string>): string {
     .map(([field, message]) => `${field}: ${message}`)
     .join('; ');
 }
+
+/** The 422 for input that failed its schema: `not <what>: <field>: <problem>; …`, with the fields. */
+export function invalidPayload(what: string, fields: Record<string, string>): Rejection {
+  return new Rejection('invalid_payload', `not ${what}: ${describeFieldErrors(fields)}`, { fields });
+}

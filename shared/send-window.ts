@@ -59,6 +59,12 @@ export function localParts(ms: number, timeZone: string): LocalParts {
 }
 
 /** The UTC instant at which the wall clock in `timeZone` shows the given local time. */
+/** The date (YYYY-MM-DD) on the clock of `timeZone` at `ms`. */
+export function localDate(ms: number, timeZone: string): string {
+  const { year, month, day } = localParts(ms, timeZone);
+  return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+}
+
 export function zonedTime(year: number, month: number, day: number, hour: number, minute: number, timeZone: string): number {
   const wall = Date.UTC(year, month - 1, day, hour, minute);
   let guess = wall;

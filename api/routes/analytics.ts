@@ -6,10 +6,11 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
-import { dashboardCharts, daysBefore, localDate, outcomeAnalytics } from '../../db/analytics.js';
+import { dashboardCharts, daysBefore, outcomeAnalytics } from '../../db/analytics.js';
+import { localDate } from '../../shared/send-window.js';
 import type { DashboardCharts, OutcomeAnalytics, OutcomeCounts } from '../../db/analytics.js';
 import type { Db } from '../../db/pool.js';
-import { Rejection, describeFieldErrors, fieldErrors } from '../../ingestion/rejections.js';
+import { Rejection, fieldErrors, invalidPayload } from '../../ingestion/rejections.js';
 import { sendRejection } from '../rejection-response.js';
 import { missingIsRequired } from '../validation.js';
 import { tenantOf } from '../tenants.js';
@@ -77,8 +78,7 @@ export interface AnalyticsRoutesDeps {
 }
 
 function refuseQuery(res: Response, issues: z.core.$ZodIssue[], what: string): void {
-  const fields = fieldErrors(issues);
-  sendRejection(res, new Rejection('invalid_payload', `not ${what}: ${describeFieldErrors(fields)}`, { fields }));
+  sendRejection(res, invalidPayload(what, fieldErrors(issues)));
 }
 
 export function addAnalyticsRoutes(router: Router, deps: AnalyticsRoutesDeps): void {
@@ -92,7 +92,7 @@ export function addAnalyticsRoutes(router: Router, deps: AnalyticsRoutesDeps): v
     if (!tenant) return sendRejection(res, new Rejection('unknown_tenant', 'No such tenant'));
     // Either end defaults to `defaultOutcomeDays` from the other; with neither, the days up to the tenant's today.
     const { from: givenFrom, to: givenTo } = query.data;
-    const to = givenTo ?? (givenFrom ? daysBefore(givenFrom, 1 - defaultOutcomeDays) : await localDate(db, tenant.timeZone, new Date()));
+    const to = givenTo ?? (givenFrom ? daysBefore(givenFrom, 1 - defaultOutcomeDays) : localDate(Date.now(), tenant.timeZone));
     const from = givenFrom ?? daysBefore(to, defaultOutcomeDays - 1);
     res.set('Cache-Control', 'no-store').json(await outcomeAnalytics(db, req.params.tenant, from, to));
   });

@@ -21,7 +21,7 @@ import { actionReasonMaxLength, stepKeyMaxLength } from '../../shared/lead-actio
 import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
 import { operatorOf, requireOperator } from '../auth.js';
 import { sendRejection } from '../rejection-response.js';
-import { Rejection, describeFieldErrors, fieldErrors, refuseUnstorable } from '../../ingestion/rejections.js';
+import { Rejection, fieldErrors, invalidPayload, refuseUnstorable } from '../../ingestion/rejections.js';
 import { leadIdParamSchema, missingIsRequired, timeZoneNameSchema } from '../validation.js';
 
 export interface LeadsRouterDeps {
@@ -124,7 +124,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const query = leadPreviewQuerySchema.safeParse(req.query, { error: missingIsRequired });
     if (!query.success) {
       const fields = fieldErrors(query.error.issues);
-      return sendRejection(res, new Rejection('invalid_payload', `not a preview query: ${describeFieldErrors(fields)}`, { fields }));
+      return sendRejection(res, invalidPayload('a preview query', fields));
     }
     const tenant = tenantPolicy(req.params.tenant);
     const state = tenant ? await loadLead(db, req.params.tenant, req.params.leadId) : undefined;
@@ -138,7 +138,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const parsed = leadPreviewRequestSchema.safeParse(req.body, { error: missingIsRequired });
     if (!parsed.success) {
       const fields = fieldErrors(parsed.error.issues);
-      return sendRejection(res, new Rejection('invalid_payload', `not a lead to preview: ${describeFieldErrors(fields)}`, { fields }));
+      return sendRejection(res, invalidPayload('a lead to preview', fields));
     }
     const tenant = tenantPolicy(req.params.tenant);
     if (!tenant) return sendRejection(res, new Rejection('unknown_tenant', 'No such tenant'));
@@ -154,7 +154,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     if (!parsed.success) {
       const fields = fieldErrors(parsed.error.issues);
       if (fields.operator) fields.operator = "unknown field: the operator is the credential's, not the body's to name";
-      return sendRejection(res, new Rejection('invalid_payload', `not a lead action: ${describeFieldErrors(fields)}`, { fields }));
+      return sendRejection(res, invalidPayload('a lead action', fields));
     }
     // A retried request with the same Idempotency-Key gets the first attempt's outcome.
     const updateId = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'].slice(0, 200) : randomUUID();

@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
-import { formatLocal, isAllowed, localParts, nextAllowed, previousAllowed, zonedTime } from '../../shared/send-window.js';
+import { formatLocal, isAllowed, localDate, localParts, nextAllowed, previousAllowed, zonedTime } from '../../shared/send-window.js';
 
 const window = { days: [1, 2, 3, 4, 5], start: '09:00', end: '19:00' };
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 describe('send windows in the lead\'s time zone', () => {
+  it('names the date on the zone\'s clock, not the host\'s or UTC\'s', () => {
+    const instant = Date.parse('2026-03-01T03:30:00Z');
+    assert.equal(localDate(instant, 'America/New_York'), '2026-02-28');
+    assert.equal(localDate(instant, 'UTC'), '2026-03-01');
+    assert.equal(localDate(Date.parse('2026-12-31T14:00:00Z'), 'Pacific/Kiritimati'), '2027-01-01');
+  });
+
   it('converts local wall time to UTC across zones and daylight saving', () => {
     assert.equal(iso(zonedTime(2026, 11, 23, 9, 0, 'America/New_York')), '2026-11-23T14:00:00.000Z'); // EST
     assert.equal(iso(zonedTime(2026, 7, 6, 9, 0, 'America/New_York')), '2026-07-06T13:00:00.000Z'); // EDT
