@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -115,7 +115,36 @@ export function spawnManaged(
   };
   const managed = { name, child, exited, stop };
   if (reniceAfterSpawn) setNiceness(managed, niceness);
+  else if (niceness > 0 && child.pid !== undefined) lowerAutogroup(child.pid, niceness);
   return managed;
+}
+
+/** A process's autogroup (Linux with CONFIG_SCHED_AUTOGROUP): its name and nice value, or undefined. */
+export function autogroupOf(pid: number | 'self'): { group: string; niceness: number } | undefined {
+  try {
+    const match = /^(\S+) nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
+    return match?.[1] && match[2] ? { group: match[1], niceness: Number(match[2]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A detached child leads a session of its own, and where the kernel groups tasks by session
+ * (autogroups, on by default in most distributions) the scheduler first shares the CPU between
+ * groups, each of them weighted by the group's nice value: a task's own nice value only counts
+ * against the tasks of its group. So the child's group gets the niceness too; without it a
+ * "lowered" worker still weighs as much as the API. Its own group only: never one it shares
+ * with this process. Not permitted or no autogroups: only latency is at stake.
+ */
+function lowerAutogroup(pid: number, niceness: number): void {
+  const child = autogroupOf(pid);
+  if (!child || child.group === autogroupOf('self')?.group) return;
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(niceness));
+  } catch {
+    // not permitted here, or the child is already gone
+  }
 }
 
 /** Resolves once a TCP connection to host:port succeeds. */
@@ -175,4 +204,5 @@ export function setNiceness(child: ManagedProcess, niceness: number): void {
       // not permitted here (e.g. a container without CAP_SYS_NICE), or the thread is gone
     }
   }
+  if (niceness > 0) lowerAutogroup(pid, niceness);
 }

@@ -20,7 +20,7 @@ import { schedBatch, schedulingPolicyOf } from '../../db/pool.js';
 import { temporalDataConverter } from '../../security/payload-codec.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
-import { processPriorities, waitUntil } from '../../stack/processes.js';
+import { autogroupOf, processPriorities, waitUntil } from '../../stack/processes.js';
 import { signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import { parsePrometheus } from '../harness/prometheus.js';
 import type { MetricFamily } from '../harness/prometheus.js';
@@ -240,6 +240,9 @@ describe('npm start: the whole stack on one command', function () {
     assert.equal(os.getPriority(restarted), processPriorities.worker, 'the restarted worker keeps its niceness');
     // And its scheduling policy, where the machine has `chrt` to set it (util-linux: every Linux here).
     if (spawnSync('chrt', ['--batch', '0', 'true']).status === 0) assert.equal(schedulingPolicyOf(restarted), schedBatch, 'the restarted worker runs in SCHED_BATCH');
+    // And its session's autogroup, where the kernel has them: the CPU is shared between groups first.
+    const group = autogroupOf(restarted);
+    if (group && group.group !== autogroupOf('self')?.group) assert.equal(group.niceness, processPriorities.worker, "the restarted worker's autogroup is lowered too");
     assert.equal((await fetch(`http://127.0.0.1:${stack.apiPort}/readyz`)).status, 200);
     // The new worker is up: its metrics endpoint answers again.
     await waitUntil(async () => (await fetch(`http://127.0.0.1:${stack.workerMetricsPort}/metrics`)).ok, 60_000, 'the restarted worker never served its metrics');
