@@ -32,7 +32,7 @@ const { connection, client: temporal } = createApiTemporalClient(config.temporal
 
 const liveFeed = await startLiveFeed({ databaseUrl: config.database.url, logger });
 const metrics = createApiMetrics({ liveFeed, crmBacklog: () => crmBacklog(db) });
-const ingestion = startIngestion({ config, db, intakeDb, temporal, connection, logger, observer: metrics.forwarder });
+const ingestion = startIngestion({ config, db, intakeDb, temporal, connection, logger, observer: metrics.forwarder, intakeObserver: metrics.intake });
 const app = createApp({ config, db, temporal, temporalConnection: connection, handOff: ingestion.handOff, backlog: ingestion.backlog, metrics, logger, liveFeed });
 // Retention and quotas of stored refusals and dead letters (drops are counted in this process's metrics).
 const storageCleanup = startStorageCleanup({ config, db, logger, observer: metrics.storage });

@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { CrmBacklog } from '../db/dashboard.js';
 import type { BacklogMonitor } from '../ingestion/backlog.js';
 import type { ForwarderObserver } from '../ingestion/forwarder.js';
+import type { IntakeObserver } from '../ingestion/intake.js';
 import type { StorageObserver } from '../ingestion/storage-bounds.js';
 import { callProviders } from '../shared/calls.js';
 import type { LiveFeed } from './live-feed.js';
@@ -21,6 +22,8 @@ export interface ApiMetrics {
   handler: (req: Request, res: Response) => Promise<void>;
   /** Counts what the forwarder of this process does. */
   forwarder: ForwarderObserver;
+  /** Counts the answers that went to Temporal directly, or waited for a slow commit. */
+  intake: IntakeObserver;
   /** Counts requests for unknown tenants, and stored rows dropped to stay within the storage bounds. */
   storage: StorageObserver;
   /** Reads inbox depth and age from this backlog view (no query per scrape). */
@@ -88,6 +91,12 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () =>
     name: 'switchboard_inbox_forward_failures_total',
     help: 'Forwards that failed: unavailable (Temporal unreachable or slow; retried) or refused (Temporal refused the event; dead letter after repeated refusals)',
     labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const directHandOffs = new Counter({
+    name: 'switchboard_intake_direct_total',
+    help: 'Events offered straight to Temporal because the inbox commit was late or failed: taken, failed (Temporal too), or no_room (the cap on direct hand-offs was reached, so the answer waited for its commit)',
+    labelNames: ['result'],
     registers: [registry],
   });
   const deadLettered = new Counter({ name: 'switchboard_inbox_dead_lettered_total', help: 'Events this process moved to dead letter', registers: [registry] });
@@ -169,6 +178,11 @@ export function createApiMetrics(deps: { liveFeed?: LiveFeed; crmBacklog?: () =>
       },
       deadLettered() {
         deadLettered.inc();
+      },
+    },
+    intake: {
+      direct(result) {
+        directHandOffs.inc({ result });
       },
     },
     storage: {

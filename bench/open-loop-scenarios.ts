@@ -8,7 +8,7 @@ import pg from 'pg';
 import { pbxEvents, random, signedJsonRequest, voiceAiEvents } from '../sandboxes/pbx-simulator.js';
 import type { CallPlan } from '../sandboxes/pbx-simulator.js';
 import type { LatencySummary } from './load.js';
-import { latencySummaryOf, openLoopFigures, startOpenLoopGenerator } from './open-loop.js';
+import { connectionFailed, latencySummaryOf, openLoopFigures, startOpenLoopGenerator, timedOut } from './open-loop.js';
 import type { OpenLoopFigures, OpenLoopGenerator, OpenLoopOutcomes, ScheduledRequest } from './open-loop.js';
 import { startCeilingServer, watchEnds } from './scenarios.js';
 import { BenchSetupError, ingestTenantId } from './stack.js';
@@ -97,8 +97,39 @@ export interface FreezeResult {
   frozeAtSeconds: number;
   frozeForSeconds: number;
   figures: OpenLoopFigures;
+  /** The answers slower than the target, by the path that answered them, placed against the freeze. */
+  slowAnswers: SlowAnswers[];
   backlog: BacklogFigures;
   journal: JournalCheck;
+}
+
+/** Seconds are counted from the moment the freeze began. */
+export interface SlowAnswers {
+  /** `inbox` or `temporal` (the answer's `via`), else the status or `timeout` / `connection error`. */
+  path: string;
+  count: number;
+  sentFromSeconds: number;
+  sentToSeconds: number;
+  answeredFromSeconds: number;
+  answeredToSeconds: number;
+}
+
+/** Answers slower than `thresholdMs`, grouped by what answered them. */
+export function slowAnswersOf(requests: readonly ScheduledRequest[], outcomes: OpenLoopOutcomes, frozeAtMs: number, thresholdMs: number): SlowAnswers[] {
+  const groups = new Map<string, SlowAnswers>();
+  const seconds = (ms: number) => Math.round((ms - frozeAtMs) / 100) / 10;
+  outcomes.latencyMs.forEach((latency, index) => {
+    const request = requests[index];
+    if (!request || latency <= thresholdMs) return;
+    const status = outcomes.status[index] ?? timedOut;
+    const path = outcomes.via[index] ?? (status === timedOut ? 'timeout' : status === connectionFailed ? 'connection error' : String(status));
+    const sent = seconds(request.offsetMs);
+    const answered = seconds(request.offsetMs + latency);
+    const group = groups.get(path);
+    if (!group) groups.set(path, { path, count: 1, sentFromSeconds: sent, sentToSeconds: sent, answeredFromSeconds: answered, answeredToSeconds: answered });
+    else Object.assign(group, { count: group.count + 1, sentToSeconds: sent, answeredFromSeconds: Math.min(group.answeredFromSeconds, answered), answeredToSeconds: Math.max(group.answeredToSeconds, answered) });
+  });
+  return [...groups.values()];
 }
 
 export interface DrainResult {
@@ -438,6 +469,8 @@ const freezeRate = 30;
 const freezeRunSeconds = 25;
 const freezeStartSeconds = 5;
 const freezeSeconds = 10;
+/** The freeze target for every answer (issue: ack p99 <= 250 ms while a store is frozen). */
+const freezeAckTargetMs = 250;
 
 async function freezeRun(context: RunContext, name: string, pids: () => number[], backlog: BacklogWatcher): Promise<FreezeResult> {
   const plan = planFor(context, `freeze-${name.split(' ')[0]?.toLowerCase() ?? 'x'}`, freezeRate, freezeRunSeconds);
@@ -466,6 +499,7 @@ async function freezeRun(context: RunContext, name: string, pids: () => number[]
     resume();
   });
   const figures = openLoopFigures(plan.requests, outcomes, freezeRate, freezeRunSeconds);
+  const slowAnswers = slowAnswersOf(plan.requests, outcomes, frozeAt - toLocal(0), freezeAckTargetMs);
   const emptyAt = await waitForEmptyInbox(backlog, 300_000);
   const journal = await checkJournal(context.stack.databaseUrl, context.tenant.id, plan, outcomes, sendEnd, lossCheckMs);
   const result: FreezeResult = {
@@ -475,10 +509,12 @@ async function freezeRun(context: RunContext, name: string, pids: () => number[]
     frozeAtSeconds: Math.round(((frozeAt - toLocal(0)) / 1000) * 10) / 10,
     frozeForSeconds: Math.round((frozeFor / 1000) * 10) / 10,
     figures,
+    slowAnswers,
     backlog: backlogFigures(backlog, runStart, sendEnd, emptyAt),
     journal,
   };
-  context.log(`freeze ${name} (${frozenCount} processes, ${result.frozeForSeconds} s at ${result.frozeAtSeconds} s): ${summaryLine(figures)}; journaled ${journal.journaled}/${journal.accepted}`);
+  const slow = slowAnswers.map((group) => `${group.count} via ${group.path} (sent ${group.sentFromSeconds}…${group.sentToSeconds} s, answered ${group.answeredFromSeconds}…${group.answeredToSeconds} s)`).join(', ');
+  context.log(`freeze ${name} (${frozenCount} processes, ${result.frozeForSeconds} s at ${result.frozeAtSeconds} s): ${summaryLine(figures)}; journaled ${journal.journaled}/${journal.accepted}; over ${freezeAckTargetMs} ms: ${slow || 'none'} (seconds from the freeze)`);
   return result;
 }
 

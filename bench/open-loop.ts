@@ -41,6 +41,8 @@ export interface OpenLoopOutcomes {
   latencyMs: number[];
   /** Actual send minus intended send: the generator's own lag. */
   sendLagMs: number[];
+  /** How a 2xx answer says the event was stored (`via`: inbox or temporal), by request index. */
+  via: Array<string | undefined>;
   /** The `error` field of non-2xx answers that had one, by request index. */
   errorReasons: Array<[number, string]>;
   /** Connection error codes (ECONNRESET ...) and how often. */
@@ -57,6 +59,7 @@ export async function runOpenLoop(settings: OpenLoopSettings): Promise<OpenLoopO
   const status = new Array<number>(count).fill(timedOut);
   const latencyMs = new Array<number>(count).fill(0);
   const sendLagMs = new Array<number>(count).fill(0);
+  const via = new Array<string | undefined>(count).fill(undefined);
   const errorReasons: Array<[number, string]> = [];
   const connectionErrorCodes: Record<string, number> = {};
   // Bodies as buffers and headers with their length, so sending does no encoding work.
@@ -92,8 +95,17 @@ export async function runOpenLoop(settings: OpenLoopSettings): Promise<OpenLoopO
     const outgoing = http.request({ host: url.hostname, port: url.port, path: request.path, method: 'POST', agent, headers: request.headers }, (response) => {
       const code = response.statusCode ?? 0;
       if (code >= 200 && code < 300) {
-        response.resume();
-        response.once('end', () => settle(code));
+        // The answer's `via` tells which store took the event: a slow answer is then explained by its path.
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          if (text.length < 2_000) text += chunk;
+        });
+        response.once('end', () => {
+          settle(code);
+          const found = /"via":"(\w+)"/.exec(text);
+          if (found) via[index] = found[1];
+        });
       } else {
         let text = '';
         response.setEncoding('utf8');
@@ -137,7 +149,7 @@ export async function runOpenLoop(settings: OpenLoopSettings): Promise<OpenLoopO
   const cpu = process.cpuUsage(cpuBefore);
   const cpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / Math.max(1, performance.now() - start)) * 1000) / 10;
   agent.destroy();
-  return { startEpochMs: performance.timeOrigin + start, status, latencyMs, sendLagMs, errorReasons, connectionErrorCodes, cpuPercent };
+  return { startEpochMs: performance.timeOrigin + start, status, latencyMs, sendLagMs, via, errorReasons, connectionErrorCodes, cpuPercent };
 }
 
 export interface OpenLoopGenerator {

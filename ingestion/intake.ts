@@ -20,6 +20,15 @@ export type HandOffResult = { via: 'inbox'; inserted: number; duplicates: number
 
 export type HandOff = (delivery: WorkflowDelivery) => Promise<HandOffResult>;
 
+/**
+ * What became of the answers that went around the inbox: Temporal took the event, Temporal failed
+ * too, or the cap on direct hand-offs made the event wait for its commit instead.
+ */
+export type DirectHandOffResult = 'taken' | 'failed' | 'no_room';
+export interface IntakeObserver {
+  direct(result: DirectHandOffResult): void;
+}
+
 /** Past the backlog bound: the sender should retry later (503 with Retry-After). */
 export class BacklogFull extends Error {
   override readonly name = 'BacklogFull';
@@ -51,6 +60,7 @@ export interface IntakeDeps {
   wakeForwarder?: () => void;
   /** Other processes' forwarders are woken by NOTIFY, at most this often. */
   notifyIntervalMs?: number;
+  observer?: IntakeObserver;
 }
 
 /** A delivery's inbox rows, one per event. */
@@ -133,7 +143,11 @@ export function createIntake(deps: IntakeDeps): HandOff {
     directInFlight++;
     try {
       const runId = await deps.connection.withDeadline(giveUpAt, () => signalWithStart(deps.temporal, delivery));
+      deps.observer?.direct('taken');
       return { via: 'temporal', runId };
+    } catch (error) {
+      deps.observer?.direct('failed');
+      throw error;
     } finally {
       directInFlight--;
     }
@@ -163,7 +177,10 @@ export function createIntake(deps: IntakeDeps): HandOff {
     const work = trackedCommit(delivery);
     const early = await settledWithin(work, deps.commitDeadlineMs);
     if ('value' in early) return early.value;
-    if ('pending' in early && !directHasRoom()) return firstTaker(delivery, [work], answerBy);
+    if ('pending' in early && !directHasRoom()) {
+      deps.observer?.direct('no_room');
+      return firstTaker(delivery, [work], answerBy);
+    }
     deps.logger.debug({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
     // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
     return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, temporalBy)] : [direct(delivery, temporalBy)], answerBy);

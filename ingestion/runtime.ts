@@ -12,7 +12,7 @@ import type { BacklogMonitor } from './backlog.js';
 import { startForwarder } from './forwarder.js';
 import type { Forwarder, ForwarderObserver } from './forwarder.js';
 import { createIntake } from './intake.js';
-import type { HandOff } from './intake.js';
+import type { HandOff, IntakeObserver } from './intake.js';
 
 export interface Ingestion {
   handOff: HandOff;
@@ -33,6 +33,8 @@ export interface IngestionDeps {
   /** Run a forwarder in this process (default: the INGEST_FORWARDER setting). */
   forward?: boolean;
   observer?: ForwarderObserver;
+  /** Counts the answers that went around the inbox (PostgreSQL slow or stalled). */
+  intakeObserver?: IntakeObserver;
   pollIntervalMs?: number;
   /** false: the forwarder only runs when asked (`forwarder.drainOnce()`), as in the CLI. */
   runForwarderLoop?: boolean;
@@ -71,6 +73,7 @@ export function startIngestion(deps: IngestionDeps): Ingestion {
     commitDeadlineMs: deps.commitDeadlineMs ?? env.INGEST_COMMIT_DEADLINE_MS,
     temporalTimeoutMs: env.TEMPORAL_HANDOFF_TIMEOUT_MS,
     ...(forwarder ? { wakeForwarder: () => forwarder.wake() } : {}),
+    ...(deps.intakeObserver ? { observer: deps.intakeObserver } : {}),
   });
   return {
     handOff,

@@ -6,6 +6,7 @@ import { createApp } from '../../api/app.js';
 import { startLiveFeed } from '../../api/live-feed.js';
 import type { LiveFeed } from '../../api/live-feed.js';
 import { startIngestion } from '../../ingestion/runtime.js';
+import type { IntakeObserver } from '../../ingestion/intake.js';
 import type { Ingestion } from '../../ingestion/runtime.js';
 import { loadConfig } from '../../config/load.js';
 import type { AppConfig } from '../../config/load.js';
@@ -65,11 +66,11 @@ function routesOf(stack: RouteLayer[], out: string[] = []): string[] {
  * Serves the real Express app on an ephemeral port, for tests over real HTTP. As in production
  * the API forwards its inbox to Temporal; `forward: false` leaves that to the test.
  */
-export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; port?: number; forward?: boolean; liveFeed?: boolean }): Promise<RunningApi> {
+export async function startApi(deps: { config: AppConfig; db: Db; connection: Connection; port?: number; forward?: boolean; liveFeed?: boolean; intakeObserver?: IntakeObserver }): Promise<RunningApi> {
   const temporal = new Client({ connection: deps.connection, namespace: deps.config.temporal.namespace, dataConverter: temporalDataConverter(deps.config.temporal.payloadEncryption) });
   const logger = createLogger({ name: 'switchboard-api-test', level: 'silent' });
   const liveFeed = deps.liveFeed ? await startLiveFeed({ databaseUrl: deps.config.database.url, logger }) : undefined;
-  const ingestion = startIngestion({ config: deps.config, db: deps.db, temporal, connection: deps.connection, logger, forward: deps.forward !== false, pollIntervalMs: 200 });
+  const ingestion = startIngestion({ config: deps.config, db: deps.db, temporal, connection: deps.connection, logger, forward: deps.forward !== false, pollIntervalMs: 200, ...(deps.intakeObserver ? { intakeObserver: deps.intakeObserver } : {}) });
   const app = createApp({
     ...(liveFeed ? { liveFeed } : {}),
     config: deps.config,

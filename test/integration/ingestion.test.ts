@@ -154,7 +154,8 @@ describe('ingestion: commit first, answer, forward in the background', function 
     const proxiedDb = createPool(proxied.toString(), { max: 10, applicationName: 'switchboard-frozen-test', queryTimeoutMs: 60_000 });
     cleanups.push(() => proxiedDb.end());
     const temporal = await getDevServer();
-    const api = await startApi({ config: proxiedConfig, db: proxiedDb, connection: temporal.connection });
+    const directHandOffs: string[] = [];
+    const api = await startApi({ config: proxiedConfig, db: proxiedDb, connection: temporal.connection, intakeObserver: { direct: (result) => directHandOffs.push(result) } });
     cleanups.push(async () => {
       link.thaw();
       await api.close();
@@ -173,6 +174,7 @@ describe('ingestion: commit first, answer, forward in the background', function 
       ['temporal', 'temporal', 'temporal'],
       'with PostgreSQL frozen the events went to Temporal directly',
     );
+    assert.deepEqual(directHandOffs, ['taken', 'taken', 'taken'], 'and the intake counted each direct hand-off');
     const journaled = await world.waitForCall(`pbx:${call.callId}`, (snapshot) => snapshot.status === 'completed');
     assert.equal(journaled.disposition, 'answered');
     link.thaw();
