@@ -99,6 +99,8 @@ export interface FreezeResult {
   figures: OpenLoopFigures;
   /** The answers slower than the target, by the path that answered them, placed against the freeze. */
   slowAnswers: SlowAnswers[];
+  /** The API's direct hand-offs during the run, by result (taken, failed, no_room). */
+  directHandOffs: Record<string, number>;
   backlog: BacklogFigures;
   journal: JournalCheck;
 }
@@ -112,6 +114,18 @@ export interface SlowAnswers {
   sentToSeconds: number;
   answeredFromSeconds: number;
   answeredToSeconds: number;
+}
+
+/** The API's direct hand-offs so far, by result (switchboard_intake_direct_total); empty if unreadable. */
+async function directHandOffs(apiUrl: string): Promise<Record<string, number>> {
+  try {
+    const text = await (await fetch(`${apiUrl}/metrics`)).text();
+    const counts: Record<string, number> = {};
+    for (const match of text.matchAll(/^switchboard_intake_direct_total\{result="(\w+)"\} (\d+)$/gm)) if (match[1]) counts[match[1]] = Number(match[2]);
+    return counts;
+  } catch {
+    return {};
+  }
 }
 
 /** Answers slower than `thresholdMs`, grouped by what answered them. */
@@ -481,6 +495,7 @@ async function freezeRun(context: RunContext, name: string, pids: () => number[]
   let thaw: NodeJS.Timeout | undefined;
   let resume: () => void = () => undefined;
   const runStart = performance.now();
+  const directBefore = await directHandOffs(context.stack.apiUrl);
   const { outcomes, sendEnd, toLocal } = await runPlan(context, context.stack.apiUrl, plan, () => {
     timer = setTimeout(() => {
       const frozen = freeze(pids);
@@ -500,6 +515,8 @@ async function freezeRun(context: RunContext, name: string, pids: () => number[]
   });
   const figures = openLoopFigures(plan.requests, outcomes, freezeRate, freezeRunSeconds);
   const slowAnswers = slowAnswersOf(plan.requests, outcomes, frozeAt - toLocal(0), freezeAckTargetMs);
+  const directAfter = await directHandOffs(context.stack.apiUrl);
+  const direct = Object.fromEntries(Object.entries(directAfter).map(([result, count]) => [result, count - (directBefore[result] ?? 0)]));
   const emptyAt = await waitForEmptyInbox(backlog, 300_000);
   const journal = await checkJournal(context.stack.databaseUrl, context.tenant.id, plan, outcomes, sendEnd, lossCheckMs);
   const result: FreezeResult = {
@@ -510,11 +527,12 @@ async function freezeRun(context: RunContext, name: string, pids: () => number[]
     frozeForSeconds: Math.round((frozeFor / 1000) * 10) / 10,
     figures,
     slowAnswers,
+    directHandOffs: direct,
     backlog: backlogFigures(backlog, runStart, sendEnd, emptyAt),
     journal,
   };
   const slow = slowAnswers.map((group) => `${group.count} via ${group.path} (sent ${group.sentFromSeconds}…${group.sentToSeconds} s, answered ${group.answeredFromSeconds}…${group.answeredToSeconds} s)`).join(', ');
-  context.log(`freeze ${name} (${frozenCount} processes, ${result.frozeForSeconds} s at ${result.frozeAtSeconds} s): ${summaryLine(figures)}; journaled ${journal.journaled}/${journal.accepted}; over ${freezeAckTargetMs} ms: ${slow || 'none'} (seconds from the freeze)`);
+  context.log(`freeze ${name} (${frozenCount} processes, ${result.frozeForSeconds} s at ${result.frozeAtSeconds} s): ${summaryLine(figures)}; journaled ${journal.journaled}/${journal.accepted}; over ${freezeAckTargetMs} ms: ${slow || 'none'} (seconds from the freeze); direct hand-offs: ${Object.entries(direct).map(([result, count]) => `${result} ${count}`).join(', ') || 'none'}`);
   return result;
 }
 
