@@ -5,8 +5,8 @@
  * operator action. A booked meeting therefore ends as a no-show. Free of Node built-ins and I/O,
  * like the rest of the domain.
  */
-import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, runNoShowCheck, sendDecision, stepMessage } from './lead-plan.js';
-import type { StepMessage } from './lead-plan.js';
+import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, planStepMessage, runNoShowCheck, sendDecision } from './lead-plan.js';
+import type { StepLanguage, StepMessage } from './lead-plan.js';
 import type { FlowName, LeadPolicy, LeadProfile, LeadStage, LeadState, Meeting, SkipReason } from './leads.js';
 import { z } from 'zod';
 import { leadStages } from './leads.js';
@@ -26,6 +26,8 @@ export interface PreviewSend {
   at: string;
   local: string;
   message: StepMessage;
+  /** The language it goes in: the lead's (`match: lead`), the tenant's fallback chain's, or the template's default; `requested` is the lead's when that did not go. */
+  language: StepLanguage;
   cause: string;
   guards: PreviewGuard[];
 }
@@ -201,7 +203,8 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     const spaced = spacedFrom.get(step.key);
     if (spaced !== undefined) guards.push({ guard: 'recipient_spacing', detail: `held ${policy.recipientSpacingSeconds} s after the previous message to this person`, from: new Date(spaced).toISOString() });
     if (decision.asTemplate) guards.push({ guard: 'outside_24h_window', detail: step.forceTemplate ? 'a template, as free text was refused' : 'a template: the lead has not written in the last 24 h' });
-    sends.push({ key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock), message: stepMessage(state, policy, company, step, decision.asTemplate), cause: step.cause, guards });
+    const { message, language } = planStepMessage(state, policy, company, step, decision.asTemplate);
+    sends.push({ key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock), message, language, cause: step.cause, guards });
     afterSent(state, step, policy, clock, changes, `preview:${step.key}`);
     skipsIn(changes, clock);
   }
