@@ -20,12 +20,15 @@ export const meetingSchema = z.object({
 });
 export type Meeting = z.infer<typeof meetingSchema>;
 
+/** A lead's language as WhatsApp spells template languages: `es`, `pt_BR`. */
+export const leadLanguagePattern = /^[a-z]{2}(_[A-Z]{2})?$/;
+
 export const leadProfileSchema = z.object({
   name: z.string().max(200).optional(),
   phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number').optional(),
   email: z.email().optional(),
   timeZone: leadTimeZoneSchema.optional(),
-  language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional(),
+  language: z.string().regex(leadLanguagePattern).optional(),
 });
 export type LeadProfile = z.infer<typeof leadProfileSchema>;
 

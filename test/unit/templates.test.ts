@@ -4,6 +4,8 @@ import { leadPolicySchema } from '../../shared/leads.js';
 import type { LeadPolicy } from '../../shared/leads.js';
 import { canonicalLanguage, resolveTemplate, templateMessageProblem } from '../../shared/templates.js';
 import type { TemplateRegistration } from '../../shared/templates.js';
+import { planImport } from '../../cli/legacy-import.js';
+import { tenantSchema } from '../../config/schema.js';
 import { configError, writeConfig } from '../harness/config-files.js';
 
 const welcome = (languages: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -100,6 +102,19 @@ describe('templates per language', () => {
       assert.match(templateMessageProblem(registered, { name: 'welcome', language: 'es', params: ['a'] }) ?? '', /declares 2 placeholder\(s\), the message carries 1/);
       assert.match(templateMessageProblem(registered, { name: 'nope', language: 'en', params: [] }) ?? '', /"nope" is not registered/);
     });
+  });
+
+  it("takes the lead's language from a legacy import, spelled as Meta does, and lists a row whose language is not one", () => {
+    const tenant = tenantSchema.parse({ displayName: 'Acme', defaultRegion: 'US', timeZone: 'America/New_York', secrets: { webhookSigningSecret: 's', operatorToken: 'o' } });
+    const rows = [
+      { lead_id: 'a', status: 'new', phone: '+14155550101', language: 'es-MX' },
+      { lead_id: 'b', status: 'new', phone: '+14155550102', Lang: 'PT' },
+      { lead_id: 'c', status: 'new', phone: '+14155550103', language: 'Spanish' },
+      { lead_id: 'd', status: 'new', phone: '+14155550104' },
+    ];
+    const { leads, problems } = planImport(rows, tenant, new Date('2026-12-07T10:00:00Z'));
+    assert.deepEqual(leads.map((lead) => [lead.leadId, lead.event.type === 'lead.imported' ? lead.event.profile.language : '?']), [['a', 'es_MX'], ['b', 'pt'], ['d', undefined]]);
+    assert.deepEqual(problems, [{ row: 3, leadId: 'c', reason: 'unknown language "Spanish"' }]);
   });
 
   describe('configuration', () => {
