@@ -102,7 +102,7 @@ export function previewRequestSchema(timeZone: z.ZodType<string>) {
     timeZone,
     stage: z.enum(leadStages).optional().describe('`new` (the default): a lead just created, which books `meeting` if given; any other stage: a lead brought in at that stage, as an import does'),
     name: z.string().max(200).optional(),
-    language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional().describe('Template language, e.g. `es` or `pt_BR`'),
+    language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional().describe("The lead's language, e.g. `es` or `pt_BR`: picks each template's version (then the base language, another region of it, the tenant's `languageFallback`, the template's default)"),
     meeting: z.strictObject({ id: z.string().min(1).max(200).optional(), startsAt: isoInstant, endsAt: isoInstant.optional() }).optional(),
     lastInboundAt: isoInstant.optional().describe("The lead's last WhatsApp message to us: free text may go for 24 h after it"),
     completedSteps: z.array(z.string().min(1).max(200)).max(200).optional().describe('Steps already sent, e.g. `welcome:message`'),
