@@ -601,7 +601,8 @@ export function planStepMessage(state: LeadState, policy: LeadPolicy, company: s
   }
   if (resolved.version.text !== undefined) return { message: { type: 'text', text: fill(resolved.version.text, values) }, language: chosen };
   const requested = state.profile.language === undefined ? undefined : canonicalLanguage(state.profile.language);
-  const textLanguage: StepLanguage = { language: flowMessage.template.language, match: 'default', ...(requested !== undefined && requested !== flowMessage.template.language ? { requested } : {}) };
+  const spoken = requested === flowMessage.template.language;
+  const textLanguage: StepLanguage = { language: flowMessage.template.language, match: spoken ? 'lead' : 'default', ...(requested !== undefined && !spoken ? { requested } : {}) };
   return { message: { type: 'text', text: fill(flowMessage.text, values) }, language: textLanguage };
 }
 

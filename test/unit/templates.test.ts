@@ -70,6 +70,8 @@ describe('templates per language', () => {
       assert.deepEqual(text, { message: { type: 'text', text: '¡Hola Lucía, bienvenido a Acme!' }, language: { language: 'es', match: 'lead' } });
       const noText = planStepMessage(leadIn(translated, 'pt_BR'), translated, 'Acme', { flow: 'welcome' }, false);
       assert.deepEqual(noText.language, { language: 'en', match: 'default', requested: 'pt_BR' }, "no Portuguese text: the flow's text, in the default language");
+      const english = planStepMessage(leadIn(translated, 'en'), translated, 'Acme', { flow: 'welcome' }, false);
+      assert.deepEqual(english.language, { language: 'en', match: 'lead' }, "an English lead's English text is in its own language");
     });
 
     it('gives a lead whose language has no translation the fallback, and says which was asked for', () => {
