@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { WhatsAppAdapter, OutgoingMessage } from '../adapters/whatsapp.js';
 import { WhatsAppSendError } from '../adapters/whatsapp.js';
 import { OutsideSystemError, RequestNotSentError } from '../adapters/http.js';
@@ -9,6 +9,7 @@ import { isSuppressed } from '../db/leads.js';
 import type { Db } from '../db/pool.js';
 import { messageForEffect, recordAcceptedMessage } from '../db/whatsapp.js';
 import type { SkipReason } from '../shared/leads.js';
+import { templateMessageProblem, templateMismatchFailureType } from '../shared/templates.js';
 import { commitToInbox } from '../ingestion/intake.js';
 import { leadDelivery } from '../ingestion/lead-delivery.js';
 import { whatsappFailedEvent } from '../ingestion/providers/whatsapp-webhook.js';
@@ -22,6 +23,8 @@ export interface SendWhatsAppInput {
   effectKey: string;
   to: string;
   message: OutgoingMessage;
+  /** The language the message is in (a template's is also in the message), for the ledger; absent from sends planned before it. */
+  language?: string;
 }
 
 /** A skip names its reason as text (the timeline's cause) and as a code (`detail.reason`; absent from results recorded before it). */
@@ -70,6 +73,17 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
     async sendWhatsApp(input: SendWhatsAppInput): Promise<SendWhatsAppOutcome> {
       const whatsapp = deps.whatsapp(input.tenantId);
       if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured', code: 'no_sender' };
+      if (input.message.type === 'template') {
+        // Checked against the tenant's registration as it is now (the workflow plans with the policy
+        // it started with): a language Meta does not have would be refused with 132001, a parameter
+        // count other than the placeholders with 132000. Retrying cannot fix configuration, so the
+        // step fails for good, before anything is claimed or sent.
+        const registered = Object.values(deps.config.tenants[input.tenantId]?.leads.messages ?? {}).map((flow) => flow.template);
+        const problem = templateMessageProblem(registered, input.message.template);
+        if (problem) {
+          throw ApplicationFailure.create({ message: `not sent: ${problem}`, type: templateMismatchFailureType, nonRetryable: true, details: [{ template: input.message.template.name, language: input.message.template.language }] });
+        }
+      }
       if (await isSuppressed(deps.db, input.tenantId, input.to)) return { status: 'skipped', reason: 'opted out', code: 'opted_out' };
       const { attempt, scheduledAtMs } = attemptInfo();
       const outcome = await whileHeartbeating(() => callOutside(async () => {
@@ -89,6 +103,7 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
                 leadId: input.leadId,
                 kind: input.message.type,
                 ...(input.message.type === 'template' ? { templateName: input.message.template.name } : {}),
+                ...(input.message.type === 'template' ? { language: input.message.template.language } : input.language !== undefined ? { language: input.language } : {}),
               });
               return { wamid, kind: input.message.type };
             },

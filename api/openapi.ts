@@ -306,12 +306,19 @@ export function openApiDocument(): Record<string, unknown> {
         get: { summary: "The lead's current flow state", security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{lead, workflowId}`'), ...errors(400, 401, 403, 404) } },
       },
       '/api/{tenant}/leads/{leadId}/timeline': {
-        get: { summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions', security: operator, parameters: [tenantParam, leadIdParam], responses: { 200: object('`{leadId, timeline}`'), ...errors(400, 401, 403, 404) } },
+        get: {
+          summary: 'Every step of the lead: scheduled, sent, skipped (why), failed, delivered, read, replied, operator actions',
+          description:
+            "A `sent` entry (and a `failed` send) names the language the message went in: `detail.language` (as WhatsApp spells it, e.g. `es`, `pt_BR`), `detail.languageMatch` (`lead`: the lead's language, its base language or another region of it; `fallback`: the tenant's `languageFallback` chain; `default`: the template's default version) and `detail.requestedLanguage` (the lead's language, when another went). A send stopped before WhatsApp because its template message no longer fits the tenant's registration (a language not registered, or a parameter count other than the version's placeholders) is a `failed` entry with `detail.reason: template_mismatch` and the problem in `detail.error`; it is not retried.",
+          security: operator,
+          parameters: [tenantParam, leadIdParam],
+          responses: { 200: object('`{leadId, timeline}`'), ...errors(400, 401, 403, 404) },
+        },
       },
       '/api/{tenant}/leads/{leadId}/preview': {
         get: {
           summary: 'Flow preview (dry run): every send the flows would make for this lead, from its journaled state',
-          description: `Runs the workflow's own planning code forward; nothing is sent. Each send names when it goes (UTC and the lead's clock), its message (template or free text, language, parameters) and the guards that moved or shaped it (\`send_window\`: quiet hours or a day without sending; \`recipient_spacing\`; \`outside_24h_window\`). Each skip names its reason. It assumes nothing else happens: no reply, no attendance (a booked meeting ends as a no-show), no CRM event. Only \`days\` and \`from\` are accepted as query parameters; any other is \`422 invalid_payload\`.`,
+          description: `Runs the workflow's own planning code forward; nothing is sent. Each send names when it goes (UTC and the lead's clock), its message (template or free text, language, parameters), its \`language\` (\`{language, match, requested?}\`: \`match\` is \`lead\` when the lead's language, its base language or another region of it has a version, \`fallback\` when the tenant's \`languageFallback\` chain chose, \`default\` for the template's default version; \`requested\` is the lead's language when another goes) and the guards that moved or shaped it (\`send_window\`: quiet hours or a day without sending; \`recipient_spacing\`; \`outside_24h_window\`). Each skip names its reason. It assumes nothing else happens: no reply, no attendance (a booked meeting ends as a no-show), no CRM event. Only \`days\` and \`from\` are accepted as query parameters; any other is \`422 invalid_payload\`.`,
           security: operator,
           parameters: [tenantParam, leadIdParam, { name: 'days', in: 'query', description: 'How far ahead to look (1 to 90, default 30)', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 } }, { name: 'from', in: 'query', description: 'The moment the preview starts from (an ISO instant; default: now)', schema: previewQuery.properties.from }],
           responses: { 200: object('`{preview: {leadId, timeZone, stage, paused, from, until, sends, skips, truncated, assumptions}, basedOn: {journalVersion}}`'), ...errors(400, 401, 403, 404, 422) },

@@ -65,7 +65,11 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
   context.out(
     table([
       ['when (lead)', 'step', 'message', 'guards'],
-      ...preview.sends.map((send) => [send.local, send.key, send.message.type === 'template' ? `template ${send.message.template.name} (${send.message.template.language})` : 'free text', send.guards.map((guard) => guard.guard).join(', ')]),
+      ...preview.sends.map((send) => {
+        // A fallback names the lead's language it stands in for.
+        const language = `${send.language.language}${send.language.requested ? `, no ${send.language.requested} version` : ''}`;
+        return [send.local, send.key, send.message.type === 'template' ? `template ${send.message.template.name} (${language})` : `free text (${language})`, send.guards.map((guard) => guard.guard).join(', ')];
+      }),
     ]),
   );
   if (preview.skips.length > 0) context.out(`\nskipped:\n${table(preview.skips.map((skip) => [skip.local, skip.key, skip.reason, skip.cause]))}`);

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { TenantConfig } from '../config/schema.js';
 import type { LeadEvent, LeadStage, Meeting } from '../shared/leads.js';
-import { leadTimeZoneSchema, normalizeLegacyStatus } from '../shared/leads.js';
+import { leadLanguagePattern, leadTimeZoneSchema, normalizeLegacyStatus } from '../shared/leads.js';
+import { canonicalLanguage } from '../shared/templates.js';
 import { normalizePhone } from '../shared/phone.js';
 
 export type LegacyRecord = Record<string, unknown>;
@@ -82,6 +83,10 @@ export function planImport(records: LegacyRecord[], tenant: TenantConfig, now: D
     if (!phone.ok) return void problems.push({ row, leadId, reason: 'the phone number is not one' });
     const timeZone = field(record, 'time_zone', 'timezone', 'tz');
     if (timeZone && !leadTimeZoneSchema.safeParse(timeZone).success) return void problems.push({ row, leadId, reason: `unknown time zone "${timeZone}"` });
+    // Exports spell it `es`, `es-MX` or `ES`; the lead's templates are picked by it (shared/templates.ts).
+    const rawLanguage = field(record, 'language', 'lang', 'locale', 'preferred_language');
+    const language = rawLanguage === undefined ? undefined : canonicalLanguage(rawLanguage);
+    if (language !== undefined && !leadLanguagePattern.test(language)) return void problems.push({ row, leadId, reason: `unknown language "${rawLanguage ?? ''}"` });
     const meetingAt = field(record, 'meeting_at', 'meeting_start', 'meeting_starts_at', 'appointment');
     const meetingStart = meetingAt ? Date.parse(meetingAt) : Number.NaN;
     if (meetingAt && Number.isNaN(meetingStart)) return void problems.push({ row, leadId, reason: `meeting time "${meetingAt}" is not a date` });
@@ -111,6 +116,7 @@ export function planImport(records: LegacyRecord[], tenant: TenantConfig, now: D
           ...(phone.e164 ? { phone: phone.e164 } : {}),
           ...(email && /^[^@\s]+@[^@\s]+$/.test(email) ? { email } : {}),
           ...(timeZone ? { timeZone } : {}),
+          ...(language ? { language } : {}),
         },
         stage,
         completedSteps,

@@ -3,12 +3,12 @@ import type { Db } from './pool.js';
 
 export async function recordAcceptedMessage(
   db: Db,
-  message: { tenantId: string; wamid: string; effectKey: string; leadId: string; kind: 'text' | 'template'; templateName?: string },
+  message: { tenantId: string; wamid: string; effectKey: string; leadId: string; kind: 'text' | 'template'; templateName?: string; language?: string },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, status)
-     VALUES ($1, $2, $3, $4, $5, $6, 'accepted') ON CONFLICT (tenant_id, wamid) DO NOTHING`,
-    [message.tenantId, message.wamid, message.effectKey, message.leadId, message.kind, message.templateName ?? null],
+    `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, language, status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'accepted') ON CONFLICT (tenant_id, wamid) DO NOTHING`,
+    [message.tenantId, message.wamid, message.effectKey, message.leadId, message.kind, message.templateName ?? null, message.language ?? null],
   );
 }
 

@@ -15,6 +15,7 @@ import { startTicketingSandbox } from './ticketing.js';
 import type { TicketingSandbox } from './ticketing.js';
 import { startWhatsAppSandbox } from './whatsapp.js';
 import type { WhatsAppSandbox } from './whatsapp.js';
+import { templateVersions } from '../shared/templates.js';
 
 export interface TenantSandboxOptions {
   /** Where the WhatsApp sandbox posts its webhooks: the API's base URL. */
@@ -84,12 +85,14 @@ export async function startTenantSandboxes(tenantId: string, tenant: TenantConfi
       phoneNumberId: tenant.whatsapp.phoneNumberId,
       wabaId: tenant.whatsapp.wabaId,
       // The approved templates the tenant's flows use.
-      templates: Object.values(tenant.leads.messages).map((message) => ({
-        name: message.template.name,
-        language: message.template.language,
-        category: message.template.category,
-        body: `${message.text.replace(/\{\{\w+\}\}/g, '…')} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
-      })),
+      templates: Object.values(tenant.leads.messages).flatMap((message) =>
+        templateVersions(message.template).map(([language, version]) => ({
+          name: message.template.name,
+          language,
+          category: message.template.category,
+          body: `${(version.text ?? message.text).replace(/\{\{\w+\}\}/g, '…')} ${version.placeholders.map((_, index) => `{{${index + 1}}}`).join(' ')}`,
+        })),
+      ),
       webhookUrl: `${options.apiUrl}/webhooks/${tenantId}/whatsapp`,
       ...(options.autoRead ? { autoRead: true } : {}),
       ...(unlimited ? { messagesPerSecond: 1_000 } : {}),

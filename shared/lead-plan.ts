@@ -7,6 +7,8 @@ import type { FlowName, LeadEvent, LeadPolicy, LeadStage, LeadState, Meeting, Pl
 import { formatLocal, nextAllowed, previousAllowed } from './send-window.js';
 import { decideWhatsAppError, whatsappRetryDelayMs } from './whatsapp-errors.js';
 import type { WhatsAppRetryDecision } from './whatsapp-errors.js';
+import { canonicalLanguage, resolveTemplate } from './templates.js';
+import type { LanguageMatch } from './templates.js';
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -575,13 +577,38 @@ export function fill(text: string, values: Record<string, string>): string {
 /** What a step sends: its flow's template (outside the 24 h window) or free text, in the lead's language. */
 export type StepMessage = { type: 'template'; template: { name: string; language: string; params: string[] } } | { type: 'text'; text: string };
 
-/** The message a step sends, as the workflow sends it and the preview shows it. */
-export function stepMessage(state: LeadState, policy: LeadPolicy, company: string, step: Pick<PlannedStep, 'flow'>, asTemplate: boolean): StepMessage {
+/** The language a step's message goes in, and how it was chosen (shared/templates.ts). */
+export interface StepLanguage {
+  language: string;
+  match: LanguageMatch;
+  /** The lead's language, when it had one and it was not what went. */
+  requested?: string;
+}
+
+/**
+ * The message a step sends and its language, as the workflow sends it and the preview shows it:
+ * the template version the lead's language picks (else the tenant's fallback chain, else the
+ * template's default), its parameters in that version's placeholder order. Free text is the
+ * version's own `text` if it has one, else the flow's `text` (written in the default language).
+ */
+export function planStepMessage(state: LeadState, policy: LeadPolicy, company: string, step: Pick<PlannedStep, 'flow'>, asTemplate: boolean): { message: StepMessage; language: StepLanguage } {
   const flowMessage = policy.messages[step.flow];
   const values = messageValues(state, policy, company);
-  return asTemplate
-    ? { type: 'template', template: { name: flowMessage.template.name, language: state.profile.language ?? flowMessage.template.language, params: flowMessage.template.params.map((name) => values[name] ?? '') } }
-    : { type: 'text', text: fill(flowMessage.text, values) };
+  const resolved = resolveTemplate(flowMessage.template, state.profile.language, policy.languageFallback);
+  const chosen: StepLanguage = { language: resolved.language, match: resolved.match, ...(resolved.requested !== undefined ? { requested: resolved.requested } : {}) };
+  if (asTemplate) {
+    return { message: { type: 'template', template: { name: flowMessage.template.name, language: resolved.language, params: resolved.version.placeholders.map((name) => values[name] ?? '') } }, language: chosen };
+  }
+  if (resolved.version.text !== undefined) return { message: { type: 'text', text: fill(resolved.version.text, values) }, language: chosen };
+  const requested = state.profile.language === undefined ? undefined : canonicalLanguage(state.profile.language);
+  const spoken = requested === flowMessage.template.language;
+  const textLanguage: StepLanguage = { language: flowMessage.template.language, match: spoken ? 'lead' : 'default', ...(requested !== undefined && !spoken ? { requested } : {}) };
+  return { message: { type: 'text', text: fill(flowMessage.text, values) }, language: textLanguage };
+}
+
+/** The message a step sends (see planStepMessage). */
+export function stepMessage(state: LeadState, policy: LeadPolicy, company: string, step: Pick<PlannedStep, 'flow'>, asTemplate: boolean): StepMessage {
+  return planStepMessage(state, policy, company, step, asTemplate).message;
 }
 
 /** What operators see (query, API, Web UI). */

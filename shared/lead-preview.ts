@@ -5,8 +5,8 @@
  * operator action. A booked meeting therefore ends as a no-show. Free of Node built-ins and I/O,
  * like the rest of the domain.
  */
-import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, runNoShowCheck, sendDecision, stepMessage } from './lead-plan.js';
-import type { StepMessage } from './lead-plan.js';
+import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, planStepMessage, runNoShowCheck, sendDecision } from './lead-plan.js';
+import type { StepLanguage, StepMessage } from './lead-plan.js';
 import type { FlowName, LeadPolicy, LeadProfile, LeadStage, LeadState, Meeting, SkipReason } from './leads.js';
 import { z } from 'zod';
 import { leadStages } from './leads.js';
@@ -26,6 +26,8 @@ export interface PreviewSend {
   at: string;
   local: string;
   message: StepMessage;
+  /** The language it goes in: the lead's (`match: lead`), the tenant's fallback chain's, or the template's default; `requested` is the lead's when that did not go. */
+  language: StepLanguage;
   cause: string;
   guards: PreviewGuard[];
 }
@@ -100,7 +102,7 @@ export function previewRequestSchema(timeZone: z.ZodType<string>) {
     timeZone,
     stage: z.enum(leadStages).optional().describe('`new` (the default): a lead just created, which books `meeting` if given; any other stage: a lead brought in at that stage, as an import does'),
     name: z.string().max(200).optional(),
-    language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional().describe('Template language, e.g. `es` or `pt_BR`'),
+    language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional().describe("The lead's language, e.g. `es` or `pt_BR`: picks each template's version (then the base language, another region of it, the tenant's `languageFallback`, the template's default)"),
     meeting: z.strictObject({ id: z.string().min(1).max(200).optional(), startsAt: isoInstant, endsAt: isoInstant.optional() }).optional(),
     lastInboundAt: isoInstant.optional().describe("The lead's last WhatsApp message to us: free text may go for 24 h after it"),
     completedSteps: z.array(z.string().min(1).max(200)).max(200).optional().describe('Steps already sent, e.g. `welcome:message`'),
@@ -201,7 +203,8 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     const spaced = spacedFrom.get(step.key);
     if (spaced !== undefined) guards.push({ guard: 'recipient_spacing', detail: `held ${policy.recipientSpacingSeconds} s after the previous message to this person`, from: new Date(spaced).toISOString() });
     if (decision.asTemplate) guards.push({ guard: 'outside_24h_window', detail: step.forceTemplate ? 'a template, as free text was refused' : 'a template: the lead has not written in the last 24 h' });
-    sends.push({ key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock), message: stepMessage(state, policy, company, step, decision.asTemplate), cause: step.cause, guards });
+    const { message, language } = planStepMessage(state, policy, company, step, decision.asTemplate);
+    sends.push({ key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock), message, language, cause: step.cause, guards });
     afterSent(state, step, policy, clock, changes, `preview:${step.key}`);
     skipsIn(changes, clock);
   }

@@ -4,6 +4,8 @@
  * workflow, so free of Node built-ins and I/O.
  */
 import { z } from 'zod';
+import { canonicalLanguage, isLanguageTag, templateValueNames } from './templates.js';
+import type { TemplateVersion } from './templates.js';
 import { flowNames, isTimeZone, leadStages } from './vocabulary.js';
 
 export { flowNames, leadStages, leadWorkflowId } from './vocabulary.js';
@@ -18,12 +20,15 @@ export const meetingSchema = z.object({
 });
 export type Meeting = z.infer<typeof meetingSchema>;
 
+/** A lead's language as WhatsApp spells template languages: `es`, `pt_BR`. */
+export const leadLanguagePattern = /^[a-z]{2}(_[A-Z]{2})?$/;
+
 export const leadProfileSchema = z.object({
   name: z.string().max(200).optional(),
   phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number').optional(),
   email: z.email().optional(),
   timeZone: leadTimeZoneSchema.optional(),
-  language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional(),
+  language: z.string().regex(leadLanguagePattern).optional(),
 });
 export type LeadProfile = z.infer<typeof leadProfileSchema>;
 
@@ -93,13 +98,69 @@ export const leadEventSchema = z.discriminatedUnion('type', [
 export type LeadEvent = z.infer<typeof leadEventSchema>;
 export type LeadEventType = LeadEvent['type'];
 
-export const messageTemplateSchema = z.object({
-  name: z.string().min(1),
-  language: z.string().min(2).default('en'),
-  category: z.enum(['MARKETING', 'UTILITY', 'AUTHENTICATION']).default('UTILITY'),
-  /** Body parameters, filled from the lead: {{name}}, {{meeting_time}}, {{company}}, {{booking_url}}. */
-  params: z.array(z.string()).default([]),
+const languageTagSchema = z.string().refine(isLanguageTag, 'must be a language code as WhatsApp spells it, such as en, es or pt_BR (es-MX is read as es_MX)');
+
+/** One language version of a template as registered with Meta: its body placeholders, and free text in that language. */
+const templateVersionSchema = z.object({
+  /**
+   * The version's body placeholders {{1}} … {{n}}: how many (filled from the flow's `params`, in
+   * order), or their names in order (each one of the flow's `params`: a translation may order them
+   * its own way).
+   */
+  placeholders: z.union([z.number().int().min(0).max(50), z.array(z.string().min(1)).max(50)]),
+  text: z.string().min(1).optional(),
 });
+
+export const messageTemplateSchema = z
+  .object({
+    name: z.string().min(1),
+    /** The default version (sent when no other language matches). With `languages`, one of them (default: the first). */
+    language: languageTagSchema.optional(),
+    category: z.enum(['MARKETING', 'UTILITY', 'AUTHENTICATION']).default('UTILITY'),
+    /** Body parameters, filled from the lead: {{name}}, {{meeting_time}}, {{company}}, {{booking_url}}. */
+    params: z.array(z.string()).default([]),
+    /** The template's versions per language; without it the template has the one version `language`, with `params` as its placeholders. */
+    languages: z.record(z.string(), templateVersionSchema).optional(),
+  })
+  .superRefine((template, context) => {
+    const problem = (path: Array<string | number>, message: string): void => context.addIssue({ code: 'custom', path, message });
+    template.params.forEach((param, index) => {
+      if (!(templateValueNames as readonly string[]).includes(param)) problem(['params', index], `"${param}" is not a value the flows fill (${templateValueNames.join(', ')})`);
+    });
+    if (!template.languages) return;
+    const seen = new Map<string, string>();
+    for (const [tag, version] of Object.entries(template.languages)) {
+      if (!isLanguageTag(tag)) {
+        problem(['languages', tag], 'must be keyed by a language code as WhatsApp spells it, such as en, es or pt_BR');
+        continue;
+      }
+      const canonical = canonicalLanguage(tag);
+      const twin = seen.get(canonical);
+      if (twin !== undefined) problem(['languages', tag], `is the same language as "${twin}"`);
+      seen.set(canonical, tag);
+      const params = `the flow's params fill ${template.params.length} (${template.params.join(', ') || 'none'})`;
+      if (typeof version.placeholders === 'number') {
+        if (version.placeholders !== template.params.length) problem(['languages', tag, 'placeholders'], `declares ${version.placeholders} placeholder(s) but ${params}`);
+      } else {
+        version.placeholders.forEach((name, index) => {
+          if (!template.params.includes(name)) problem(['languages', tag, 'placeholders', index], `"${name}" is not one of the flow's params (${template.params.join(', ') || 'none'})`);
+        });
+      }
+    }
+    if (template.language !== undefined && !seen.has(canonicalLanguage(template.language))) {
+      problem(['language'], `the default version "${template.language}" is not among the template's languages (${[...seen.values()].join(', ')})`);
+    }
+  })
+  .transform(({ languages, language, ...template }): Omit<typeof template, never> & { language: string; languages?: Record<string, TemplateVersion> } => {
+    if (!languages) return { ...template, language: language === undefined ? 'en' : canonicalLanguage(language) };
+    // Keyed as Meta spells the code, placeholders as the names of the values that fill them.
+    const versions: Record<string, TemplateVersion> = {};
+    for (const [tag, version] of Object.entries(languages)) {
+      versions[canonicalLanguage(tag)] = { placeholders: typeof version.placeholders === 'number' ? template.params : version.placeholders, ...(version.text !== undefined ? { text: version.text } : {}) };
+    }
+    const first = Object.keys(versions)[0] ?? 'en';
+    return { ...template, language: language === undefined ? first : canonicalLanguage(language), languages: versions };
+  });
 export type MessageTemplate = z.infer<typeof messageTemplateSchema>;
 
 const flowMessageSchema = z.object({
@@ -152,6 +213,16 @@ export const leadPolicySchema = z.object({
   /** After this many events the workflow continues as new, keeping its history small. */
   continueAsNewAfterEvents: z.number().int().min(50).default(2_000),
   bookingUrl: z.url().default('https://example.com/book'),
+  /**
+   * Languages to try, in order, when a template has no version in the lead's language (or the lead
+   * has none), before the template's default version. Optional in the type: runs started before it
+   * carry policies without it.
+   */
+  languageFallback: z
+    .array(languageTagSchema)
+    .max(20)
+    .transform((tags) => tags.map(canonicalLanguage))
+    .optional(),
   messages: z
     .object({
       welcome: message('Hi {{name}}, thanks for your interest in {{company}}! Reply here any time.', 'welcome', ['name', 'company'], 'MARKETING'),

@@ -36,10 +36,10 @@ import {
   replanTimeZone,
   runNoShowCheck,
   sendDecision,
+  planStepMessage,
   sortPlanned,
-  stepMessage,
 } from '../shared/lead-plan.js';
-import { failureMessage } from '../shared/failures.js';
+import { failureMessage, failureReason } from '../shared/failures.js';
 import type { LeadView } from '../shared/lead-plan.js';
 import type { LeadEvent, LeadPolicy, LeadState, PlannedStep, TimelineEntry } from '../shared/leads.js';
 import { searchAttributes } from '../shared/search-attributes.js';
@@ -308,19 +308,23 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       return undefined;
     }
     const phone = state.profile.phone ?? '';
+    // The language version and its parameters are chosen here, in the planner's pure code: only the
+    // activity's input changes with them, so histories recorded before keep replaying.
+    const { message, language } = planStepMessage(state, policy, input.company, step, decision.asTemplate);
+    const languageDetail = { language: language.language, languageMatch: language.match, ...(language.requested !== undefined ? { requestedLanguage: language.requested } : {}) };
     try {
       const sent = await messaging.sendWhatsApp.executeWithOptions({ summary: `WhatsApp ${step.key}${decision.asTemplate ? ' (template)' : ''}` }, [
-        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message: stepMessage(state, policy, input.company, step, decision.asTemplate) },
+        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message, language: language.language },
       ]);
       if (sent.status === 'skipped') {
         cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send', { reason: sent.code ?? 'not_sent' });
       } else {
-        changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind } });
+        changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind, ...languageDetail } });
         afterSent(state, step, policy, Date.now(), changes, sent.wamid);
       }
     } catch (error) {
       state.planned = state.planned.filter((planned) => planned.key !== step.key);
-      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error) } });
+      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error), ...failureReason(error), ...languageDetail } });
     }
     record(changes);
     return undefined;

@@ -19,6 +19,7 @@ import type { WhatsAppSandbox, WhatsAppStoredMessage } from '../../sandboxes/wha
 import type { LeadView } from '../../shared/lead-plan.js';
 import { leadPolicySchema, leadWorkflowId } from '../../shared/leads.js';
 import type { LeadPolicy, TimelineEntry } from '../../shared/leads.js';
+import { templateVersions } from '../../shared/templates.js';
 import { waitUntil } from '../../stack/processes.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { createIntegrations } from '../../workers/integrations.js';
@@ -58,13 +59,16 @@ export interface LeadWorld {
   stop(): Promise<void>;
 }
 
-function sandboxTemplates(policy: LeadPolicy) {
-  return Object.values(policy.messages).map((message) => ({
-    name: message.template.name,
-    language: message.template.language,
-    category: message.template.category,
-    body: `${message.template.name} ${message.template.params.map((_, index) => `{{${index + 1}}}`).join(' ')}`.trim(),
-  }));
+/** Every language version of the flows' templates, each with as many placeholders as it declares: what the tenant registered with Meta. */
+export function sandboxTemplates(policy: LeadPolicy) {
+  return Object.values(policy.messages).flatMap((message) =>
+    templateVersions(message.template).map(([language, version]) => ({
+      name: message.template.name,
+      language,
+      category: message.template.category,
+      body: `${message.template.name} ${version.placeholders.map((_, index) => `{{${index + 1}}}`).join(' ')}`.trim(),
+    })),
+  );
 }
 
 export async function startLeadWorld(

@@ -58,6 +58,15 @@ describe('WhatsApp send errors: one decision per code (adapter and messaging act
       timeZone: 'America/New_York',
       secrets: { webhookSigningSecret: 'secret', whatsappAppSecret: 'wa-secret', operatorToken: 'operator' },
       whatsapp: { baseUrl: wa.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-token' },
+      // The templates these sends use, as the tenant registered them ('missing' is in our
+      // configuration but not at Meta: WhatsApp refuses it with 132001).
+      leads: {
+        messages: {
+          welcome: { text: 'Hello {{name}}', template: { name: 'hello', languages: { en_US: { placeholders: ['name'] } }, params: ['name'] } },
+          follow_up: { text: 'Save today', template: { name: 'promo', language: 'en_US', params: [], category: 'MARKETING' } },
+          booking_confirmation: { text: 'Missing', template: { name: 'missing', language: 'en_US', params: [] } },
+        },
+      },
     });
     config = { ...testConfig(), tenants: { [tenantId]: tenant } };
     const adapter = createWhatsAppAdapter(tenant.whatsapp ?? assert.fail('no WhatsApp configured'));
@@ -185,6 +194,36 @@ describe('WhatsApp send errors: one decision per code (adapter and messaging act
     const handed = await reported(sendInput);
     assert.ok(handed?.event.type === 'whatsapp.failed');
     assert.equal(handed.event.errorCode, 131026);
+  });
+
+  it('refuses a template message that does not fit its registration before WhatsApp is called: nothing claimed, nothing sent, never retried', async () => {
+    for (const [template, problem] of [
+      [{ name: 'hello', language: 'es', params: ['Ann'] }, /not sent: template "hello" has no "es" version \(registered: en_US\)/],
+      [{ name: 'hello', language: 'en_US', params: ['Ann', 'extra'] }, /not sent: template "hello" \(en_US\) declares 1 placeholder\(s\), the message carries 2 parameter\(s\)/],
+      [{ name: 'unregistered', language: 'en_US', params: [] }, /not sent: template "unregistered" is not registered/],
+    ] as const) {
+      const sendInput = input({ message: { type: 'template', template: { ...template, params: [...template.params] } } });
+      const refused = await failure(send(sendInput));
+      assert.equal(refused.nonRetryable, true);
+      assert.equal(refused.type, 'TemplateMismatch');
+      assert.match(refused.message, problem);
+      assert.equal(messagesFor(sendInput).length, 0, 'WhatsApp never saw it (no 132000 or 132001)');
+      const effect = await db.query('SELECT 1 FROM external_effects WHERE tenant_id = $1 AND effect_key = $2', [tenantId, sendInput.effectKey]);
+      assert.equal(effect.rowCount, 0, 'no ledger claim');
+      assert.equal(await reported(sendInput), undefined, 'a configuration problem is no news about the lead');
+    }
+  });
+
+  it("records the language a message went in, in the message ledger", async () => {
+    const template = input();
+    const text = input({ message: { type: 'text', text: 'Hola Ann' }, language: 'es' });
+    await wa.inbound({ from: text.to.replace(/^\+/, ''), text: 'hola' });
+    const sent = [await send(template), await send(text)];
+    const rows = await db.query<{ kind: string; language: string | null }>('SELECT kind, language FROM whatsapp_messages WHERE tenant_id = $1 AND wamid = ANY($2) ORDER BY kind', [
+      tenantId,
+      sent.map((outcome) => (outcome.status === 'sent' ? outcome.wamid : '')),
+    ]);
+    assert.deepEqual(rows.rows, [{ kind: 'template', language: 'en_US' }, { kind: 'text', language: 'es' }]);
   });
 
   it('any other code is permanent and named (132001: no such template)', async () => {

@@ -21,12 +21,32 @@ describe('flow preview (planning code run forward)', () => {
     for (const send of preview.sends) assert.ok(Date.parse(send.at) >= window.from && Date.parse(send.at) <= window.until);
   });
 
-  it('sends free text inside the 24 h window, in the language asked for templates', () => {
+  it('sends free text inside the 24 h window, and templates in a language they are registered in', () => {
     const preview = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', language: 'es', lastInboundAt: fridayEvening - 3600_000 }, policy, fridayEvening), policy, 'Acme', window);
     assert.equal(preview.sends[0]?.message.type, 'template', 'Monday 09:00 is more than 24 h after the last message');
-    assert.equal(preview.sends[0]?.message.type === 'template' && preview.sends[0].message.template.language, 'es');
+    // The default templates are English only: a Spanish one would be refused (132001).
+    assert.equal(preview.sends[0]?.message.type === 'template' && preview.sends[0].message.template.language, 'en');
+    assert.deepEqual(preview.sends[0]?.language, { language: 'en', match: 'default', requested: 'es' });
     const recent = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', lastInboundAt: Date.parse('2026-12-07T07:00:00Z') }, policy, fridayEvening), policy, 'Acme', window);
     assert.equal(recent.sends[0]?.message.type, 'text');
+  });
+
+  it('shows the language of every step: the Spanish version for a Spanish lead, the fallback where a flow has none', () => {
+    const translated = leadPolicySchema.parse({
+      languageFallback: ['en'],
+      messages: {
+        welcome: { text: 'Hi {{name}}', template: { name: 'welcome', params: ['name', 'company'], languages: { en: { placeholders: 2 }, es: { placeholders: 2, text: 'Hola {{name}}' } } } },
+        follow_up: { text: 'Hi {{name}} {{booking_url}}', template: { name: 'follow_up', params: ['name', 'booking_url'], languages: { en: { placeholders: 2 }, es: { placeholders: 2 } } } },
+      },
+    });
+    const preview = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', name: 'Lucía', language: 'es' }, translated, fridayEvening), translated, 'Acme', window);
+    const byKey = new Map(preview.sends.map((send) => [send.key, send]));
+    assert.deepEqual(byKey.get('welcome:message')?.message, { type: 'template', template: { name: 'welcome', language: 'es', params: ['Lucía', 'Acme'] } });
+    assert.deepEqual(byKey.get('welcome:message')?.language, { language: 'es', match: 'lead' });
+    assert.equal(byKey.get('follow_up:1')?.language.language, 'es');
+    // Rewarming has only the default (English) template here.
+    const rewarm = preview.sends.find((send) => send.flow === 'rewarm');
+    assert.deepEqual(rewarm?.language, { language: 'en', match: 'fallback', requested: 'es' });
   });
 
   it('shows every step as a skip, with its reason, for an opted-out number or a tenant with no sender', () => {

@@ -131,8 +131,11 @@ function renderTimeline(entries) {
 
 const guardLabels = { send_window: 'quiet hours / day off', recipient_spacing: 'spacing', outside_24h_window: 'template (24 h window)' };
 
-function messageText(message) {
-  return message.type === 'template' ? `template ${message.template.name} (${message.template.language})` : 'free text';
+/** The message and its language; a fallback names the lead's language it stands in for. */
+function messageText(send) {
+  const chosen = send.language;
+  const language = chosen ? `${chosen.language}${chosen.requested ? `, no ${chosen.requested} version` : ''}` : send.message.type === 'template' ? send.message.template.language : '';
+  return send.message.type === 'template' ? `template ${send.message.template.name} (${language})` : `free text${language ? ` (${language})` : ''}`;
 }
 
 function renderPreview(preview) {
@@ -143,7 +146,7 @@ function renderPreview(preview) {
       { testid: 'preview-send', data: { key: send.key } },
       h('td', { className: 'num', text: local(send.at) }),
       h('td', { text: `${label(send.flow)} / ${send.step}` }),
-      h('td', { text: messageText(send.message) }),
+      h('td', { text: messageText(send) }),
       h('td', {}, send.guards.length > 0 ? h('ul', { className: 'chips' }, send.guards.map((guard) => h('li', { title: guard.detail, text: guardLabels[guard.guard] ?? guard.guard }))) : '—'),
       h('td', { text: send.cause }),
     ),
