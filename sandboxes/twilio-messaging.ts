@@ -38,6 +38,11 @@ export interface TwilioMessagingSandboxOptions {
   outcomes?: Record<string, TwilioDeliveryOutcome>;
   /** Deliver every status callback twice (Twilio may deliver a callback more than once). */
   duplicateCallbacks?: boolean;
+  /**
+   * Holds the answer to each accepted send this long, while the message is already created and its
+   * status callbacks are on their way: for tests of a client that dies waiting for the answer.
+   */
+  responseDelayMs?: number;
 }
 
 export interface TwilioStoredMessage {
@@ -76,6 +81,8 @@ export interface TwilioMessagingSandbox {
   state(): TwilioMessagingState;
   setOutage(down: boolean): void;
   setInboundWebhookUrl(url: string | undefined): void;
+  /** Holds the answers to accepted sends this long from now on (0: answer at once). */
+  setResponseDelay(ms: number): void;
   /** Makes coming messages to `to` end this way (also POST /_sandbox/outcomes). */
   setOutcome(to: string, outcome: TwilioDeliveryOutcome | undefined): void;
   /** The recipient texts one of our numbers (also POST /_sandbox/inbound); STOP unsubscribes them as Twilio does. */
@@ -123,6 +130,7 @@ export async function startTwilioMessagingSandbox(options: TwilioMessagingSandbo
   const apiKeys = new Map((options.apiKeys ?? []).map((key) => [key.sid, key.secret]));
   const outcomes = new Map(Object.entries(options.outcomes ?? {}));
   let inboundWebhookUrl = options.inboundWebhookUrl;
+  let responseDelayMs = options.responseDelayMs ?? 0;
   const messages: TwilioStoredMessage[] = [];
   const inboundMessages: TwilioMessagingState['inbound'] = [];
   const callbacks: TwilioCallback[] = [];
@@ -252,7 +260,7 @@ export async function startTwilioMessagingSandbox(options: TwilioMessagingSandbo
     return { to, from: sender, body, ...(statusCallback ? { statusCallback } : {}), ...(messagingServiceSid ? { messagingServiceSid } : {}) };
   }
 
-  function handleSend(req: Request, res: Response): void {
+  async function handleSend(req: Request, res: Response): Promise<void> {
     if (req.params.accountSid !== options.accountSid) return sendError(res, new TwilioError(404, 20404, `The requested resource /${TWILIO_API_VERSION}/Accounts/${String(req.params.accountSid)}/Messages.json was not found`));
     const parsed = validate(isRecord(req.body) ? req.body : {});
     if (parsed instanceof TwilioError) return sendError(res, parsed);
@@ -278,8 +286,9 @@ export async function startTwilioMessagingSandbox(options: TwilioMessagingSandbo
     ];
     message.statuses = [initial, ...later];
     messages.push(message);
-    res.status(201).json(messageJson(message, initial, nowMs));
     enqueue(message.statusCallback, later.map((status) => statusParams(message, status)));
+    if (responseDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, responseDelayMs).unref());
+    if (!res.writableEnded && !res.destroyed) res.status(201).json(messageJson(message, initial, nowMs));
   }
 
   async function inbound(input: { from: string; body: string; to?: string }): Promise<void> {
@@ -371,6 +380,9 @@ export async function startTwilioMessagingSandbox(options: TwilioMessagingSandbo
     state,
     setOutage: (down) => {
       outage.down = down;
+    },
+    setResponseDelay: (ms) => {
+      responseDelayMs = ms;
     },
     setInboundWebhookUrl: (url) => {
       inboundWebhookUrl = url;

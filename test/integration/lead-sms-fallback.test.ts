@@ -27,6 +27,7 @@ function nextTuesday9(now: number): number {
   throw new Error('no Tuesday within a week');
 }
 import { uniqueId } from '../harness/resources.js';
+import { waitUntil } from '../../stack/processes.js';
 
 describe('SMS fallback for numbers WhatsApp cannot reach (time-skipping)', function () {
   this.timeout(300_000);
@@ -211,6 +212,31 @@ describe('SMS fallback for numbers WhatsApp cannot reach (time-skipping)', funct
       assert.equal(invalid.status === 'skipped' ? invalid.code : undefined, 'invalid_number');
       assert.doesNotMatch(invalid.status === 'skipped' ? invalid.reason : '', /12345/, 'the number is not in the reason');
       await world.twilio?.settle();
+    });
+
+    it('a send whose answer was lost (the attempt was cut off) is found again by its status callback: the retry sends nothing', async () => {
+      const phone = phoneFor();
+      const twilio = world.twilio ?? assert.fail('no Twilio sandbox');
+      const input = { tenantId: world.tenantId, leadId: 'direct-2', effectKey: 'wa:direct-2:rewarm:1#sms', to: phone, body: 'still there?' };
+      twilio.setResponseDelay(60_000);
+      const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300, startToCloseTimeoutMs: 30_000 }, quiet);
+      const first = env.run((value: typeof input) => activities().sendSms(value), input).then(
+        () => assert.fail('the first attempt was expected to be cut off'),
+        (error: unknown) => error,
+      );
+      try {
+        await waitUntil(() => Promise.resolve(world.smsTo(phone).length === 1), 10_000, 'Twilio never got the message');
+        // Temporal gives up on the attempt (its worker is gone) while Twilio has the message.
+        env.cancel('TIMED_OUT');
+        await first;
+      } finally {
+        twilio.setResponseDelay(0);
+      }
+      await twilio.settle();
+      const retried = await run(input);
+      assert.equal(retried.status, 'sent');
+      assert.equal(retried.status === 'sent' ? retried.sid : undefined, world.smsTo(phone)[0]?.sid, 'the retry adopted the message Twilio has');
+      assert.equal(world.smsTo(phone).length, 1, 'not sent twice');
     });
 
     it('refuses unsigned or badly signed callbacks with 401 and a reason, stores them, and refuses a bad ledger key with 422', async () => {
