@@ -41,6 +41,8 @@ export interface JsonRequest {
   url: string;
   headers?: Record<string, string>;
   json?: unknown;
+  /** A form-encoded body (application/x-www-form-urlencoded), instead of `json`. */
+  form?: URLSearchParams;
   timeoutMs?: number;
   /** Statuses that are answers rather than failures (e.g. 404 for "no such record"). */
   accept?: number[];
@@ -96,7 +98,7 @@ function retryAfterMs(headers: Headers): number | undefined {
 }
 
 export async function requestJson<T>(request: JsonRequest): Promise<JsonResponse<T>> {
-  const { system, method = 'GET', url, json, timeoutMs = 10_000, accept = [] } = request;
+  const { system, method = 'GET', url, json, form, timeoutMs = 10_000, accept = [] } = request;
   // Covers the body too: fetch reads it under the same signal.
   const signal = requestSignal(timeoutMs);
   if (signal.aborted) throw new RequestNotSentError(system, `${method} ${new URL(url).pathname}: cancelled before it was sent`);
@@ -104,8 +106,12 @@ export async function requestJson<T>(request: JsonRequest): Promise<JsonResponse
   try {
     response = await fetch(url, {
       method,
-      headers: { accept: 'application/json', ...(json !== undefined ? { 'content-type': 'application/json' } : {}), ...request.headers },
-      body: json !== undefined ? JSON.stringify(json) : undefined,
+      headers: {
+        accept: 'application/json',
+        ...(json !== undefined ? { 'content-type': 'application/json' } : form !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...request.headers,
+      },
+      body: json !== undefined ? JSON.stringify(json) : form !== undefined ? form.toString() : undefined,
       signal,
     });
   } catch (error) {

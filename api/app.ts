@@ -19,6 +19,7 @@ import { createCallsRouter } from './routes/calls.js';
 import { createHealthRouter } from './routes/health.js';
 import { createCodecRouter } from './routes/codec.js';
 import { createLeadWebhookRouter } from './routes/lead-webhooks.js';
+import { createSmsWebhookRouter } from './routes/sms-webhooks.js';
 import { createLeadsRouter } from './routes/leads.js';
 import { createWebhookRouter } from './routes/webhooks.js';
 
@@ -82,6 +83,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(createHealthRouter({ db: deps.db, temporal: { connection: deps.temporalConnection, namespace: deps.temporal.options.namespace }, backlog: deps.backlog, limits: { maxEvents: deps.config.env.INGEST_MAX_BACKLOG_EVENTS, maxAgeSeconds: deps.config.env.INGEST_MAX_BACKLOG_AGE_SECONDS }, ...(deps.liveFeed ? { liveFeed: deps.liveFeed } : {}) }));
   // Lead webhooks first: /webhooks/{tenant}/crm and /whatsapp are not phone systems.
   app.use(createLeadWebhookRouter({ ...deps, rejections }));
+  app.use(createSmsWebhookRouter({ ...deps, rejections }));
   app.use(createWebhookRouter({ ...deps, rejections }));
   app.use(createCallsRouter({ ...deps, rejections }));
   app.use(createLeadsRouter(deps));

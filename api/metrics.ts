@@ -30,9 +30,9 @@ export interface ApiMetrics {
   watchBacklog(backlog: BacklogMonitor): void;
 }
 
-const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)$/;
+const webhookPath = /^\/webhooks\/[^/]+\/([^/]+)(?:\/status)?$/;
 // Labels come from a fixed set: a path segment chosen by a caller must never create a series.
-const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp', 'call-result']);
+const knownProviders = new Set<string>([...callProviders, 'crm', 'whatsapp', 'sms', 'sms-status', 'call-result']);
 
 /** A `provider` label: one of the known sources, or `other`. */
 export function providerLabel(source: string): string {

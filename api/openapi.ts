@@ -10,6 +10,7 @@ import { callResultSchema, callStatuses, dispositionSchema } from '../shared/cal
 import { crmEventSchema } from '../ingestion/providers/crm-events.js';
 import { pbxEventSchema } from '../ingestion/providers/pbx.js';
 import { twilioCallbackSchema } from '../ingestion/providers/twilio.js';
+import { smsEffectKeySchema, twilioInboundMessageSchema, twilioMessageStatusSchema } from '../ingestion/providers/twilio-sms.js';
 import { voiceAiAnalyticsSchema, voiceAiEndSchema, voiceAiStartSchema } from '../ingestion/providers/voice-ai.js';
 import { whatsappWebhookSchema } from '../ingestion/providers/whatsapp-webhook.js';
 import { rejectionStatus } from '../ingestion/rejections.js';
@@ -63,6 +64,11 @@ const readinessSchema = z.object({
     .object({ liveFeed: liveFeedCheckSchema.optional().describe('The dashboards\' LISTEN connection (API processes that serve them); it reconnects on its own with backoff') })
     .catchall(readinessCheckSchema)
     .describe('temporal, postgres, migrations, inbox, and liveFeed'),
+});
+const smsStatusProcessedSchema = z.object({
+  status: z.literal('ok'),
+  duplicate: z.boolean().describe('This status of this message was already recorded'),
+  matched: z.boolean().describe('Whether the message is one a lead step sent (otherwise the callback is kept for inspection)'),
 });
 const whatsappProcessedSchema = z.object({
   status: z.literal('ok'),
@@ -171,6 +177,9 @@ export function openApiDocument(): Record<string, unknown> {
         LeadPreviewRequest: schema(leadPreviewRequestSchema),
         Readiness: responseSchema(readinessSchema),
         WhatsAppProcessed: responseSchema(whatsappProcessedSchema),
+        TwilioMessageStatus: schema(twilioMessageStatusSchema),
+        TwilioInboundMessage: schema(twilioInboundMessageSchema),
+        SmsStatusProcessed: responseSchema(smsStatusProcessedSchema),
         CallPage: responseSchema(callPageSchema),
         CallStatus: { type: 'string', enum: [...callStatuses] },
         Disposition: schema(dispositionSchema),
@@ -268,6 +277,28 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { 200: { description: 'The challenge', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(400), 403: { description: '`verification_failed`: wrong `hub.verify_token`, or `hub.mode` is not `subscribe`', ...json(ref('Error')) } },
         },
         post: { summary: 'WhatsApp statuses and inbound messages', security: [{ metaSignature: [] }], parameters: [tenantParam], requestBody: { required: true, ...json(ref('WhatsAppWebhook')) }, responses: { 200: { description: 'Processed (duplicates included)', ...json(ref('WhatsAppProcessed')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater } },
+      },
+      '/webhooks/{tenant}/sms/status': {
+        post: {
+          summary: 'Twilio message status callback of an SMS a lead step sent (deduplicated per message and status; updates the message ledger and the lead timeline)',
+          description:
+            'Form-encoded as Twilio posts it, signed with `X-Twilio-Signature` over the full URL (query included) and the sorted POST parameters with the tenant\'s auth token. Unknown parameters are accepted. Refused: 401 without or with a wrong signature, 409 `not_configured` for a tenant without `sms`, 415 for another content type, 422 `invalid_payload` naming each bad field (`MessageSid` SM/MM + 32 hex, `MessageStatus` one of Twilio\'s, `AccountSid`, `ErrorCode` digits, `key` the SMS ledger key).',
+          security: [{ twilioSignature: [] }],
+          parameters: [tenantParam, { name: 'key', in: 'query', required: false, description: 'The SMS ledger key (`wa:<lead>:<flow>:<step>[:<meeting>]#sms`) Switchboard put in the callback URL it gave Twilio; at most once', schema: schema(smsEffectKeySchema) }],
+          requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: ref('TwilioMessageStatus') } } },
+          responses: { 200: { description: 'Recorded (a duplicate too)', ...json(ref('SmsStatusProcessed')) }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater },
+        },
+      },
+      '/webhooks/{tenant}/sms': {
+        post: {
+          summary: "Inbound text message from Twilio: a lead's reply, or an opt-out keyword (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, or `OptOutType=STOP`) that suppresses the number and opts the lead out",
+          description:
+            'Form-encoded, signed with `X-Twilio-Signature` like the status callback. A message from a number no lead has is answered 200 and kept for inspection. Refused: 401, 409 `not_configured`, 415, 422 `invalid_payload` (`MessageSid`, `AccountSid`, `From`, `Body` at most 1,600 characters) or `invalid_phone_number` (`From`).',
+          security: [{ twilioSignature: [] }],
+          parameters: [tenantParam],
+          requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: ref('TwilioInboundMessage') } } },
+          responses: { 200: { description: 'Processed: empty TwiML (no reply)', content: { 'text/xml': { schema: { type: 'string' } } } }, ...errors(400, 401, 404, 409, 413, 415, 422), ...retryLater },
+        },
       },
       '/api/{tenant}/calls': {
         get: { summary: 'Search the call journal, newest first (keyset paging)', security: operator, parameters: [tenantParam, ...queryParameters(listCallsQuerySchema)], responses: { 200: { description: 'A page of calls', ...json(ref('CallPage')) }, ...errors(400, 401, 403, 404, 422) } },

@@ -57,6 +57,8 @@ export const tenantSecretsSchema = z
     twilioAuthToken: rotatingSecretSchema.optional(),
     /** Meta app secret (or `[new, old]`); X-Hub-Signature-256 is computed with it. */
     whatsappAppSecret: rotatingSecretSchema.optional(),
+    /** Secret of the Twilio API key `sms.apiKeySid`, when SMS are sent with an API key instead of the auth token. */
+    twilioApiKeySecret: nonEmpty.optional(),
     /** Bearer token operators use for this tenant's API and dashboard. */
     operatorToken: nonEmpty,
     /**
@@ -206,6 +208,24 @@ export const whatsappConfigSchema = z.object({
 });
 
 /**
+ * Twilio Programmable Messaging, for the SMS fallback of lead messages (`leads.smsFallback`):
+ * `POST /2010-04-01/Accounts/{accountSid}/Messages.json` from `from` or through
+ * `messagingServiceSid`, HTTP Basic with the account's auth token (`secrets.twilioAuthToken`, which
+ * also signs the status callbacks and inbound messages) or with the API key `apiKeySid` and
+ * `secrets.twilioApiKeySecret`.
+ */
+export const smsConfigSchema = z
+  .object({
+    baseUrl: httpUrl.default('https://api.twilio.com'),
+    accountSid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio Account SID: AC and 32 hex digits'),
+    from: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number such as +15005550006').optional(),
+    messagingServiceSid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'must be a Messaging Service SID: MG and 32 hex digits').optional(),
+    apiKeySid: z.string().regex(/^SK[0-9a-fA-F]{32}$/, 'must be an API key SID: SK and 32 hex digits').optional(),
+  })
+  .refine((sms) => (sms.from === undefined) !== (sms.messagingServiceSid === undefined), { message: 'set exactly one of from and messagingServiceSid', path: ['from'] });
+export type SmsConfig = z.infer<typeof smsConfigSchema>;
+
+/**
  * How much of what untrusted senders send us a tenant keeps, and for how long (enforced by
  * ingestion/storage-bounds.ts): the newest refusals up to a quota, and dead letters (accepted events
  * Temporal refused for good). Whatever is dropped is counted (`switchboard_storage_dropped_total`).
@@ -294,9 +314,21 @@ export const tenantSchema = z.object({
     .prefault({}),
   /** WhatsApp Business Cloud API number used for lead messaging (the app secret is in `secrets`). */
   whatsapp: whatsappConfigSchema.optional(),
+  /** Twilio Messaging for the SMS fallback (leads.smsFallback); the auth token is `secrets.twilioAuthToken`. */
+  sms: smsConfigSchema.optional(),
   leads: leadPolicySchema.prefault({}),
   storage: tenantStorageSchema.prefault({}),
   retention: tenantRetentionSchema.prefault({}),
+}).superRefine((tenant, context) => {
+  if (tenant.sms && tenant.secrets.twilioAuthToken === undefined) {
+    context.addIssue({ code: 'custom', path: ['secrets', 'twilioAuthToken'], message: 'is required with sms: it signs the status callbacks and inbound messages' });
+  }
+  if (tenant.sms?.apiKeySid && tenant.secrets.twilioApiKeySecret === undefined) {
+    context.addIssue({ code: 'custom', path: ['secrets', 'twilioApiKeySecret'], message: 'is required with sms.apiKeySid' });
+  }
+  if (tenant.leads.smsFallback.enabled && !tenant.sms) {
+    context.addIssue({ code: 'custom', path: ['leads', 'smsFallback', 'enabled'], message: 'needs sms (the Twilio account to send from)' });
+  }
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
 

@@ -184,7 +184,7 @@ export async function clearExpiredText(db: Db, tenantId: string, cutoffs: { tran
                        WHERE event ->> 'type' = 'whatsapp.reply' AND COALESCE(event ->> 'text', '') <> '')`,
       [tenantId, cutoffs.messagesBefore],
     );
-    const rejectedMessages = await count(`DELETE FROM rejected_events WHERE tenant_id = $1 AND source = 'whatsapp' AND received_at < $2`, [tenantId, cutoffs.messagesBefore]);
+    const rejectedMessages = await count(`DELETE FROM rejected_events WHERE tenant_id = $1 AND source IN ('whatsapp', 'sms') AND received_at < $2`, [tenantId, cutoffs.messagesBefore]);
     return { transcripts, transcriptEvents, inboxMessageBodies, rejectedMessages };
   });
 }

@@ -4,6 +4,7 @@ import type { RejectedRow } from '../db/rejections.js';
 import { ingestCallResult, ingestCallWebhook, ingestCrmEvent, ingestWhatsApp } from './ingest.js';
 import type { IngestDeps } from './ingest.js';
 import { Rejection } from './rejections.js';
+import { ingestSmsInbound, ingestSmsStatus } from './sms.js';
 
 /**
  * Processes a stored rejection again, exactly as the route would have: same body, same headers.
@@ -32,6 +33,12 @@ export async function replayRejected(deps: IngestDeps, row: RejectedRow, options
     } else if (row.source === 'whatsapp') {
       const result = await ingestWhatsApp(deps, request, ingestOptions);
       outcome = `accepted: ${result.statuses} status(es), ${result.messages} message(s), ${result.unmatched.length} unmatched`;
+    } else if (row.source === 'sms-status') {
+      const result = await ingestSmsStatus(deps, request, new URL(row.path, 'http://switchboard.invalid').searchParams, ingestOptions);
+      outcome = `accepted: ${result.duplicate ? 'duplicate ' : ''}status${result.matched ? '' : ' of no message of ours'}`;
+    } else if (row.source === 'sms') {
+      const result = await ingestSmsInbound(deps, request, ingestOptions);
+      outcome = result.leadId ? `accepted: lead ${result.leadId}${result.optedOut ? ' (opted out)' : ''}` : `accepted: unmatched${result.optedOut ? ' (suppressed)' : ''}`;
     } else if (row.source === 'call-result') {
       if (!options.skipAuthentication) throw new Rejection('missing_token', 'the operator token of a call-result form is never stored: replay it with --skip-signature');
       const callId = decodeURIComponent(/\/calls\/([^/]+)\/result/.exec(row.path)?.[1] ?? '');

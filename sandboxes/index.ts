@@ -55,3 +55,13 @@ export type {
   WhatsAppWebhookPayload,
   WhatsAppWebhookValue,
 } from './whatsapp.js';
+export { isTwilioOptOutKeyword, startTwilioMessagingSandbox, TWILIO_API_VERSION, TWILIO_OPT_IN_KEYWORDS, TWILIO_OPT_OUT_KEYWORDS } from './twilio-messaging.js';
+export type {
+  TwilioCallback,
+  TwilioDeliveryOutcome,
+  TwilioMessageStatus,
+  TwilioMessagingSandbox,
+  TwilioMessagingSandboxOptions,
+  TwilioMessagingState,
+  TwilioStoredMessage,
+} from './twilio-messaging.js';

@@ -13,6 +13,8 @@ import { startSlackSandbox } from './slack.js';
 import { startSmtpSandbox } from './smtp.js';
 import { startTicketingSandbox } from './ticketing.js';
 import type { TicketingSandbox } from './ticketing.js';
+import { startTwilioMessagingSandbox } from './twilio-messaging.js';
+import type { TwilioMessagingSandbox } from './twilio-messaging.js';
 import { startWhatsAppSandbox } from './whatsapp.js';
 import type { WhatsAppSandbox } from './whatsapp.js';
 import { templateVersions } from '../shared/templates.js';
@@ -33,6 +35,7 @@ export interface TenantSandboxes {
   hubspot?: HubspotSandbox;
   ticketing?: TicketingSandbox;
   whatsapp?: WhatsAppSandbox;
+  twilio?: TwilioMessagingSandbox;
   urls: Record<string, string>;
   stop(): Promise<void>;
 }
@@ -100,6 +103,21 @@ export async function startTenantSandboxes(tenantId: string, tenant: TenantConfi
     stops.push(() => whatsapp.stop());
     urls.whatsapp = whatsapp.url;
     sandboxes.whatsapp = whatsapp;
+  }
+  const authToken = currentSecret(tenant.secrets.twilioAuthToken);
+  if (tenant.sms && authToken && isLocal(tenant.sms.baseUrl)) {
+    const twilio = await startTwilioMessagingSandbox({
+      port: portOf(tenant.sms.baseUrl),
+      accountSid: tenant.sms.accountSid,
+      authToken,
+      ...(tenant.sms.apiKeySid && tenant.secrets.twilioApiKeySecret ? { apiKeys: [{ sid: tenant.sms.apiKeySid, secret: tenant.secrets.twilioApiKeySecret }] } : {}),
+      phoneNumbers: tenant.sms.from ? [tenant.sms.from] : ['+15005550006'],
+      ...(tenant.sms.messagingServiceSid ? { messagingServiceSid: tenant.sms.messagingServiceSid } : {}),
+      inboundWebhookUrl: `${options.apiUrl}/webhooks/${tenantId}/sms`,
+    });
+    stops.push(() => twilio.stop());
+    urls.twilio = twilio.url;
+    sandboxes.twilio = twilio;
   }
   return {
     ...sandboxes,

@@ -73,6 +73,8 @@ interface ArmSpec {
   attempt?: number;
   /** A reminder whose moment has already passed is skipped as too close, not sent late. */
   skipIfPast?: boolean;
+  /** The SMS fallback of a step WhatsApp could not deliver. */
+  channel?: 'sms';
 }
 
 /** Due time first; ties in the order the steps were planned. */
@@ -117,6 +119,7 @@ export function arm(state: LeadState, policy: LeadPolicy, spec: ArmSpec, now: nu
     ...(spec.notAfter !== undefined ? { notAfter: spec.notAfter } : {}),
     cause: spec.cause,
     ...(spec.forceTemplate ? { forceTemplate: true } : {}),
+    ...(spec.channel ? { channel: spec.channel } : {}),
     attempt: spec.attempt ?? 1,
     sequence: (state.armed = (state.armed ?? 0) + 1),
   };
@@ -199,6 +202,8 @@ export interface LeadPlanFeatures {
   resendThrottled?: () => boolean;
   /** Arm the welcome for a lead.created that arrives after later events moved the lead on. */
   welcomeLateCreated?: () => boolean;
+  /** Send a step WhatsApp could not deliver as SMS (policy.smsFallback). */
+  smsFallback?: () => boolean;
 }
 
 /** How many times a throttled message is re-sent before the step is given up. */
@@ -214,7 +219,7 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
   if (state.seenEventIds.length > seenEventLimit) state.seenEventIds.splice(0, state.seenEventIds.length - seenEventLimit);
   const at = Date.parse(event.occurredAt);
   const cause = `${event.type} (${event.eventId})`;
-  changes.note({ entryKey: `event:${event.eventId}`, kind: event.type === 'whatsapp.reply' ? 'replied' : 'event', cause: event.type, detail: { eventId: event.eventId }, at: Math.min(at, now) });
+  changes.note({ entryKey: `event:${event.eventId}`, kind: event.type === 'whatsapp.reply' || event.type === 'sms.reply' ? 'replied' : 'event', cause: event.type, detail: { eventId: event.eventId }, at: Math.min(at, now) });
 
   if (state.optedOut && event.type !== 'lead.updated') return true;
   switch (event.type) {
@@ -291,6 +296,13 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
       armRewarm(state, policy, now, changes);
       break;
     }
+    case 'sms.reply':
+      // A text message is no WhatsApp message: it opens no 24 h window.
+      markActivity(state, at);
+      cancel(state, (step) => chasingFlows.includes(step.flow), `lead replied by SMS (${cause})`, changes, `replied:${event.eventId}`);
+      if (state.stage === 'new' || state.stage === 'contacted' || state.stage === 'dormant') setStage(state, 'engaged', cause, changes);
+      armRewarm(state, policy, now, changes);
+      break;
     case 'whatsapp.failed':
       applySendFailure(state, policy, event, now, changes, features);
       break;
@@ -353,7 +365,34 @@ function applySendFailure(state: LeadState, policy: LeadPolicy, event: Extract<L
   } else if (event.errorCode === 131049 && !key.includes('#later')) {
     // WhatsApp's per-user marketing cap: wait a day, once.
     arm(state, policy, { flow, step, ...(meetingId ? { meetingId } : {}), baseAt: now + day, keySuffix: '#later', forceTemplate: key.includes('#template'), attempt: 2, cause: 'marketing cap reached (131049): retry in 24 h' }, now, changes);
+  } else if (smsFallbackCovers(policy, flow, event.errorCode) && !isClosed(state) && features.smsFallback?.()) {
+    // The number cannot get WhatsApp messages: the step goes once as SMS (one key per step, whichever
+    // WhatsApp attempt failed), planned now inside the send window, never after a meeting started.
+    const notAfter = meetingStartOf(state, flow, meetingId);
+    arm(
+      state,
+      policy,
+      { flow, step, ...(meetingId ? { meetingId } : {}), baseAt: now, ...(notAfter !== undefined ? { notAfter } : {}), keySuffix: smsKeySuffix, channel: 'sms', attempt: 2, cause: `SMS fallback: WhatsApp cannot deliver (${event.errorCode})` },
+      now,
+      changes,
+    );
   }
+}
+
+/** The suffix of a step's SMS fallback key: `wa:<lead>:<flow>:<step>[:<meeting>]#sms`. */
+export const smsKeySuffix = '#sms';
+
+/** Whether the lead policy sends this flow as SMS when WhatsApp fails with this code. */
+export function smsFallbackCovers(policy: LeadPolicy, flow: FlowName, errorCode: number): boolean {
+  const fallback = policy.smsFallback;
+  // Policies recorded before the fallback existed have no smsFallback.
+  if (!fallback?.enabled) return false;
+  return fallback.whatsappErrorCodes.includes(errorCode) && (fallback.flows === undefined || fallback.flows.includes(flow));
+}
+
+/** The text an SMS fallback sends: the flow's free text (SMS has no 24 h window and no templates). */
+export function smsText(state: LeadState, policy: LeadPolicy, company: string, step: Pick<PlannedStep, 'flow'>): string {
+  return fill(policy.messages[step.flow].text, messageValues(state, policy, company));
 }
 
 const throttledRetrySuffix = /#retry(\d+)$/;

@@ -82,6 +82,8 @@ export const leadEventSchema = z.discriminatedUnion('type', [
     errorCode: z.number().int(),
     errorTitle: z.string().max(500).optional(),
   }),
+  /** A text message (SMS) from the lead, through Twilio; an opt-out keyword arrives as `lead.opted_out` instead. */
+  z.object({ ...leadEventBase, type: z.literal('sms.reply'), messageId: z.string().min(1) }),
   z.object({ ...leadEventBase, type: z.literal('call.missed'), callId: z.string().min(1) }),
   z.object({ ...leadEventBase, type: z.literal('call.completed'), callId: z.string().min(1) }),
   z.object({
@@ -223,6 +225,19 @@ export const leadPolicySchema = z.object({
     .max(20)
     .transform((tags) => tags.map(canonicalLanguage))
     .optional(),
+  /**
+   * A step WhatsApp cannot deliver (the number has no WhatsApp account: 131026) goes out once as
+   * SMS through Twilio (the tenant's `sms`), with the flow's free text, inside the send window.
+   */
+  smsFallback: z
+    .object({
+      enabled: z.boolean().default(false),
+      /** The flows that fall back; default every flow. */
+      flows: z.array(z.enum(flowNames)).optional(),
+      /** The WhatsApp error codes that mean "this number cannot get WhatsApp messages". */
+      whatsappErrorCodes: z.array(z.number().int()).min(1).default([131026]),
+    })
+    .prefault({}),
   messages: z
     .object({
       welcome: message('Hi {{name}}, thanks for your interest in {{company}}! Reply here any time.', 'welcome', ['name', 'company'], 'MARKETING'),
@@ -258,6 +273,8 @@ export interface PlannedStep {
   sequence?: number;
   /** Set when a free-text send failed outside the 24 h window: send the template instead. */
   forceTemplate?: boolean;
+  /** `sms`: the SMS fallback of a step WhatsApp could not deliver (absent: WhatsApp). */
+  channel?: 'sms';
   attempt: number;
 }
 
@@ -299,8 +316,10 @@ export type SkipReason =
   | 'opted_out'
   | 'no_phone'
   | 'too_late'
-  /** The tenant has no WhatsApp number to send from. */
+  /** The tenant has no WhatsApp number (or, for an SMS, no Twilio account) to send from. */
   | 'no_sender'
+  /** Twilio refused the SMS: the number cannot get text messages (21211, 21614, …). */
+  | 'invalid_number'
   /** Refused by the send (recorded before the send named its reason). */
   | 'not_sent'
   | 'superseded'

@@ -5,6 +5,7 @@ import { createCrmActivities } from '../activities/crm.js';
 import { createJournalActivities } from '../activities/journal.js';
 import { createLeadActivities } from '../activities/leads.js';
 import { createMessagingActivities } from '../activities/messaging.js';
+import { createSmsActivities } from '../activities/sms.js';
 import { createNotificationActivities } from '../activities/notifications.js';
 import { createRecordingActivities } from '../activities/recordings.js';
 import { createTicketActivities } from '../activities/tickets.js';
@@ -115,7 +116,8 @@ export async function createWorkers(deps: WorkerDeps): Promise<Worker[]> {
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueues.messaging,
-      activities: createMessagingActivities({ db: deps.db, config, whatsapp: deps.integrations.whatsapp }),
+      // The SMS fallback runs here too, under the same server-side limit (Twilio queues past a sender's own rate).
+      activities: { ...createMessagingActivities({ db: deps.db, config, whatsapp: deps.integrations.whatsapp }), ...createSmsActivities({ db: deps.db, config, sms: deps.integrations.sms }) },
       maxTaskQueueActivitiesPerSecond: config.temporal.messagingRatePerSecond,
     }),
   ]);

@@ -6,6 +6,8 @@ import { createMailer } from '../adapters/mailer.js';
 import type { Mailer } from '../adapters/mailer.js';
 import { createTicketingAdapter } from '../adapters/ticketing.js';
 import { createWhatsAppAdapter } from '../adapters/whatsapp.js';
+import { createSmsAdapter } from '../adapters/sms.js';
+import type { SmsAdapter } from '../adapters/sms.js';
 import type { WhatsAppAdapter } from '../adapters/whatsapp.js';
 import type { TicketingAdapter } from '../adapters/ticketing.js';
 import { normalizePhone } from '../shared/phone.js';
@@ -20,6 +22,8 @@ export interface Integrations {
   slack: (tenantId: string) => SlackConfig | undefined;
   email: (tenantId: string) => { config: EmailConfig; mailer: Mailer } | undefined;
   whatsapp: (tenantId: string) => WhatsAppAdapter | undefined;
+  /** Twilio Messaging, for the lead flows' SMS fallback. */
+  sms: (tenantId: string) => SmsAdapter | undefined;
   isVipPhone: (tenantId: string, phone: string) => boolean;
   close: () => void;
 }
@@ -85,6 +89,10 @@ export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): I
     whatsapp: memo((tenantId) => {
       const whatsapp = tenant(tenantId).whatsapp;
       return whatsapp ? createWhatsAppAdapter(whatsapp, deps.db ? { db: deps.db } : {}) : undefined;
+    }),
+    sms: memo((tenantId) => {
+      const { sms, secrets } = tenant(tenantId);
+      return sms ? createSmsAdapter(sms, secrets) : undefined;
     }),
     isVipPhone: (tenantId, phone) => vipSets(tenantId).has(phone),
     close: () => mailers.forEach((mailer) => mailer.close()),

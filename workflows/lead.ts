@@ -21,8 +21,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
 import type { createLeadActivities } from '../activities/leads.js';
 import type { createMessagingActivities } from '../activities/messaging.js';
+import type { createSmsActivities } from '../activities/sms.js';
 import {
   Changes,
   afterSent,
@@ -37,6 +39,7 @@ import {
   runNoShowCheck,
   sendDecision,
   planStepMessage,
+  smsText,
   sortPlanned,
 } from '../shared/lead-plan.js';
 import { failureMessage, failureReason } from '../shared/failures.js';
@@ -83,6 +86,7 @@ export const markBookedUpdate = defineUpdate<LeadView, [BookingAction]>('markBoo
 type LeadActivities = ReturnType<typeof createLeadActivities>;
 
 type MessagingActivities = ReturnType<typeof createMessagingActivities>;
+type SmsActivities = ReturnType<typeof createSmsActivities>;
 
 export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> {
   const { tenantId, leadId, policy } = input;
@@ -94,18 +98,26 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
   // Runs recorded before this change keep their scheduled activities.
   const leadsLocal = proxyLocalActivities<LeadActivities>(journalOptions);
   const leads = () => (patched('lead-journal-local-activity') ? leadsLocal : leadsRemote);
-  const messaging = proxyActivities<MessagingActivities>({
+  const sendOptions: ActivityOptions = {
     taskQueue: input.messagingTaskQueue,
     startToCloseTimeout: `${policy.sendTimeoutSeconds}s`,
     // The send heartbeats while it waits (activities/lease.ts), so a stalled attempt is cut off.
     heartbeatTimeout: '10s',
     scheduleToCloseTimeout: '2h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: ['Rejected', 'Unauthorized', 'NotFound'] },
-  });
+  };
+  const messaging = proxyActivities<MessagingActivities>(sendOptions);
+  // The SMS fallback: planned only by runs that have the 'lead-sms-fallback' patch (applySendFailure).
+  const sms = proxyActivities<SmsActivities>(sendOptions);
 
   // Runs recorded before a throttling failure reported by webhook re-sent the message keep noting it only.
   // Runs recorded before a late lead.created armed the welcome keep ignoring it.
-  const planFeatures = { resendThrottled: () => patched('lead-resend-throttled-status'), welcomeLateCreated: () => patched('lead-welcome-when-created-arrives-late') };
+  // Runs recorded before the SMS fallback keep only noting a failure WhatsApp could not deliver.
+  const planFeatures = {
+    resendThrottled: () => patched('lead-resend-throttled-status'),
+    welcomeLateCreated: () => patched('lead-welcome-when-created-arrives-late'),
+    smsFallback: () => patched('lead-sms-fallback'),
+  };
 
   // Deliveries the workflow ignored as duplicates (exported with the worker's SDK metrics).
   const duplicateEvents = metricMeter.createCounter('switchboard_duplicate_events', 'events', 'Events ignored because their id was already applied');
@@ -308,6 +320,24 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
       return undefined;
     }
     const phone = state.profile.phone ?? '';
+    if (step.channel === 'sms') {
+      try {
+        const sent = await sms.sendSms.executeWithOptions({ summary: `SMS ${step.key}` }, [
+          { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, body: smsText(state, policy, input.company, step) },
+        ]);
+        if (sent.status === 'skipped') {
+          cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send', { reason: sent.code, channel: 'sms' });
+        } else {
+          changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.sid, as: 'sms', channel: 'sms' } });
+          afterSent(state, step, policy, Date.now(), changes);
+        }
+      } catch (error) {
+        state.planned = state.planned.filter((planned) => planned.key !== step.key);
+        changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error), channel: 'sms' } });
+      }
+      record(changes);
+      return undefined;
+    }
     // The language version and its parameters are chosen here, in the planner's pure code: only the
     // activity's input changes with them, so histories recorded before keep replaying.
     const { message, language } = planStepMessage(state, policy, input.company, step, decision.asTemplate);

@@ -56,7 +56,8 @@ function endedDisposition(status: (typeof twilioCallStatuses)[number], inbound: 
   }
 }
 
-function readForm(request: ProviderRequest): URLSearchParams {
+/** The form-encoded body Twilio posts (its signature covers these parameters). */
+export function readForm(request: ProviderRequest): URLSearchParams {
   const type = contentTypeOf(request);
   if (type !== 'application/x-www-form-urlencoded') throw new Rejection('unsupported_media_type', `expected application/x-www-form-urlencoded, got ${type || 'nothing'}`);
   const text = request.rawBody.toString('utf8');

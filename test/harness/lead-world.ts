@@ -15,6 +15,8 @@ import { temporalDataConverter } from '../../security/payload-codec.js';
 import { metaSignature } from '../../security/signatures.js';
 import { signedJsonRequest } from '../../sandboxes/pbx-simulator.js';
 import { startWhatsAppSandbox } from '../../sandboxes/whatsapp.js';
+import { startTwilioMessagingSandbox } from '../../sandboxes/twilio-messaging.js';
+import type { TwilioMessagingSandbox, TwilioMessagingSandboxOptions, TwilioStoredMessage } from '../../sandboxes/twilio-messaging.js';
 import type { WhatsAppSandbox, WhatsAppStoredMessage } from '../../sandboxes/whatsapp.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { leadPolicySchema, leadWorkflowId } from '../../shared/leads.js';
@@ -39,6 +41,12 @@ export interface LeadWorld {
   api: RunningApi;
   client: Client;
   whatsapp: WhatsAppSandbox;
+  /** The Twilio Messaging sandbox, in a world started with `sms`. */
+  twilio?: TwilioMessagingSandbox;
+  /** SMS the Twilio sandbox took for this number, in order (none without `sms`). */
+  smsTo(phone: string): TwilioStoredMessage[];
+  /** The lead texts our Twilio number (delivered to /webhooks/{tenant}/sms like Twilio does). */
+  textUs(phone: string, body: string): Promise<void>;
   /** POSTs a signed CRM event to /webhooks/{tenant}/crm. */
   crm(body: Record<string, unknown>): Promise<Response>;
   /** The lead texts us on WhatsApp. */
@@ -71,8 +79,18 @@ export function sandboxTemplates(policy: LeadPolicy) {
   );
 }
 
+/** The Twilio account of a world started with `sms`. */
+export const twilioAccount = { accountSid: `AC${'1'.repeat(32)}`, authToken: 'twilio-test-token', messagingServiceSid: `MG${'2'.repeat(32)}`, number: '+15005550006' } as const;
+
 export async function startLeadWorld(
-  options: { policy?: Record<string, unknown>; timeSkipping?: boolean; sandbox?: Partial<Parameters<typeof startWhatsAppSandbox>[0]>; inProcessWorkers?: boolean } = {},
+  options: {
+    policy?: Record<string, unknown>;
+    timeSkipping?: boolean;
+    sandbox?: Partial<Parameters<typeof startWhatsAppSandbox>[0]>;
+    inProcessWorkers?: boolean;
+    /** Starts the Twilio Messaging sandbox and configures the tenant's `sms` (the SMS fallback itself is `policy.smsFallback`). */
+    sms?: Partial<TwilioMessagingSandboxOptions>;
+  } = {},
 ): Promise<LeadWorld> {
   const env = options.timeSkipping === false ? await getDevServer() : await getTimeSkippingServer();
   const { url, db } = await createTestDatabase('leads');
@@ -90,12 +108,28 @@ export async function startLeadWorld(
     ...(options.timeSkipping === false ? {} : { clock: () => env.currentTimeMs() }),
     ...options.sandbox,
   });
+  const twilio = options.sms
+    ? await startTwilioMessagingSandbox({
+        accountSid: twilioAccount.accountSid,
+        authToken: twilioAccount.authToken,
+        phoneNumbers: [twilioAccount.number],
+        messagingServiceSid: twilioAccount.messagingServiceSid,
+        inboundWebhookUrl: `http://127.0.0.1:${apiPort}/webhooks/${tenantId}/sms`,
+        ...options.sms,
+      })
+    : undefined;
   const tenant = tenantSchema.parse({
     displayName: 'Acme',
     defaultRegion: 'US',
     timeZone: 'America/New_York',
-    secrets: { webhookSigningSecret: 'lead-webhook-secret', whatsappAppSecret: 'wa-app-secret', operatorToken: `operator-${tenantId}` },
+    secrets: {
+      webhookSigningSecret: 'lead-webhook-secret',
+      whatsappAppSecret: 'wa-app-secret',
+      operatorToken: `operator-${tenantId}`,
+      ...(twilio ? { twilioAuthToken: twilioAccount.authToken } : {}),
+    },
     whatsapp: { baseUrl: whatsapp.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-test-token', verifyToken: 'verify-me' },
+    ...(twilio ? { sms: { baseUrl: twilio.url, accountSid: twilioAccount.accountSid, messagingServiceSid: twilioAccount.messagingServiceSid } } : {}),
     leads: options.policy ?? {},
     // Calls from leads' numbers reach the lead soon after they end.
     calls: { crmSyncDelaySeconds: 1, outcomeWaitSeconds: 1, wrapUpMinutes: 0.05 },
@@ -119,6 +153,7 @@ export async function startLeadWorld(
     await waitUntil(
       async () => {
         await whatsapp.settle();
+        await twilio?.settle();
         const waiting = await db.query('SELECT 1 FROM event_inbox WHERE tenant_id = $1 AND dead_at IS NULL LIMIT 1', [tenantId]);
         if ((waiting.rowCount ?? 0) > 0) return false;
         const handle = client.workflow.getHandle(leadWorkflowId(tenantId, leadId));
@@ -159,6 +194,16 @@ export async function startLeadWorld(
     api,
     client,
     whatsapp,
+    ...(twilio ? { twilio } : {}),
+    smsTo(phone) {
+      return twilio?.state().messages.filter((message) => message.to === phone) ?? [];
+    },
+    async textUs(phone, body) {
+      if (!twilio) throw new Error('this world has no Twilio sandbox (start it with sms)');
+      await twilio.inbound({ from: phone, body });
+      await twilio.settle();
+      await inboxDrained();
+    },
     async crm(body) {
       if (typeof body.lead_id === 'string') started.add(leadWorkflowId(tenantId, body.lead_id));
       // Signed with the wall clock, as a CRM would: replay protection checks real time.
@@ -219,6 +264,7 @@ export async function startLeadWorld(
       await stopWorkers();
       integrations.close();
       await whatsapp.stop();
+      await twilio?.stop();
     },
   };
 }

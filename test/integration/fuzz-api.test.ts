@@ -65,7 +65,7 @@ async function runSchemathesis(executable: string, args: string[], cwd: string, 
 async function startSigningProxy(targetUrl: string, tenant: TenantConfig): Promise<{ url: string; close(): Promise<void> }> {
   const target = new URL(targetUrl);
   const signatureHeaders = (method: string, url: string, body: Buffer): Record<string, string> => {
-    const match = /^\/webhooks\/[^/]+\/(pbx|voice-ai|crm|twilio|whatsapp)(?:\?|$)/.exec(url);
+    const match = /^\/webhooks\/[^/]+\/(pbx|voice-ai|crm|twilio|whatsapp|sms|sms\/status)(?:\?|$)/.exec(url);
     if (method !== 'POST' || !match) return {};
     const provider = match[1];
     if (provider === 'pbx' || provider === 'voice-ai' || provider === 'crm') {
@@ -122,7 +122,9 @@ describe('API fuzzing from /openapi.json (Schemathesis)', function () {
     const base = testConfig({ databaseUrl: database.url });
     const demo = base.tenants[base.demo.tenant];
     assert.ok(demo, 'the development configuration has the demo tenant');
-    config = { ...base, tenants: { [tenantId]: { ...demo, secrets: { ...demo.secrets, operatorToken: token } } } };
+    // With a Twilio Messaging account, so the SMS webhooks are fuzzed past `not_configured`.
+    const sms = { baseUrl: 'http://127.0.0.1:9', accountSid: `AC${'0'.repeat(32)}`, from: '+15005550006' };
+    config = { ...base, tenants: { [tenantId]: { ...demo, sms, secrets: { ...demo.secrets, operatorToken: token } } } };
     // Forwarding off and no workers: what the fuzzer gets accepted stays in this test's own inbox,
     // so no URL it made up (a recording link, say) is ever fetched.
     api = await startApi({ config, db: database.db, connection: (await getDevServer()).connection, forward: false, liveFeed: true });
