@@ -27,6 +27,8 @@ export type HandOff = (delivery: WorkflowDelivery) => Promise<HandOffResult>;
 export type DirectHandOffResult = 'taken' | 'failed' | 'no_room';
 export interface IntakeObserver {
   direct(result: DirectHandOffResult): void;
+  /** A direct hand-off has begun (before its result). */
+  offered?(): void;
 }
 
 /** Past the backlog bound: the sender should retry later (503 with Retry-After). */
@@ -84,8 +86,16 @@ export async function commitToInbox(db: Db, delivery: WorkflowDelivery): Promise
   return claimInserted(rows, insertedKeys);
 }
 
-/** Direct hand-offs to Temporal at once, at most (see `directHasRoom`). */
+/** Direct hand-offs to Temporal at once, at most (see `directHasRoom`), while PostgreSQL still commits. */
 const maxDirectInFlight = 8;
+/**
+ * The cap once PostgreSQL has finished no commit for `silentDatabaseMs` while some are overdue: then
+ * it is not slow but gone (frozen, restarting), Temporal is the only store left, and a cap of 8
+ * made events wait for a commit that could not come (bench: 80 of 750 answers waited 10 s through a
+ * freeze, while Temporal answered its hand-offs in 1.5–3.5 s). Still a bound, not unlimited.
+ */
+const maxDirectInFlightWithoutDatabase = 128;
+const silentDatabaseMs = 1_000;
 
 /** How long an answer may wait for a slow commit once Temporal has failed too, before it is a 503. */
 const slowCommitPatienceMs = 10_000;
@@ -110,9 +120,12 @@ export function createIntake(deps: IntakeDeps): HandOff {
   let overdueCommits = 0;
   // After a commit failed outright (connection refused), PostgreSQL is tried second for this long.
   let databaseSecondUntil = 0;
+  // When a commit last finished (0: none yet): with overdue commits and none finished for a while, PostgreSQL is gone.
+  let lastCommitAt = 0;
   const commit = async (delivery: WorkflowDelivery): Promise<HandOffResult> => {
     try {
       const { inserted, duplicates, transactionId } = await commitRows(inboxRowsOf(delivery));
+      lastCommitAt = Date.now();
       deps.backlog.committed(inserted, transactionId);
       deps.wakeForwarder?.();
       return { via: 'inbox', inserted, duplicates };
@@ -138,9 +151,11 @@ export function createIntake(deps: IntakeDeps): HandOff {
   // for load: when a merely slow commit (a saturated machine) would send every event to Temporal as
   // well, this cap keeps the slower store from being buried; past it, events wait for their commit.
   let directInFlight = 0;
-  const directHasRoom = (): boolean => directInFlight < maxDirectInFlight;
+  const databaseGone = (): boolean => overdueCommits > 0 && Date.now() - lastCommitAt > silentDatabaseMs;
+  const directHasRoom = (): boolean => directInFlight < (databaseGone() ? maxDirectInFlightWithoutDatabase : maxDirectInFlight);
   const direct = async (delivery: WorkflowDelivery, giveUpAt: number): Promise<HandOffResult> => {
     directInFlight++;
+    deps.observer?.offered?.();
     try {
       const runId = await deps.connection.withDeadline(giveUpAt, () => signalWithStart(deps.temporal, delivery));
       deps.observer?.direct('taken');
@@ -152,6 +167,13 @@ export function createIntake(deps: IntakeDeps): HandOff {
       directInFlight--;
     }
   };
+
+  /** A direct hand-off; if it fails while PostgreSQL is gone, once more until the answer's own deadline. */
+  const directOrAgain = (delivery: WorkflowDelivery, temporalBy: number, answerBy: number): Promise<HandOffResult> =>
+    direct(delivery, temporalBy).catch((error: unknown) => {
+      if (databaseGone() && directHasRoom() && Date.now() < answerBy) return direct(delivery, answerBy);
+      throw error;
+    });
 
   /** The first of `takers` that stores the event answers; none by `giveUpAt` means 503. */
   const firstTaker = async (delivery: WorkflowDelivery, takers: Array<Promise<HandOffResult>>, giveUpAt: number): Promise<HandOffResult> => {
@@ -172,7 +194,7 @@ export function createIntake(deps: IntakeDeps): HandOff {
     const databaseStalled = overdueCommits > 0 || startedAt < databaseSecondUntil;
     if (databaseStalled && directHasRoom()) {
       // PostgreSQL is not answering: Temporal first, the inbox if Temporal fails too.
-      return firstTaker(delivery, [direct(delivery, temporalBy).catch(() => trackedCommit(delivery))], answerBy);
+      return firstTaker(delivery, [directOrAgain(delivery, temporalBy, answerBy).catch(() => trackedCommit(delivery))], answerBy);
     }
     const work = trackedCommit(delivery);
     const early = await settledWithin(work, deps.commitDeadlineMs);
@@ -183,6 +205,6 @@ export function createIntake(deps: IntakeDeps): HandOff {
     }
     deps.logger.debug({ workflowId: delivery.workflowId, deadlineMs: deps.commitDeadlineMs }, 'inbox commit too slow or failed; offering the event to Temporal too');
     // Whichever store takes it first answers; a commit that lands later forwards a duplicate the workflow drops.
-    return firstTaker(delivery, 'pending' in early ? [work, direct(delivery, temporalBy)] : [direct(delivery, temporalBy)], answerBy);
+    return firstTaker(delivery, 'pending' in early ? [work, directOrAgain(delivery, temporalBy, answerBy)] : [direct(delivery, temporalBy)], answerBy);
   };
 }

@@ -28,7 +28,8 @@ import { switchboardSigningSecret } from '../../security/secrets.js';
 import { payloadCodecFor, temporalDataConverter } from '../../security/payload-codec.js';
 import type { RunningDevServer } from '../../stack/temporal-dev-server.js';
 import { ensureTemporalCli } from '../../stack/provision.js';
-import { spawnManaged, waitForPort } from '../../stack/processes.js';
+import { spawnManaged, waitForPort, waitUntil } from '../../stack/processes.js';
+import { Connection } from '@temporalio/client';
 import type { ManagedProcess } from '../../stack/processes.js';
 import { startApi, testConfig } from '../harness/api.js';
 import type { RunningApi } from '../harness/api.js';
@@ -187,6 +188,58 @@ describe('ingestion: commit first, answer, forward in the background', function 
     );
     const rows = await world.db.query('SELECT 1 FROM calls WHERE tenant_id = $1 AND call_id = $2', [world.tenantId, `pbx:${call.callId}`]);
     assert.equal(rows.rowCount, 1);
+  });
+
+  it('with PostgreSQL gone, more events than the cap on direct hand-offs all go to Temporal, even while Temporal is slow', async () => {
+    const world = await startCallWorld();
+    cleanups.push(() => world.stop());
+    const database = new URL(world.config.database.url);
+    const databaseLink = await startFreezableLink({ host: database.hostname, port: Number(database.port) });
+    cleanups.push(() => databaseLink.close());
+    const proxied = new URL(database);
+    proxied.host = `127.0.0.1:${databaseLink.port}`;
+    const proxiedConfig: AppConfig = { ...world.config, database: { url: proxied.toString(), embedded: false } };
+    const proxiedDb = createPool(proxied.toString(), { max: 10, applicationName: 'switchboard-gone-test', queryTimeoutMs: 60_000 });
+    cleanups.push(() => proxiedDb.end());
+    // Temporal behind a hop of its own, held while the events arrive: its answers come late, all at once.
+    const [temporalHost, temporalPort] = (await getDevServer()).address.split(':');
+    const temporalLink = await startFreezableLink({ host: temporalHost ?? '127.0.0.1', port: Number(temporalPort) });
+    cleanups.push(() => temporalLink.close());
+    const connection = await Connection.connect({ address: `127.0.0.1:${temporalLink.port}` });
+    cleanups.push(() => connection.close());
+    const results: string[] = [];
+    let offered = 0;
+    const api = await startApi({ config: proxiedConfig, db: proxiedDb, connection, intakeObserver: { direct: (result) => results.push(result), offered: () => offered++ } });
+    cleanups.push(async () => {
+      databaseLink.thaw();
+      temporalLink.thaw();
+      await api.close();
+    });
+
+    // 20 calls' first events at once, more than the 8 direct hand-offs allowed while PostgreSQL still commits.
+    const calls = Array.from({ length: 20 }, () => plan());
+    databaseLink.freeze();
+    temporalLink.freeze();
+    const answers = calls.map(async (call) => {
+      const [first] = pbxEvents(call);
+      const response = await postPbx(api.baseUrl, proxiedConfig, world.tenantId, first);
+      return { status: response.status, body: (await response.json()) as Accepted };
+    });
+    // Every event has chosen its path (a direct hand-off, or waiting for its commit) before Temporal answers.
+    await waitUntil(() => Promise.resolve(offered + results.filter((result) => result === 'no_room').length >= calls.length), 30_000, 'not every event chose a path');
+    temporalLink.thaw();
+    const answered = await Promise.all(answers);
+    assert.deepEqual(
+      answered.map((answer) => `${answer.status} ${answer.body.via}`),
+      calls.map(() => '202 temporal'),
+      'every event was answered by Temporal, none waited for the frozen commit',
+    );
+    assert.equal(results.filter((result) => result === 'no_room').length, 0, `direct hand-offs: ${results.join(', ')}`);
+    for (const call of calls) {
+      assert.deepEqual(await signaledEventIds(world.client, callWorkflowId(world.tenantId, `pbx:${call.callId}`)), eventIdsOf(call).slice(0, 1), 'once, before the held commits land');
+    }
+    databaseLink.thaw();
+    await waitForEmptyInbox(world.db, world.tenantId);
   });
 
   it('two API processes forwarding one inbox send each event exactly once, in order for each workflow', async () => {
