@@ -597,9 +597,9 @@ export async function openLoopIngest(
   if (!backlog.available) skipped.push('backlog figures: no event_inbox table with forwarded_at or dead_at');
   const insertTable = `bench_open_loop_${stack.runTag}`;
   try {
-    // Order: the ceilings while the stack is idle; then end to end, the freezes and the drain on a
-    // quiet stack (each waits for its journal); the API sweep last, as its top rates leave the
-    // worker minutes behind.
+    // Order: the ceilings while the stack is idle; then end to end and its ceiling, the freezes and
+    // the drain on a quiet stack (each waits for its journal); the API sweep last, as its top rates
+    // leave the worker minutes behind.
     const sweep: Record<OpenLoopTarget, OpenLoopRateResult[]> = { api: [], noop: [], insert: [] };
     options.log(`open loop: generator in its ${generator.where}`);
     const noop = await startCeilingServer();
@@ -619,6 +619,19 @@ export async function openLoopIngest(
     const e2e = await endToEnd(context, 50, 25, backlog);
     options.log(`open loop: end to end: journal p50 ${e2e.journal.p50} / p95 ${e2e.journal.p95} ms, dashboard p50 ${e2e.dashboard.p50} / p95 ${e2e.dashboard.p95} ms (${e2e.calls} calls)`);
 
+    // Its ceiling right after it, on the same quiet stack: run after the API sweep, it found the
+    // worker still minutes behind the sweep's top rates and saw none of its calls (2026-12-03).
+    // endToEnd waits for its own calls, so what it leaves behind does not reach the freezes.
+    const direct = await startCeilingServer({ SWITCHBOARD_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, LOG_LEVEL: 'warn' }, 'bench/direct-server.ts');
+    let e2eDirect: EndToEndResult;
+    try {
+      options.log('open loop: end to end at 50/s for 25 s, straight to Temporal (the ceiling)');
+      e2eDirect = await endToEnd(context, 50, 25, backlog, direct.url);
+    } finally {
+      direct.stop();
+    }
+    options.log(`open loop: end to end straight to Temporal: journal p50 ${e2eDirect.journal.p50} / p95 ${e2eDirect.journal.p95} ms (${e2eDirect.journal.count}/${e2eDirect.calls} calls seen)`);
+
     const freezes: FreezeResult[] = [];
     let drain: DrainResult | undefined;
     const processes = stack.processes;
@@ -632,17 +645,6 @@ export async function openLoopIngest(
 
     sweep.api = await sweepTarget(context, 'api', stack.apiUrl, options.rates, options.seconds, backlog);
 
-    // Last: its calls leave the worker and Temporal behind for minutes, which would delay the
-    // direct hand-offs of the freeze phases and the API sweep's journal.
-    const direct = await startCeilingServer({ SWITCHBOARD_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, LOG_LEVEL: 'warn' }, 'bench/direct-server.ts');
-    let e2eDirect: EndToEndResult;
-    try {
-      options.log('open loop: end to end at 50/s for 25 s, straight to Temporal (the ceiling)');
-      e2eDirect = await endToEnd(context, 50, 25, backlog, direct.url);
-    } finally {
-      direct.stop();
-    }
-    options.log(`open loop: end to end straight to Temporal: journal p50 ${e2eDirect.journal.p50} / p95 ${e2eDirect.journal.p95} ms (${e2eDirect.calls} calls)`);
 
     return { seconds: options.seconds, rates: options.rates, timeoutMs, generator: generator.where, tenant: tenant.id, sweep, endToEnd: e2e, endToEndDirect: e2eDirect, freezes, ...(drain ? { drain } : {}), skipped };
   } finally {
