@@ -25,10 +25,13 @@ export interface SendWhatsAppInput {
   message: OutgoingMessage;
   /** The language the message is in (a template's is also in the message), for the ledger; absent from sends planned before it. */
   language?: string;
+  /** The name of the number to send from (shared/senders.ts); absent from sends planned before senders: the default. */
+  sender?: string;
 }
 
 /** A skip names its reason as text (the timeline's cause) and as a code (`detail.reason`; absent from results recorded before it). */
-export type SendWhatsAppOutcome = { status: 'sent'; wamid: string; kind: 'text' | 'template' } | { status: 'skipped'; reason: string; code?: SkipReason };
+/** `sender`: the number it went from (absent from results recorded before senders). */
+export type SendWhatsAppOutcome = { status: 'sent'; wamid: string; kind: 'text' | 'template'; sender?: string } | { status: 'skipped'; reason: string; code?: SkipReason };
 
 /** WhatsApp reports an accepted message within seconds; wait that long before concluding a lost send never happened. */
 export const statusWebhookGraceSeconds = 30;
@@ -43,7 +46,7 @@ function attemptInfo(): { attempt: number; scheduledAtMs: number } {
   }
 }
 
-export function createMessagingActivities(deps: { db: Db; config: AppConfig; whatsapp: (tenantId: string) => WhatsAppAdapter | undefined }) {
+export function createMessagingActivities(deps: { db: Db; config: AppConfig; whatsapp: (tenantId: string, sender?: string) => WhatsAppAdapter | undefined }) {
   /**
    * A refusal of the message itself goes to the lead's workflow as the event a `failed` status
    * webhook makes (same id, so a refusal reported both ways counts once), through the inbox like
@@ -71,7 +74,7 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
      * send is decided by its error code (shared/whatsapp-errors.ts), like a failure reported by webhook.
      */
     async sendWhatsApp(input: SendWhatsAppInput): Promise<SendWhatsAppOutcome> {
-      const whatsapp = deps.whatsapp(input.tenantId);
+      const whatsapp = deps.whatsapp(input.tenantId, input.sender);
       if (!whatsapp) return { status: 'skipped', reason: 'no WhatsApp number configured', code: 'no_sender' };
       if (input.message.type === 'template') {
         // Checked against the tenant's registration as it is now (the workflow plans with the policy
@@ -102,10 +105,11 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
                 effectKey: input.effectKey,
                 leadId: input.leadId,
                 kind: input.message.type,
+                sender: whatsapp.sender,
                 ...(input.message.type === 'template' ? { templateName: input.message.template.name } : {}),
                 ...(input.message.type === 'template' ? { language: input.message.template.language } : input.language !== undefined ? { language: input.language } : {}),
               });
-              return { wamid, kind: input.message.type };
+              return { wamid, kind: input.message.type, sender: whatsapp.sender };
             },
             unknownOutcomeGraceSeconds: statusWebhookGraceSeconds,
             // WhatsApp answered with a refusal (4xx), or the request never left: nothing was sent.
@@ -117,7 +121,8 @@ export function createMessagingActivities(deps: { db: Db; config: AppConfig; wha
           throw error.withBackoff(attempt);
         }
       }));
-      return { status: 'sent', wamid: outcome.result.wamid, kind: outcome.result.kind === 'text' ? 'text' : 'template' };
+      // A send found again through its status webhook knows no sender: the one asked for.
+      return { status: 'sent', wamid: outcome.result.wamid, kind: outcome.result.kind === 'text' ? 'text' : 'template', sender: outcome.result.sender ?? whatsapp.sender };
     },
   };
 }

@@ -4,6 +4,8 @@
  * so status webhooks can tell which step a message was.
  */
 import type { WhatsAppConfig } from '../config/schema.js';
+import { senderNumbers } from '../config/senders.js';
+import type { SenderNumber } from '../config/senders.js';
 import type { Db } from '../db/pool.js';
 import { decideWhatsAppError, whatsappErrorTable, whatsappRetryDelayMs } from '../shared/whatsapp-errors.js';
 import type { WhatsAppErrorDecision } from '../shared/whatsapp-errors.js';
@@ -80,7 +82,15 @@ function failureOf(error: OutsideSystemError): OutsideSystemError {
 }
 
 export interface WhatsAppAdapter {
+  /** The name of the number it sends from (config/senders.ts). */
+  readonly sender: string;
   send(to: string, message: OutgoingMessage, callbackData: string): Promise<{ wamid: string }>;
+}
+
+function defaultNumberOf(config: WhatsAppConfig): SenderNumber {
+  const [main] = senderNumbers(config);
+  if (!main) throw new Error('a WhatsApp account has at least its default number');
+  return main;
 }
 
 export interface WhatsAppDeps {
@@ -88,14 +98,16 @@ export interface WhatsAppDeps {
   db?: Db;
 }
 
-export function createWhatsAppAdapter(config: WhatsAppConfig, deps: WhatsAppDeps = {}): WhatsAppAdapter {
+/** An adapter for one number of the account (`number`; default: the main one, `phoneNumberId`). */
+export function createWhatsAppAdapter(config: WhatsAppConfig, deps: WhatsAppDeps = {}, number: SenderNumber = defaultNumberOf(config)): WhatsAppAdapter {
   const base = config.baseUrl.replace(/\/$/, '');
-  const url = `${base}/${config.apiVersion}/${config.phoneNumberId}/messages`;
+  const url = `${base}/${config.apiVersion}/${encodeURIComponent(number.phoneNumberId)}/messages`;
   // Throughput is the number's (130429 past it), whichever tenant, worker or task queue sends.
   // Slots spaced 1/rate apart let rate + 1 into a rolling second: pace one below the limit.
-  const perSecond = config.messagesPerSecond - 1;
-  const gate = new RequestGate('WhatsApp', slotsFrom(deps.db, [new RateBucket(`whatsapp:${base}/${config.phoneNumberId}`, perSecond)]), perSecond);
+  const perSecond = number.messagesPerSecond - 1;
+  const gate = new RequestGate('WhatsApp', slotsFrom(deps.db, [new RateBucket(`whatsapp:${base}/${number.phoneNumberId}`, perSecond)]), perSecond);
   return {
+    sender: number.name,
     async send(to, message, callbackData) {
       const body = {
         messaging_product: 'whatsapp',

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { CliContext } from './main.js';
+import { senderRoutes } from '../config/senders.js';
 import { isSuppressed, loadLead } from '../db/leads.js';
 import { hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewRequestSchema, previewWindow } from '../shared/lead-preview.js';
 import type { LeadPreview } from '../shared/lead-preview.js';
@@ -11,7 +12,7 @@ import { leadTimeZoneSchema } from '../shared/leads.js';
 import { table } from './operations.js';
 
 export const leadPreviewUsage =
-  'lead-preview --tenant <id> (--lead <lead id> | --time-zone <IANA zone> [--stage <stage>] [--meeting-at <ISO>] [--meeting-ends <ISO>] [--last-inbound-at <ISO>] [--name <name>] [--language <code>]) [--days <1-90>] [--from <ISO>] [--json]';
+  'lead-preview --tenant <id> (--lead <lead id> | --time-zone <IANA zone> [--stage <stage>] [--meeting-at <ISO>] [--meeting-ends <ISO>] [--last-inbound-at <ISO>] [--name <name>] [--language <code>] [--country <ISO 3166>] [--team <team>] [--owner <owner>]) [--days <1-90>] [--from <ISO>] [--json]';
 
 export class LeadPreviewUsageError extends Error {}
 
@@ -22,7 +23,7 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
     args,
     options: {
       tenant: { type: 'string' }, lead: { type: 'string' }, 'time-zone': { type: 'string' }, stage: { type: 'string' }, 'meeting-at': { type: 'string' }, 'meeting-ends': { type: 'string' },
-      'last-inbound-at': { type: 'string' }, name: { type: 'string' }, language: { type: 'string' }, days: { type: 'string' }, from: { type: 'string' }, json: { type: 'boolean' },
+      'last-inbound-at': { type: 'string' }, name: { type: 'string' }, language: { type: 'string' }, country: { type: 'string' }, team: { type: 'string' }, owner: { type: 'string' }, days: { type: 'string' }, from: { type: 'string' }, json: { type: 'boolean' },
     },
   });
   const tenant = values.tenant ? context.config.tenants[values.tenant] : undefined;
@@ -35,6 +36,9 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
       ...(values.stage ? { stage: values.stage } : {}),
       ...(values.name ? { name: values.name } : {}),
       ...(values.language ? { language: values.language } : {}),
+      ...(values.country ? { country: values.country } : {}),
+      ...(values.team ? { team: values.team } : {}),
+      ...(values.owner ? { owner: values.owner } : {}),
       ...(values['meeting-at'] ? { meeting: { startsAt: values['meeting-at'], ...(values['meeting-ends'] ? { endsAt: values['meeting-ends'] } : {}) } } : {}),
       ...(values['last-inbound-at'] ? { lastInboundAt: values['last-inbound-at'] } : {}),
     },
@@ -45,6 +49,7 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
   const window = previewWindow(request.data.days, request.data.from);
 
   let preview: LeadPreview;
+  const senders = tenant.whatsapp ? senderRoutes(tenant.whatsapp) : [];
   if (values.lead) {
     const state = await loadLead(context.db, values.tenant, values.lead);
     if (!state) {
@@ -52,9 +57,9 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
       return 1;
     }
     const suppressed = state.profile.phone ? await isSuppressed(context.db, values.tenant, state.profile.phone) : false;
-    preview = previewLead(state, tenant.leads, tenant.displayName, window, { suppressed, noSender: !tenant.whatsapp });
+    preview = previewLead(state, tenant.leads, tenant.displayName, window, { suppressed, noSender: !tenant.whatsapp, senders });
   } else {
-    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, window.from), tenant.leads, tenant.displayName, window, { noSender: !tenant.whatsapp });
+    preview = previewLead(hypotheticalLeadState(values.tenant, hypotheticalLeadOf(request.data.lead), tenant.leads, window.from), tenant.leads, tenant.displayName, window, { noSender: !tenant.whatsapp, senders });
   }
   if (values.json) {
     context.out(JSON.stringify(preview, null, 2));
@@ -64,11 +69,13 @@ export async function leadPreviewCommand(context: CliContext, args: string[]): P
   context.out(`${preview.sends.length} send(s) from ${preview.from} to ${preview.until}, on the lead's clock (${preview.timeZone})${preview.truncated ? '; more are planned after that' : ''}`);
   context.out(
     table([
-      ['when (lead)', 'step', 'message', 'guards'],
+      ['when (lead)', 'step', 'message', 'from', 'guards'],
       ...preview.sends.map((send) => {
         // A fallback names the lead's language it stands in for.
         const language = `${send.language.language}${send.language.requested ? `, no ${send.language.requested} version` : ''}`;
-        return [send.local, send.key, send.message.type === 'template' ? `template ${send.message.template.name} (${language})` : `free text (${language})`, send.guards.map((guard) => guard.guard).join(', ')];
+        const message = send.channel === 'sms' ? `SMS (${language})` : send.message.type === 'template' ? `template ${send.message.template.name} (${language})` : `free text (${language})`;
+        const from = send.channel === 'sms' ? 'Twilio' : send.sender ? `${send.sender.name} (${send.sender.rule})` : '';
+        return [send.local, send.key, message, from, send.guards.map((guard) => guard.guard).join(', ')];
       }),
     ]),
   );

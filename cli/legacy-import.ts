@@ -9,7 +9,7 @@ import type { TenantConfig } from '../config/schema.js';
 import type { LeadEvent, LeadStage, Meeting } from '../shared/leads.js';
 import { leadLanguagePattern, leadTimeZoneSchema, normalizeLegacyStatus } from '../shared/leads.js';
 import { canonicalLanguage } from '../shared/templates.js';
-import { normalizePhone } from '../shared/phone.js';
+import { countryOfPhone, normalizePhone } from '../shared/phone.js';
 
 export type LegacyRecord = Record<string, unknown>;
 
@@ -101,6 +101,9 @@ export function planImport(records: LegacyRecord[], tenant: TenantConfig, now: D
     const lastContact = field(record, 'last_contact_at', 'last_contact', 'last_message_at');
     const name = field(record, 'name', 'full_name', 'contact_name');
     const email = field(record, 'email');
+    const team = field(record, 'team', 'sales_team');
+    const owner = field(record, 'owner', 'owner_email', 'responsible');
+    const country = phone.e164 ? countryOfPhone(phone.e164) : undefined;
     // The same row imported twice is one event: the id hashes its content.
     const digest = createHash('sha256').update(JSON.stringify(record)).digest('hex').slice(0, 16);
     leads.push({
@@ -114,6 +117,9 @@ export function planImport(records: LegacyRecord[], tenant: TenantConfig, now: D
         profile: {
           ...(name ? { name } : {}),
           ...(phone.e164 ? { phone: phone.e164 } : {}),
+          ...(country ? { country } : {}),
+          ...(team && team.length <= 200 ? { team } : {}),
+          ...(owner && owner.length <= 200 ? { owner } : {}),
           ...(email && /^[^@\s]+@[^@\s]+$/.test(email) ? { email } : {}),
           ...(timeZone ? { timeZone } : {}),
           ...(language ? { language } : {}),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { callPolicySchema } from '../shared/calls.js';
 import { leadPolicySchema } from '../shared/leads.js';
+import { defaultSenderName, senderQualityRatings } from '../shared/senders.js';
 import { normalizeHostName } from '../security/network.js';
 
 /** Names Temporal accepts for custom search attribute types. */
@@ -194,6 +195,25 @@ export const emailConfigSchema = z.object({
   resourcesUrl: httpUrl.default('https://example.com/help'),
 });
 
+const senderNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,99}$/, 'sender names are lower-case letters, digits, - and _, starting with a letter');
+const messagingLimitTierSchema = z.enum(['TIER_50', 'TIER_250', 'TIER_1K', 'TIER_10K', 'TIER_100K', 'TIER_UNLIMITED']);
+const regionCodeSchema = z.string().regex(/^[A-Z]{2}$/, 'must be a two-letter ISO 3166 region code such as ES');
+
+/** One more WhatsApp sender number: its id, its own throughput limit, and the leads it serves. */
+export const senderNumberSchema = z.object({
+  phoneNumberId: nonEmpty,
+  /** This number's throughput limit; every worker keeps under it together (as for the default number). */
+  messagesPerSecond: z.number().int().min(2).max(1000).default(80),
+  qualityRating: z.enum(senderQualityRatings).default('UNKNOWN'),
+  messagingLimitTier: messagingLimitTierSchema.optional(),
+  countries: z.array(regionCodeSchema).default([]),
+  teams: z.array(nonEmpty).default([]),
+  owners: z.array(nonEmpty).default([]),
+});
+export type SenderNumberConfig = z.infer<typeof senderNumberSchema>;
+
 export const whatsappConfigSchema = z.object({
   baseUrl: httpUrl.default('https://graph.facebook.com'),
   apiVersion: z.string().regex(/^v\d+\.\d+$/).default('v21.0'),
@@ -205,6 +225,24 @@ export const whatsappConfigSchema = z.object({
   messagesPerSecond: z.number().int().min(2).max(1000).default(80),
   /** Echoed by Meta's webhook verification handshake (GET hub.verify_token). */
   verifyToken: nonEmpty.optional(),
+  /** Meta's quality rating of the default number: a RED number takes no new leads. */
+  qualityRating: z.enum(senderQualityRatings).default('UNKNOWN'),
+  /** Meta's messaging limit tier (business-initiated conversations per 24 h), for operators; Meta enforces it. */
+  messagingLimitTier: messagingLimitTierSchema.optional(),
+  /**
+   * More numbers of the same WhatsApp Business Account, by name (`default` is `phoneNumberId`). A
+   * lead gets the first whose `owners` name its owner, else whose `teams` name its team, else whose
+   * `countries` hold its phone number's region, else the default; it keeps that number.
+   */
+  senders: z.record(senderNameSchema, senderNumberSchema).default({}),
+}).superRefine((whatsapp, context) => {
+  const owners = new Map<string, string>([[whatsapp.phoneNumberId, 'phoneNumberId']]);
+  for (const [name, sender] of Object.entries(whatsapp.senders)) {
+    if (name === defaultSenderName) context.addIssue({ code: 'custom', path: ['senders', name], message: `"${defaultSenderName}" names the main number (phoneNumberId); give this one another name` });
+    const holder = owners.get(sender.phoneNumberId);
+    if (holder) context.addIssue({ code: 'custom', path: ['senders', name, 'phoneNumberId'], message: `is already configured as ${holder === 'phoneNumberId' ? 'phoneNumberId (the default number)' : `senders.${holder}`}` });
+    owners.set(sender.phoneNumberId, name);
+  }
 });
 
 /**

@@ -34,6 +34,12 @@ export interface OutcomeAnalytics {
   byHour: Array<OutcomeCounts & { hour: number }>;
   /** ISO weekday on the lead's clock, 1 (Monday) to 7 (Sunday). */
   byWeekday: Array<OutcomeCounts & { weekday: number }>;
+  /** WhatsApp, or SMS (the fallback). */
+  byChannel: Array<OutcomeCounts & { channel: string }>;
+  /** The WhatsApp number sends went from (`default` or a name under `whatsapp.senders`); null before sender numbers and for SMS. */
+  bySender: Array<OutcomeCounts & { sender: string | null }>;
+  /** The language the message went in; null when not recorded. */
+  byLanguage: Array<OutcomeCounts & { language: string | null }>;
 }
 
 /** The aggregates of reporting_step_outcomes, for any grouping of reporting_lead_sends. */
@@ -51,12 +57,15 @@ const outcomeColumns = `
   (percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_reply))::float AS median_seconds_to_reply`;
 
 interface OutcomeRow {
-  grouped_by: 'total' | 'step' | 'template' | 'hour' | 'weekday';
+  grouped_by: 'total' | 'step' | 'template' | 'hour' | 'weekday' | 'channel' | 'sender' | 'language';
   flow: string | null;
   step: string | null;
   template: string | null;
   local_hour: number | null;
   local_weekday: number | null;
+  channel: string | null;
+  sender: string | null;
+  language: string | null;
   sent: number;
   delivered: number;
   read: number;
@@ -94,15 +103,18 @@ export async function outcomeAnalytics(db: Db, tenantId: string, from: string, t
               WHEN GROUPING(template) = 0 THEN 'template'
               WHEN GROUPING(local_hour) = 0 THEN 'hour'
               WHEN GROUPING(local_weekday) = 0 THEN 'weekday'
+              WHEN GROUPING(channel) = 0 THEN 'channel'
+              WHEN GROUPING(sender) = 0 THEN 'sender'
+              WHEN GROUPING(language) = 0 THEN 'language'
               ELSE 'total' END AS grouped_by,
-            flow, step, template, local_hour, local_weekday, ${outcomeColumns}
+            flow, step, template, local_hour, local_weekday, channel, sender, language, ${outcomeColumns}
        FROM reporting_lead_sends
       WHERE tenant_id = $1 AND local_date BETWEEN $2::date AND $3::date
-      GROUP BY GROUPING SETS ((flow, step), (template), (local_hour), (local_weekday), ())
-      ORDER BY grouped_by, flow, step, template NULLS LAST, local_hour, local_weekday`,
+      GROUP BY GROUPING SETS ((flow, step), (template), (local_hour), (local_weekday), (channel), (sender), (language), ())
+      ORDER BY grouped_by, flow, step, template NULLS LAST, local_hour, local_weekday, channel, sender NULLS LAST, language NULLS LAST`,
     [tenantId, from, to],
   );
-  const analytics: OutcomeAnalytics = { from, to, totals: emptyCounts, steps: [], byTemplate: [], byHour: [], byWeekday: [] };
+  const analytics: OutcomeAnalytics = { from, to, totals: emptyCounts, steps: [], byTemplate: [], byHour: [], byWeekday: [], byChannel: [], bySender: [], byLanguage: [] };
   for (const row of result.rows) {
     const counts = countsOf(row);
     if (row.grouped_by === 'total') analytics.totals = counts;
@@ -110,6 +122,9 @@ export async function outcomeAnalytics(db: Db, tenantId: string, from: string, t
     else if (row.grouped_by === 'template') analytics.byTemplate.push({ template: row.template, ...counts });
     else if (row.grouped_by === 'hour' && row.local_hour !== null) analytics.byHour.push({ hour: row.local_hour, ...counts });
     else if (row.grouped_by === 'weekday' && row.local_weekday !== null) analytics.byWeekday.push({ weekday: row.local_weekday, ...counts });
+    else if (row.grouped_by === 'channel' && row.channel !== null) analytics.byChannel.push({ channel: row.channel, ...counts });
+    else if (row.grouped_by === 'sender') analytics.bySender.push({ sender: row.sender, ...counts });
+    else if (row.grouped_by === 'language') analytics.byLanguage.push({ language: row.language, ...counts });
   }
   return analytics;
 }

@@ -3,12 +3,12 @@ import type { Db } from './pool.js';
 
 export async function recordAcceptedMessage(
   db: Db,
-  message: { tenantId: string; wamid: string; effectKey: string; leadId: string; kind: 'text' | 'template'; templateName?: string; language?: string },
+  message: { tenantId: string; wamid: string; effectKey: string; leadId: string; kind: 'text' | 'template'; templateName?: string; language?: string; sender?: string },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, language, status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'accepted') ON CONFLICT (tenant_id, wamid) DO NOTHING`,
-    [message.tenantId, message.wamid, message.effectKey, message.leadId, message.kind, message.templateName ?? null, message.language ?? null],
+    `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, template_name, language, sender, status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'accepted') ON CONFLICT (tenant_id, wamid) DO NOTHING`,
+    [message.tenantId, message.wamid, message.effectKey, message.leadId, message.kind, message.templateName ?? null, message.language ?? null, message.sender ?? null],
   );
 }
 
@@ -17,12 +17,13 @@ export async function recordAcceptedMessage(
  * status webhook); one that went through before one that failed (a refusal reported both ways
  * leaves a failed message under the key the retry then sent).
  */
-export async function messageForEffect(db: Db, tenantId: string, effectKey: string): Promise<{ wamid: string; kind: 'text' | 'template' } | undefined> {
-  const result = await db.query<{ wamid: string; kind: 'text' | 'template' }>(
-    `SELECT wamid, kind FROM whatsapp_messages WHERE tenant_id = $1 AND effect_key = $2 ORDER BY status = 'failed', accepted_at LIMIT 1`,
+export async function messageForEffect(db: Db, tenantId: string, effectKey: string): Promise<{ wamid: string; kind: 'text' | 'template'; sender?: string } | undefined> {
+  const result = await db.query<{ wamid: string; kind: 'text' | 'template'; sender: string | null }>(
+    `SELECT wamid, kind, sender FROM whatsapp_messages WHERE tenant_id = $1 AND effect_key = $2 ORDER BY status = 'failed', accepted_at LIMIT 1`,
     [tenantId, effectKey],
   );
-  return result.rows[0];
+  const row = result.rows[0];
+  return row ? { wamid: row.wamid, kind: row.kind, ...(row.sender !== null ? { sender: row.sender } : {}) } : undefined;
 }
 
 const statusRank: Record<string, number> = { accepted: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
@@ -34,6 +35,8 @@ export interface StatusUpdate {
   occurredAt: string;
   effectKey?: string;
   recipient?: string;
+  /** The number the webhook came for (its `metadata.phone_number_id`), by name. */
+  sender?: string;
   errorCode?: number;
   errorTitle?: string;
   payload: unknown;
@@ -53,9 +56,9 @@ export async function recordStatus(db: Db, update: StatusUpdate): Promise<{ fres
   if (update.effectKey) {
     const leadId = /^wa:([^:]+):/.exec(update.effectKey)?.[1] ?? null;
     await db.query(
-      `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, status) VALUES ($1, $2, $3, $4, 'unknown', 'accepted')
+      `INSERT INTO whatsapp_messages (tenant_id, wamid, effect_key, lead_id, kind, sender, status) VALUES ($1, $2, $3, $4, 'unknown', $5, 'accepted')
        ON CONFLICT (tenant_id, wamid) DO NOTHING`,
-      [update.tenantId, update.wamid, update.effectKey, leadId],
+      [update.tenantId, update.wamid, update.effectKey, leadId, update.sender ?? null],
     );
   }
   const row = await db.query<{ lead_id: string | null; effect_key: string; status: string }>(

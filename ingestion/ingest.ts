@@ -132,7 +132,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
     deps.logger.warn({ tenantId, code: error.code, title: error.title?.slice(0, 200), decision: accountErrors[index]?.action }, 'WhatsApp reported an error tied to no message');
   }
   let duplicates = 0;
-  for (const status of statuses) {
+  for (const { payload: status, sender } of statuses) {
     if (status.status !== 'sent' && status.status !== 'delivered' && status.status !== 'read' && status.status !== 'failed') continue;
     const error = status.errors?.[0];
     const occurredAt = new Date(Number(status.timestamp) * 1000).toISOString();
@@ -141,6 +141,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
       wamid: status.id,
       status: status.status,
       occurredAt,
+      sender,
       ...(status.biz_opaque_callback_data ? { effectKey: status.biz_opaque_callback_data } : {}),
       ...(error ? { errorCode: error.code, ...(error.title ? { errorTitle: error.title } : {}) } : {}),
       payload: status,
@@ -186,7 +187,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
     }
   }
   const unmatched: WhatsAppIngestResult['unmatched'] = [];
-  for (const message of messages) {
+  for (const { payload: message, sender } of messages) {
     const from = `+${message.from}`;
     const leadId = await findLeadIdByPhone(db, tenantId, from);
     const text = inboundText(message);
@@ -195,7 +196,7 @@ export async function ingestWhatsApp(deps: IngestDeps, request: ProviderRequest,
       unmatched.push({ messageId: message.id });
       continue;
     }
-    const reply: LeadEvent = { eventId: `wa:${message.id}`, type: 'whatsapp.reply', occurredAt: new Date(Number(message.timestamp) * 1000).toISOString(), messageId: message.id, text };
+    const reply: LeadEvent = { eventId: `wa:${message.id}`, type: 'whatsapp.reply', occurredAt: new Date(Number(message.timestamp) * 1000).toISOString(), messageId: message.id, text, receivedOn: sender };
     await deps.handOff(leadDelivery(config, tenantId, leadId, [reply], 'whatsapp'));
   }
   return { statuses: statuses.length, duplicates, messages: messages.length, unmatched, errors: accountErrors };

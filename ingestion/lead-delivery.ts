@@ -3,6 +3,7 @@ import type { LeadEvent } from '../shared/leads.js';
 import { leadWorkflowId } from '../shared/leads.js';
 import type { LeadEventBatch, LeadWorkflowInput } from '../workflows/lead.js';
 import type { WorkflowDelivery } from './handoff.js';
+import { senderRoutes } from '../config/senders.js';
 
 /** The signalWithStart that routes a lead's events to its workflow, whoever sends them. */
 export function leadDelivery(config: AppConfig, tenantId: string, leadId: string, events: LeadEvent[], source: string): WorkflowDelivery {
@@ -15,6 +16,7 @@ export function leadDelivery(config: AppConfig, tenantId: string, leadId: string
     defaultTimeZone: tenant.timeZone,
     company: tenant.displayName,
     messagingTaskQueue: config.temporal.taskQueues.messaging,
+    ...(tenant.whatsapp && Object.keys(tenant.whatsapp.senders).length > 0 ? { senders: senderRoutes(tenant.whatsapp) } : {}),
   };
   return {
     tenantId,
@@ -31,7 +33,7 @@ export function leadDelivery(config: AppConfig, tenantId: string, leadId: string
       `**Lead** \`${leadId}\``,
       `- tenant: ${tenantId} (${tenant.displayName})`,
       `- timeline: \`GET /api/${tenantId}/leads/${encodeURIComponent(leadId)}/timeline\``,
-      '- query `leadState`; updates `pause`, `resume`, `skipStep`, `sendNow`, `changeTimeZone`, `cancelFlow`, `markBooked`',
+      '- query `leadState`; updates `pause`, `resume`, `skipStep`, `sendNow`, `changeTimeZone`, `cancelFlow`, `markBooked`, `reassignSender`',
     ].join('\n'),
   };
 }

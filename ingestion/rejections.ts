@@ -38,7 +38,8 @@ export type RejectionReason =
   | 'forbidden_origin'
   | 'unknown_namespace'
   | 'undecodable_payload'
-  | 'unknown_recipient';
+  | 'unknown_recipient'
+  | 'unknown_phone_number_id';
 
 export const rejectionStatus: Record<RejectionReason, number> = {
   unknown_tenant: 404,
@@ -72,6 +73,8 @@ export const rejectionStatus: Record<RejectionReason, number> = {
   undecodable_payload: 422,
   // Stored for inspection, yet answered 200: the sender did nothing wrong.
   unknown_recipient: 200,
+  // A WhatsApp webhook for a business number the tenant does not own (kept, so it can be replayed once the number is configured).
+  unknown_phone_number_id: 403,
 };
 
 /** A string with U+0000 anywhere: PostgreSQL could store neither the event nor its journal rows. */

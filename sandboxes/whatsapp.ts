@@ -37,12 +37,20 @@ export interface WhatsAppTemplateInput {
   status?: 'APPROVED' | 'PENDING' | 'REJECTED';
 }
 
+export interface WhatsAppSandboxNumber {
+  phoneNumberId: string;
+  displayPhoneNumber: string;
+  messagesPerSecond?: number;
+}
+
 export interface WhatsAppSandboxOptions {
   port?: number;
   token: string;
   appSecret: string;
   phoneNumberId: string;
   displayPhoneNumber?: string;
+  /** More business numbers of the same account, each with its own throughput limit (default: `messagesPerSecond`). */
+  extraNumbers?: WhatsAppSandboxNumber[];
   wabaId: string;
   webhookUrl?: string;
   templates: WhatsAppTemplateInput[];
@@ -180,6 +188,8 @@ export interface WhatsAppInboundInput {
   from: string;
   text: string;
   name?: string;
+  /** The business number written to (its phone number id): by default the one that last wrote to this user, else the main one. */
+  to?: string;
 }
 
 export interface WhatsAppSandbox {
@@ -424,8 +434,18 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     status: template.status ?? 'APPROVED',
     parameterCount: templateParameterCount(template.body),
   }));
-  const displayPhoneNumber = options.displayPhoneNumber ?? '15555550100';
   const messagesPerSecond = options.messagesPerSecond ?? 80;
+  // Each business number has its own throughput limit; pair spacing and the 24 h window are per
+  // business number and user (Meta's "(Business Account, Consumer Account) pair").
+  const numbers = new Map<string, Required<WhatsAppSandboxNumber>>(
+    [{ phoneNumberId: options.phoneNumberId, displayPhoneNumber: options.displayPhoneNumber ?? '15555550100' }, ...(options.extraNumbers ?? [])].map((number) => [
+      number.phoneNumberId,
+      { messagesPerSecond, ...number },
+    ]),
+  );
+  const pair = (phoneNumberId: string, waId: string): string => `${phoneNumberId}\u0000${waId}`;
+  /** The business number a user last got a message from: where their reply goes. */
+  const lastNumberOf = new Map<string, string>();
   const pairSpacingMs = options.pairSpacingMs ?? 6000;
   const marketingCap = options.marketingPerUserPerDay ?? 2;
   const unreachable = new Set((options.unreachable ?? []).map(digitsOf));
@@ -453,7 +473,8 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     return `wamid.${bytes.toString('base64url')}`;
   }
 
-  function envelope(value: Omit<WhatsAppWebhookValue, 'messaging_product' | 'metadata'>): WhatsAppWebhookPayload {
+  function envelope(value: Omit<WhatsAppWebhookValue, 'messaging_product' | 'metadata'>, phoneNumberId = options.phoneNumberId): WhatsAppWebhookPayload {
+    const number = numbers.get(phoneNumberId) ?? { displayPhoneNumber: '', phoneNumberId };
     return {
       object: 'whatsapp_business_account',
       entry: [
@@ -464,7 +485,7 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
               field: 'messages',
               value: {
                 messaging_product: 'whatsapp',
-                metadata: { display_phone_number: displayPhoneNumber, phone_number_id: options.phoneNumberId },
+                metadata: { display_phone_number: number.displayPhoneNumber, phone_number_id: number.phoneNumberId },
                 ...value,
               },
             },
@@ -539,10 +560,10 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
   }
 
   /** What happens to an accepted message after the 200: its failure, if any. */
-  function outcomeOf(send: ParsedSend, category: WhatsAppTemplateCategory | undefined, nowMs: number): WhatsAppStatusError | undefined {
+  function outcomeOf(phoneNumberId: string, send: ParsedSend, category: WhatsAppTemplateCategory | undefined, nowMs: number): WhatsAppStatusError | undefined {
     if (unreachable.has(send.waId)) return STATUS_ERRORS.undeliverable;
     if (send.type === 'text') {
-      const inboundAt = lastInboundAt.get(send.waId);
+      const inboundAt = lastInboundAt.get(pair(phoneNumberId, send.waId));
       if (inboundAt === undefined || nowMs - inboundAt > DAY_MS) return STATUS_ERRORS.reengagement;
     }
     if (category === 'MARKETING') {
@@ -553,7 +574,9 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
   }
 
   async function handleSend(req: Request, res: Response): Promise<void> {
-    if (req.params.phoneNumberId !== options.phoneNumberId) return sendGraphError(res, unknownObject(String(req.params.phoneNumberId), 'post'));
+    const number = numbers.get(String(req.params.phoneNumberId));
+    if (!number) return sendGraphError(res, unknownObject(String(req.params.phoneNumberId), 'post'));
+    const from = number.phoneNumberId;
     const send = parseSend(req.body);
     if (send instanceof GraphError) return sendGraphError(res, send);
 
@@ -579,11 +602,11 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
 
     // Everything below runs synchronously after this await, so concurrent sends cannot interleave.
     const nowMs = await now();
-    if (throughput.count(options.phoneNumberId) >= messagesPerSecond) {
+    if (throughput.count(from) >= number.messagesPerSecond) {
       counter.rateLimited();
       return sendGraphError(res, new GraphError(429, 130429, 'Rate limit hit', 'Cloud API message throughput has been reached.'));
     }
-    const previous = lastAcceptedAt.get(send.waId);
+    const previous = lastAcceptedAt.get(pair(from, send.waId));
     if (previous !== undefined && nowMs - previous < pairSpacingMs) {
       counter.rateLimited();
       return sendGraphError(
@@ -598,7 +621,7 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
     }
     const timestamp = unixSeconds(nowMs);
     const injected = takeInjected(send.waId);
-    const failure = injected ? errorFor(injected.code).error : outcomeOf(send, template?.category, nowMs);
+    const failure = injected ? errorFor(injected.code).error : outcomeOf(from, send, template?.category, nowMs);
     const via: WhatsAppErrorVia = injected ? (injected.via ?? 'response') : failure ? (options.errorReporting?.[failure.code as WhatsAppOutcomeCode] ?? 'webhook') : 'webhook';
     if (failure && via !== 'webhook') {
       // Refused in the answer: nothing was sent, so it counts towards no limit. With `both` a
@@ -616,14 +639,15 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
                 errors: [failure],
               },
             ],
-          }),
+          }, from),
         ]);
       }
       const httpStatus = injected?.httpStatus ?? errorFor(failure.code).httpStatus;
       return sendGraphError(res, new GraphError(httpStatus, failure.code, failure.message, failure.error_data.details));
     }
-    throughput.record(options.phoneNumberId);
-    lastAcceptedAt.set(send.waId, nowMs);
+    throughput.record(from);
+    lastAcceptedAt.set(pair(from, send.waId), nowMs);
+    lastNumberOf.set(send.waId, from);
 
     const id = wamid();
     const status = (name: WhatsAppStatusName, error?: WhatsAppStatusError): WhatsAppStatus => ({
@@ -641,7 +665,7 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
 
     messages.push({
       id,
-      phoneNumberId: options.phoneNumberId,
+      phoneNumberId: from,
       to: send.waId,
       type: send.type,
       ...(send.text === undefined ? {} : { text: send.text }),
@@ -661,7 +685,7 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
       statuses,
     });
     const ordered = options.shuffleStatuses ? shuffled(statuses, random) : statuses;
-    enqueue(ordered.map((s) => envelope({ statuses: [s] })));
+    enqueue(ordered.map((s) => envelope({ statuses: [s] }, from)));
     if (options.responseDelayMs) await new Promise((resolve) => setTimeout(resolve, options.responseDelayMs).unref());
     res.json({ messaging_product: 'whatsapp', contacts: [{ input: send.to, wa_id: send.waId }], messages: [{ id }] });
   }
@@ -687,13 +711,18 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
 
   async function inbound(input: WhatsAppInboundInput): Promise<void> {
     const waId = digitsOf(input.from);
+    const to = input.to ?? lastNumberOf.get(waId) ?? options.phoneNumberId;
+    if (!numbers.has(to)) throw new Error(`no business number ${to} in this sandbox`);
     const nowMs = await now();
-    lastInboundAt.set(waId, nowMs);
+    lastInboundAt.set(pair(to, waId), nowMs);
     enqueue([
-      envelope({
-        contacts: [{ profile: { name: input.name ?? 'WhatsApp User' }, wa_id: waId }],
-        messages: [{ from: waId, id: wamid(), timestamp: unixSeconds(nowMs), type: 'text', text: { body: input.text } }],
-      }),
+      envelope(
+        {
+          contacts: [{ profile: { name: input.name ?? 'WhatsApp User' }, wa_id: waId }],
+          messages: [{ from: waId, id: wamid(), timestamp: unixSeconds(nowMs), type: 'text', text: { body: input.text } }],
+        },
+        to,
+      ),
     ]);
   }
 
@@ -703,11 +732,11 @@ export async function startWhatsAppSandbox(options: WhatsAppSandboxOptions): Pro
   controlRoutes(app, state, outage);
   app.post(`${CONTROL_PREFIX}inbound`, express.json(), async (req: Request, res: Response) => {
     const body: unknown = req.body;
-    if (!isRecord(body) || typeof body.from !== 'string' || digitsOf(body.from) === '' || typeof body.text !== 'string') {
-      res.status(400).json({ error: 'expected {from, text, name?}' });
+    if (!isRecord(body) || typeof body.from !== 'string' || digitsOf(body.from) === '' || typeof body.text !== 'string' || (body.to !== undefined && (typeof body.to !== 'string' || !numbers.has(body.to)))) {
+      res.status(400).json({ error: 'expected {from, text, name?, to?: one of the sandbox\'s phone number ids}' });
       return;
     }
-    await inbound({ from: body.from, text: body.text, ...(typeof body.name === 'string' ? { name: body.name } : {}) });
+    await inbound({ from: body.from, text: body.text, ...(typeof body.name === 'string' ? { name: body.name } : {}), ...(typeof body.to === 'string' ? { to: body.to } : {}) });
     res.json({ ok: true });
   });
 

@@ -14,6 +14,7 @@ export const actionReasonMaxLength = 500;
 export const stepKeyMaxLength = 300;
 export const timeZoneMaxLength = 64;
 export const meetingIdMaxLength = 200;
+export const senderNameMaxLength = 100;
 
 export interface OperatorInput {
   /** Who did it, for the timeline. Our API sets it from the credential; a Web UI or CLI sender may name themselves. */
@@ -24,6 +25,8 @@ export type StepAction = OperatorInput & { step: string };
 export type TimeZoneAction = OperatorInput & { timeZone: string };
 export type FlowAction = OperatorInput & { flow: FlowName };
 export type BookingAction = OperatorInput & { meeting: Meeting };
+/** `sender`: the name of one of the tenant's WhatsApp numbers (`default` or a key of `whatsapp.senders`). */
+export type SenderAction = OperatorInput & { sender: string };
 
 const isoInstant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 const instant = text({
@@ -52,6 +55,7 @@ export const leadUpdateShapes = {
     meeting: required(object({ id: required(text({ min: 1, max: meetingIdMaxLength })), startsAt: required(instant), endsAt: optional(instant) })),
     ...operatorFields,
   },
+  reassignSender: { sender: required(text({ min: 1, max: senderNameMaxLength })), ...operatorFields },
 } as const satisfies Record<string, Shape>;
 export type LeadUpdateName = keyof typeof leadUpdateShapes;
 
@@ -64,6 +68,7 @@ const examples: Record<LeadUpdateName, string> = {
   changeTimeZone: '{"timeZone": "Europe/Berlin"}',
   cancelFlow: '{"flow": "follow_up"}',
   markBooked: '{"meeting": {"id": "m1", "startsAt": "2026-01-05T15:00:00Z"}}',
+  reassignSender: '{"sender": "iberia"}',
 };
 
 /**

@@ -9,6 +9,7 @@ import { decideWhatsAppError, whatsappRetryDelayMs } from './whatsapp-errors.js'
 import type { WhatsAppRetryDecision } from './whatsapp-errors.js';
 import { canonicalLanguage, resolveTemplate } from './templates.js';
 import type { LanguageMatch } from './templates.js';
+import type { SenderRule } from './senders.js';
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -75,6 +76,17 @@ interface ArmSpec {
   skipIfPast?: boolean;
   /** The SMS fallback of a step WhatsApp could not deliver. */
   channel?: 'sms';
+}
+
+/**
+ * Gives the lead its sender number (or another one, an operator's reassignment), noted on the
+ * timeline with what chose it.
+ */
+export function assignSender(state: LeadState, choice: { sender: string; rule: SenderRule | 'reply' | 'operator' | 'unavailable' }, changes: Changes, cause: string, detail: Record<string, unknown> = {}): void {
+  if (state.sender === choice.sender) return;
+  const from = state.sender;
+  state.sender = choice.sender;
+  changes.note({ entryKey: `sender:${choice.sender}:${from ?? 'none'}:${state.version}:${changes.timeline.length}`, kind: 'sender', cause, detail: { sender: choice.sender, rule: choice.rule, ...(from !== undefined ? { from } : {}), ...detail } });
 }
 
 /** Due time first; ties in the order the steps were planned. */
@@ -219,7 +231,7 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
   if (state.seenEventIds.length > seenEventLimit) state.seenEventIds.splice(0, state.seenEventIds.length - seenEventLimit);
   const at = Date.parse(event.occurredAt);
   const cause = `${event.type} (${event.eventId})`;
-  changes.note({ entryKey: `event:${event.eventId}`, kind: event.type === 'whatsapp.reply' || event.type === 'sms.reply' ? 'replied' : 'event', cause: event.type, detail: { eventId: event.eventId }, at: Math.min(at, now) });
+  changes.note({ entryKey: `event:${event.eventId}`, kind: event.type === 'whatsapp.reply' || event.type === 'sms.reply' ? 'replied' : 'event', cause: event.type, detail: { eventId: event.eventId, ...(event.type === 'whatsapp.reply' && event.receivedOn !== undefined ? { receivedOn: event.receivedOn } : {}) }, at: Math.min(at, now) });
 
   if (state.optedOut && event.type !== 'lead.updated') return true;
   switch (event.type) {
@@ -287,6 +299,8 @@ export function applyLeadEvent(state: LeadState, event: LeadEvent, policy: LeadP
     case 'whatsapp.reply': {
       state.lastInboundAt = Math.max(state.lastInboundAt ?? 0, at);
       markActivity(state, at);
+      // A lead who writes first is answered from the number they wrote to: the thread is there.
+      if (event.receivedOn !== undefined && state.sender === undefined) assignSender(state, { sender: event.receivedOn, rule: 'reply' }, changes, `the lead wrote to it (${cause})`);
       if (isOptOutText(event.text)) {
         optOut(state, `opt-out reply (${cause})`, changes);
         break;
@@ -659,6 +673,8 @@ export interface LeadView {
   paused: boolean;
   optedOut: boolean;
   meeting?: LeadState['meeting'];
+  /** The WhatsApp number the lead is written from, once it has one. */
+  sender?: string;
   planned: Array<{ key: string; flow: FlowName; step: string; dueAt: string; cause: string }>;
   doneSteps: string[];
   lastInboundAt?: string;
@@ -682,6 +698,7 @@ export function leadView(state: LeadState): LeadView {
     paused: state.paused,
     optedOut: state.optedOut,
     ...(state.meeting ? { meeting: state.meeting } : {}),
+    ...(state.sender !== undefined ? { sender: state.sender } : {}),
     planned: state.planned.map((step) => ({ key: step.key, flow: step.flow, step: step.step, dueAt: new Date(step.dueAt).toISOString(), cause: step.cause })),
     doneSteps: state.doneSteps,
     ...(state.lastInboundAt !== undefined ? { lastInboundAt: iso(state.lastInboundAt) } : {}),

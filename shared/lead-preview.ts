@@ -5,7 +5,9 @@
  * operator action. A booked meeting therefore ends as a no-show. Free of Node built-ins and I/O,
  * like the rest of the domain.
  */
-import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, planStepMessage, runNoShowCheck, sendDecision } from './lead-plan.js';
+import { Changes, afterSent, applyLeadEvent, cancel, dueStep, initialLeadState, nextWakeAt, planStepMessage, runNoShowCheck, sendDecision, smsText } from './lead-plan.js';
+import { chooseSender } from './senders.js';
+import type { SenderRoute, SenderRule } from './senders.js';
 import type { StepLanguage, StepMessage } from './lead-plan.js';
 import type { FlowName, LeadPolicy, LeadProfile, LeadStage, LeadState, Meeting, SkipReason } from './leads.js';
 import { z } from 'zod';
@@ -28,6 +30,10 @@ export interface PreviewSend {
   message: StepMessage;
   /** The language it goes in: the lead's (`match: lead`), the tenant's fallback chain's, or the template's default; `requested` is the lead's when that did not go. */
   language: StepLanguage;
+  /** WhatsApp, or SMS for the fallback of a step WhatsApp could not deliver. */
+  channel: 'whatsapp' | 'sms';
+  /** The WhatsApp number it goes from and what chose it (`kept`: the lead already has it); absent for an SMS. */
+  sender?: { name: string; rule: SenderRule | 'kept' };
   cause: string;
   guards: PreviewGuard[];
 }
@@ -68,6 +74,10 @@ export interface HypotheticalLead {
   stage?: LeadStage;
   name?: string;
   language?: string;
+  /** What chooses the WhatsApp number (shared/senders.ts): the phone number's region, the CRM team and owner. */
+  country?: string;
+  team?: string;
+  owner?: string;
   meeting?: Pick<Meeting, 'startsAt' | 'endsAt'> & { id?: string };
   /** The lead's last WhatsApp message to us (opens the 24 h window for free text). */
   lastInboundAt?: number;
@@ -103,6 +113,9 @@ export function previewRequestSchema(timeZone: z.ZodType<string>) {
     stage: z.enum(leadStages).optional().describe('`new` (the default): a lead just created, which books `meeting` if given; any other stage: a lead brought in at that stage, as an import does'),
     name: z.string().max(200).optional(),
     language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional().describe("The lead's language, e.g. `es` or `pt_BR`: picks each template's version (then the base language, another region of it, the tenant's `languageFallback`, the template's default)"),
+    country: z.string().regex(/^[A-Z]{2}$/).optional().describe("The region of the lead's phone number (ISO 3166, e.g. `ES`): with `team` and `owner` it chooses the WhatsApp number"),
+    team: z.string().min(1).max(200).optional().describe("The lead's sales team in the CRM"),
+    owner: z.string().min(1).max(200).optional().describe("The lead's owner in the CRM (user id or e-mail)"),
     meeting: z.strictObject({ id: z.string().min(1).max(200).optional(), startsAt: isoInstant, endsAt: isoInstant.optional() }).optional(),
     lastInboundAt: isoInstant.optional().describe("The lead's last WhatsApp message to us: free text may go for 24 h after it"),
     completedSteps: z.array(z.string().min(1).max(200)).max(200).optional().describe('Steps already sent, e.g. `welcome:message`'),
@@ -127,7 +140,15 @@ const placeholderPhone = '+15550100000';
  */
 export function hypotheticalLeadState(tenantId: string, lead: HypotheticalLead, policy: LeadPolicy, now: number): LeadState {
   const state = initialLeadState(tenantId, previewLeadId, previewLeadId, lead.timeZone, now);
-  const profile: LeadProfile = { phone: placeholderPhone, timeZone: lead.timeZone, ...(lead.name ? { name: lead.name } : {}), ...(lead.language ? { language: lead.language } : {}) };
+  const profile: LeadProfile = {
+    phone: placeholderPhone,
+    timeZone: lead.timeZone,
+    ...(lead.name ? { name: lead.name } : {}),
+    ...(lead.language ? { language: lead.language } : {}),
+    ...(lead.country ? { country: lead.country } : {}),
+    ...(lead.team ? { team: lead.team } : {}),
+    ...(lead.owner ? { owner: lead.owner } : {}),
+  };
   const occurredAt = new Date(now).toISOString();
   const changes = new Changes(now);
   const meeting = lead.meeting ? { id: lead.meeting.id ?? 'preview-meeting', startsAt: lead.meeting.startsAt, ...(lead.meeting.endsAt ? { endsAt: lead.meeting.endsAt } : {}) } : undefined;
@@ -148,7 +169,7 @@ export function hypotheticalLeadState(tenantId: string, lead: HypotheticalLead, 
  * Runs the flows forward from `from` to `until` as the workflow's main loop would: the due step,
  * the guards at the moment of sending, the send, and whatever the send arms next.
  */
-export function previewLead(start: LeadState, policy: LeadPolicy, company: string, window: { from: number; until: number }, options: { suppressed?: boolean; noSender?: boolean } = {}): LeadPreview {
+export function previewLead(start: LeadState, policy: LeadPolicy, company: string, window: { from: number; until: number }, options: { suppressed?: boolean; noSender?: boolean; senders?: SenderRoute[] } = {}): LeadPreview {
   const state = structuredClone(start);
   if (options.suppressed) state.optedOut = true;
   const sends: PreviewSend[] = [];
@@ -204,7 +225,15 @@ export function previewLead(start: LeadState, policy: LeadPolicy, company: strin
     if (spaced !== undefined) guards.push({ guard: 'recipient_spacing', detail: `held ${policy.recipientSpacingSeconds} s after the previous message to this person`, from: new Date(spaced).toISOString() });
     if (decision.asTemplate) guards.push({ guard: 'outside_24h_window', detail: step.forceTemplate ? 'a template, as free text was refused' : 'a template: the lead has not written in the last 24 h' });
     const { message, language } = planStepMessage(state, policy, company, step, decision.asTemplate);
-    sends.push({ key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock), message, language, cause: step.cause, guards });
+    const at = { key: step.key, flow: step.flow, step: step.step, at: new Date(clock).toISOString(), local: local(clock) };
+    if (step.channel === 'sms') {
+      sends.push({ ...at, message: { type: 'text', text: smsText(state, policy, company, step) }, language, channel: 'sms', cause: step.cause, guards: [] });
+    } else {
+      // As the workflow does: the first message chooses the number, later ones keep it.
+      const sender = state.sender !== undefined ? { name: state.sender, rule: 'kept' as const } : (({ sender: name, rule }) => ({ name, rule }))(chooseSender(state.profile, options.senders));
+      state.sender = sender.name;
+      sends.push({ ...at, message, language, channel: 'whatsapp', sender, cause: step.cause, guards });
+    }
     afterSent(state, step, policy, clock, changes, `preview:${step.key}`);
     skipsIn(changes, clock);
   }

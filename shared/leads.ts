@@ -29,6 +29,11 @@ export const leadProfileSchema = z.object({
   email: z.email().optional(),
   timeZone: leadTimeZoneSchema.optional(),
   language: z.string().regex(leadLanguagePattern).optional(),
+  /** ISO 3166 region of the phone number (worked out at ingest; the workflow bundle has no phone metadata). */
+  country: z.string().regex(/^[A-Z]{2}$/).optional(),
+  /** The CRM's sales team and owner: they choose the WhatsApp sender number (shared/senders.ts). */
+  team: z.string().min(1).max(200).optional(),
+  owner: z.string().min(1).max(200).optional(),
 });
 export type LeadProfile = z.infer<typeof leadProfileSchema>;
 
@@ -73,7 +78,7 @@ export const leadEventSchema = z.discriminatedUnion('type', [
   z.object({ ...leadEventBase, type: z.literal('meeting.no_show'), meetingId: z.string().min(1).max(200) }),
   z.object({ ...leadEventBase, type: z.literal('lead.status_changed'), status: z.enum(['won', 'lost']) }),
   z.object({ ...leadEventBase, type: z.literal('lead.opted_out'), reason: z.string().max(200).optional() }),
-  z.object({ ...leadEventBase, type: z.literal('whatsapp.reply'), messageId: z.string().min(1), text: z.string().max(4_096) }),
+  z.object({ ...leadEventBase, type: z.literal('whatsapp.reply'), messageId: z.string().min(1), text: z.string().max(4_096), /** The sender number (its name) the lead wrote to. */ receivedOn: z.string().min(1).max(100).optional() }),
   z.object({
     ...leadEventBase,
     type: z.literal('whatsapp.failed'),
@@ -297,6 +302,8 @@ export interface LeadState {
   doneSteps: string[];
   /** The WhatsApp message id each sent step went out as: a failure under another id is about an attempt the send got past. */
   sentMessageIds?: Record<string, string>;
+  /** The WhatsApp number (shared/senders.ts) the lead is written from: chosen at its first send or reply, then kept so the conversation stays in one thread. */
+  sender?: string;
   planned: PlannedStep[];
   rewarmAttempts: number;
   /** Counter behind PlannedStep.sequence. */
@@ -330,7 +337,7 @@ export interface TimelineEntry {
   entryKey: string;
   /** When it happened (ISO 8601). Read back from the timeline (db/leads.ts), in causal order: see shared/lead-timeline.ts. */
   at: string;
-  kind: 'event' | 'scheduled' | 'sent' | 'skipped' | 'failed' | 'delivered' | 'read' | 'replied' | 'operator' | 'stage';
+  kind: 'event' | 'scheduled' | 'sent' | 'skipped' | 'failed' | 'delivered' | 'read' | 'replied' | 'operator' | 'stage' | 'sender';
   flow?: FlowName;
   step?: string;
   cause: string;

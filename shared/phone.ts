@@ -30,3 +30,8 @@ export function normalizePhone(raw: string | undefined | null, defaultRegion: st
  */
 const recentlyParsed = new Map<string, PhoneParse>();
 const recentlyParsedLimit = 10_000;
+
+/** The ISO 3166 region an E.164 number belongs to (undefined for non-geographic numbers such as +800). */
+export function countryOfPhone(e164: string): string | undefined {
+  return parsePhoneNumberFromString(e164)?.country;
+}

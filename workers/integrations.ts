@@ -11,6 +11,8 @@ import type { SmsAdapter } from '../adapters/sms.js';
 import type { WhatsAppAdapter } from '../adapters/whatsapp.js';
 import type { TicketingAdapter } from '../adapters/ticketing.js';
 import { normalizePhone } from '../shared/phone.js';
+import { defaultSenderName } from '../shared/senders.js';
+import { senderNumbers } from '../config/senders.js';
 import type { AppConfig } from '../config/load.js';
 import type { EmailConfig, SlackConfig, TenantConfig } from '../config/schema.js';
 import type { Db } from '../db/pool.js';
@@ -21,7 +23,8 @@ export interface Integrations {
   ticketing: (tenantId: string) => TicketingAdapter | undefined;
   slack: (tenantId: string) => SlackConfig | undefined;
   email: (tenantId: string) => { config: EmailConfig; mailer: Mailer } | undefined;
-  whatsapp: (tenantId: string) => WhatsAppAdapter | undefined;
+  /** The adapter of one of the tenant's numbers (shared/senders.ts), by name; the default number for one no longer configured. */
+  whatsapp: (tenantId: string, sender?: string) => WhatsAppAdapter | undefined;
   /** Twilio Messaging, for the lead flows' SMS fallback. */
   sms: (tenantId: string) => SmsAdapter | undefined;
   isVipPhone: (tenantId: string, phone: string) => boolean;
@@ -53,6 +56,12 @@ export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): I
     return found;
   };
   const mailers: Mailer[] = [];
+  // One adapter per number: each has its own throughput budget, shared by every worker through PostgreSQL.
+  const whatsappNumbers = memo((tenantId) => {
+    const whatsapp = tenant(tenantId).whatsapp;
+    if (!whatsapp) return new Map<string, WhatsAppAdapter>();
+    return new Map(senderNumbers(whatsapp).map((number) => [number.name, createWhatsAppAdapter(whatsapp, deps.db ? { db: deps.db } : {}, number)]));
+  });
   const vipSets = memo((tenantId) => {
     const settings = tenant(tenantId);
     return new Set(settings.vipPhones.flatMap((raw) => {
@@ -86,10 +95,7 @@ export function createIntegrations(config: AppConfig, deps: { db?: Db } = {}): I
       mailers.push(mailer);
       return { config: email, mailer };
     }),
-    whatsapp: memo((tenantId) => {
-      const whatsapp = tenant(tenantId).whatsapp;
-      return whatsapp ? createWhatsAppAdapter(whatsapp, deps.db ? { db: deps.db } : {}) : undefined;
-    }),
+    whatsapp: (tenantId, sender = defaultSenderName) => whatsappNumbers(tenantId).get(sender) ?? whatsappNumbers(tenantId).get(defaultSenderName),
     sms: memo((tenantId) => {
       const { sms, secrets } = tenant(tenantId);
       return sms ? createSmsAdapter(sms, secrets) : undefined;

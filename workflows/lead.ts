@@ -28,6 +28,7 @@ import type { createSmsActivities } from '../activities/sms.js';
 import {
   Changes,
   afterSent,
+  assignSender,
   applyLeadEvent,
   cancel,
   dueStep,
@@ -48,7 +49,9 @@ import type { LeadEvent, LeadPolicy, LeadState, PlannedStep, TimelineEntry } fro
 import { searchAttributes } from '../shared/search-attributes.js';
 import { leadWorkflowId } from '../shared/vocabulary.js';
 import { leadUpdateInputProblem } from '../shared/lead-actions.js';
-import type { BookingAction, FlowAction, LeadUpdateName, OperatorInput, StepAction, TimeZoneAction } from '../shared/lead-actions.js';
+import type { BookingAction, FlowAction, LeadUpdateName, OperatorInput, SenderAction, StepAction, TimeZoneAction } from '../shared/lead-actions.js';
+import { chooseSender, isKnownSender, senderNames } from '../shared/senders.js';
+import type { SenderRoute } from '../shared/senders.js';
 
 export interface LeadWorkflowInput {
   tenantId: string;
@@ -59,6 +62,8 @@ export interface LeadWorkflowInput {
   company: string;
   /** The rate-limited queue the WhatsApp sends run on. */
   messagingTaskQueue: string;
+  /** The tenant's WhatsApp numbers besides the default and the leads each serves (absent: the default number only). */
+  senders?: SenderRoute[];
   /** Carried across continue-as-new. */
   carried?: { state: LeadState; pending: PendingEvent[] };
 }
@@ -82,6 +87,7 @@ export const sendNowUpdate = defineUpdate<LeadView, [StepAction]>('sendNow');
 export const changeTimeZoneUpdate = defineUpdate<LeadView, [TimeZoneAction]>('changeTimeZone');
 export const cancelFlowUpdate = defineUpdate<LeadView, [FlowAction]>('cancelFlow');
 export const markBookedUpdate = defineUpdate<LeadView, [BookingAction]>('markBooked');
+export const reassignSenderUpdate = defineUpdate<LeadView, [SenderAction]>('reassignSender');
 
 type LeadActivities = ReturnType<typeof createLeadActivities>;
 
@@ -259,6 +265,23 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     },
   );
 
+  setHandler(
+    reassignSenderUpdate,
+    (action: SenderAction) => {
+      const changes = new Changes(Date.now());
+      assignSender(state, { sender: action.sender, rule: 'operator' }, changes, operatorCause('sender reassignment', action), byOperator(action));
+      record(changes);
+      return leadView(state);
+    },
+    {
+      validator: (...args: unknown[]) => {
+        const action = validInput<SenderAction>('reassignSender', args);
+        if (!isKnownSender(action.sender, input.senders)) throw new Error(`no sender number "${action.sender}"; configured: ${senderNames(input.senders).join(', ')}`);
+        if (state.sender === action.sender) throw new Error(`the lead is already written from "${action.sender}"`);
+      },
+    },
+  );
+
   if (!input.carried) {
     // A run started after an earlier one ended (late event, operator terminate) continues from the journal.
     const journaled = await leads().loadLead(tenantId, leadId);
@@ -342,19 +365,29 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     // activity's input changes with them, so histories recorded before keep replaying.
     const { message, language } = planStepMessage(state, policy, input.company, step, decision.asTemplate);
     const languageDetail = { language: language.language, languageMatch: language.match, ...(language.requested !== undefined ? { requestedLanguage: language.requested } : {}) };
+    // The first message chooses the lead's number; later ones keep it (one conversation thread).
+    if (state.sender === undefined) {
+      const choice = chooseSender(state.profile, input.senders);
+      assignSender(state, choice, changes, `first message (${choice.rule === 'default' ? 'no rule matched' : `by ${choice.rule}`})`);
+    }
+    const sender = state.sender ?? chooseSender(state.profile, input.senders).sender;
     try {
       const sent = await messaging.sendWhatsApp.executeWithOptions({ summary: `WhatsApp ${step.key}${decision.asTemplate ? ' (template)' : ''}` }, [
-        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message, language: language.language },
+        { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message, language: language.language, sender },
       ]);
+      // A number taken out of the configuration: the message went from the default one, which the lead keeps.
+      if (sent.status === 'sent' && sent.sender !== undefined && sent.sender !== sender) {
+        assignSender(state, { sender: sent.sender, rule: 'unavailable' }, changes, `sender "${sender}" is no longer configured`);
+      }
       if (sent.status === 'skipped') {
         cancel(state, (planned) => planned.key === step.key, sent.reason, changes, 'skipped-at-send', { reason: sent.code ?? 'not_sent' });
       } else {
-        changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind, ...languageDetail } });
+        changes.note({ entryKey: `sent:${step.key}`, kind: 'sent', flow: step.flow, step: step.step, cause: step.cause, detail: { messageId: sent.wamid, as: sent.kind, ...languageDetail, sender: sent.sender ?? sender } });
         afterSent(state, step, policy, Date.now(), changes, sent.wamid);
       }
     } catch (error) {
       state.planned = state.planned.filter((planned) => planned.key !== step.key);
-      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error), ...failureReason(error), ...languageDetail } });
+      changes.note({ entryKey: `failed:${step.key}:send`, kind: 'failed', flow: step.flow, step: step.step, cause: step.cause, detail: { error: failureMessage(error), ...failureReason(error), ...languageDetail, sender } });
     }
     record(changes);
     return undefined;

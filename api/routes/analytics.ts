@@ -52,6 +52,9 @@ export const outcomeAnalyticsSchema = z.object({
   byTemplate: z.array(z.object({ template: z.string().nullable().describe('null: free text'), ...outcomeCountsShape })),
   byHour: z.array(z.object({ hour: z.number().int().min(0).max(23), ...outcomeCountsShape })),
   byWeekday: z.array(z.object({ weekday: z.number().int().min(1).max(7).describe('ISO weekday: 1 Monday … 7 Sunday'), ...outcomeCountsShape })),
+  byChannel: z.array(z.object({ channel: z.string().describe('`whatsapp`, or `sms` for the fallback'), ...outcomeCountsShape })),
+  bySender: z.array(z.object({ sender: z.string().nullable().describe('The WhatsApp number: `default` or a name under `whatsapp.senders`; null for SMS and sends before sender numbers'), ...outcomeCountsShape })),
+  byLanguage: z.array(z.object({ language: z.string().nullable().describe('The language the message went in; null when not recorded'), ...outcomeCountsShape })),
 }) satisfies z.ZodType<OutcomeAnalytics> satisfies z.ZodType<{ totals: OutcomeCounts }>;
 
 const hourly = <T extends z.ZodType>(value: T) => z.array(value).length(24);

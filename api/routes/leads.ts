@@ -10,6 +10,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import type { AppConfig } from '../../config/load.js';
+import { senderRoutes } from '../../config/senders.js';
 import { isSuppressed, leadTimeline, loadLead } from '../../db/leads.js';
 import type { Db } from '../../db/pool.js';
 import type { Logger } from '../../observability/logger.js';
@@ -17,8 +18,8 @@ import { leadView } from '../../shared/lead-plan.js';
 import type { LeadView } from '../../shared/lead-plan.js';
 import { flowNames, leadWorkflowId, meetingSchema } from '../../shared/leads.js';
 import { defaultPreviewDays, hypotheticalLeadOf, hypotheticalLeadState, previewLead, previewQueryFields, previewRequestSchema, previewWindow } from '../../shared/lead-preview.js';
-import { actionReasonMaxLength, stepKeyMaxLength } from '../../shared/lead-actions.js';
-import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
+import { actionReasonMaxLength, senderNameMaxLength, stepKeyMaxLength } from '../../shared/lead-actions.js';
+import { cancelFlowUpdate, changeTimeZoneUpdate, leadStateQuery, markBookedUpdate, pauseUpdate, reassignSenderUpdate, resumeUpdate, sendNowUpdate, skipStepUpdate } from '../../workflows/lead.js';
 import { operatorOf, requireOperator } from '../auth.js';
 import { sendRejection } from '../rejection-response.js';
 import { Rejection, fieldErrors, invalidPayload, refuseUnstorable } from '../../ingestion/rejections.js';
@@ -46,6 +47,7 @@ export const leadActionSchema = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('change_time_zone'), timeZone: timeZoneNameSchema, ...operatorFields }),
   z.strictObject({ action: z.literal('cancel_flow'), flow: z.enum(flowNames), ...operatorFields }),
   z.strictObject({ action: z.literal('mark_booked'), meeting: z.strictObject(meetingSchema.shape), ...operatorFields }),
+  z.strictObject({ action: z.literal('reassign_sender'), sender: z.string().min(1).max(senderNameMaxLength).describe("One of the tenant's WhatsApp numbers: `default` or a name under `whatsapp.senders`"), ...operatorFields }),
 ]);
 export type LeadAction = z.infer<typeof leadActionSchema>;
 
@@ -74,6 +76,8 @@ function executeAction(handle: WorkflowHandle, action: LeadAction, operator: str
       return handle.executeUpdate(cancelFlowUpdate, { args: [{ ...by, flow: action.flow }], updateId });
     case 'mark_booked':
       return handle.executeUpdate(markBookedUpdate, { args: [{ ...by, meeting: action.meeting }], updateId });
+    case 'reassign_sender':
+      return handle.executeUpdate(reassignSenderUpdate, { args: [{ ...by, sender: action.sender }], updateId });
   }
 }
 
@@ -117,7 +121,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
   /** Previews are answered from the lead's journaled state: the workflow writes it after every change. */
   const tenantPolicy = (tenantId: string) => {
     const tenant = deps.config.tenants[tenantId];
-    return tenant ? { policy: tenant.leads, company: tenant.displayName, noSender: !tenant.whatsapp } : undefined;
+    return tenant ? { policy: tenant.leads, company: tenant.displayName, noSender: !tenant.whatsapp, senders: tenant.whatsapp ? senderRoutes(tenant.whatsapp) : [] } : undefined;
   };
 
   router.get('/api/:tenant/leads/:leadId/preview', operator, leadIdCheck, async (req: Request<{ tenant: string; leadId: string }>, res) => {
@@ -130,7 +134,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const state = tenant ? await loadLead(db, req.params.tenant, req.params.leadId) : undefined;
     if (!tenant || !state) return void res.status(404).json({ error: 'lead_not_found', message: 'No such lead' });
     const suppressed = state.profile.phone ? await isSuppressed(db, req.params.tenant, state.profile.phone) : false;
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, previewWindow(query.data.days, query.data.from), { suppressed, noSender: tenant.noSender }), basedOn: { journalVersion: state.version } });
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, previewWindow(query.data.days, query.data.from), { suppressed, noSender: tenant.noSender, senders: tenant.senders }), basedOn: { journalVersion: state.version } });
   });
 
   router.post('/api/:tenant/lead-preview', operator, express.json({ limit: '32kb' }), (req: Request<{ tenant: string }>, res) => {
@@ -145,7 +149,7 @@ export function createLeadsRouter(deps: LeadsRouterDeps): Router {
     const { lead, days, from } = parsed.data;
     const window = previewWindow(days, from);
     const state = hypotheticalLeadState(req.params.tenant, hypotheticalLeadOf(lead), tenant.policy, window.from);
-    res.json({ preview: previewLead(state, tenant.policy, tenant.company, window, { noSender: tenant.noSender }) });
+    res.json({ preview: previewLead(state, tenant.policy, tenant.company, window, { noSender: tenant.noSender, senders: tenant.senders }) });
   });
 
   router.post('/api/:tenant/leads/:leadId/actions', actingOperator, leadIdCheck, express.json({ limit: '32kb' }), async (req: Request<{ tenant: string; leadId: string }>, res) => {

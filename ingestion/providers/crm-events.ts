@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { leadTimeZoneSchema } from '../../shared/leads.js';
+import { countryOfPhone } from '../../shared/phone.js';
 import type { LeadEvent } from '../../shared/leads.js';
 import { rejectUnknownEvent } from './pbx.js';
 import type { ProviderRequest } from './types.js';
@@ -36,6 +37,9 @@ export const crmEventSchema = z
         email: z.email().optional(),
         time_zone: leadTimeZoneSchema.optional(),
         language: z.string().regex(/^[a-z]{2}(_[A-Z]{2})?$/).optional(),
+        /** The sales team and the owner (a CRM user id or e-mail): they choose the WhatsApp number the lead is written from. */
+        team: z.string().min(1).max(200).optional(),
+        owner: z.string().min(1).max(200).optional(),
       })
       .optional(),
     meeting: z.object({ id: z.string().min(1).max(200), starts_at: timestamp.optional(), ends_at: timestamp.optional() }).optional(),
@@ -60,9 +64,13 @@ export function parseCrmEvent(request: ProviderRequest): { leadId: string; event
   const profile = () => {
     const lead = event.lead ?? {};
     const normalized = phone(lead.phone, request, 'lead.phone');
+    const country = normalized ? countryOfPhone(normalized) : undefined;
     return {
       ...(lead.name ? { name: lead.name } : {}),
       ...(normalized ? { phone: normalized } : {}),
+      ...(country ? { country } : {}),
+      ...(lead.team ? { team: lead.team } : {}),
+      ...(lead.owner ? { owner: lead.owner } : {}),
       ...(lead.email ? { email: lead.email } : {}),
       ...(lead.time_zone ? { timeZone: lead.time_zone } : {}),
       ...(lead.language ? { language: lead.language } : {}),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { acceptedSecrets } from '../../security/secrets.js';
 import { verifyMetaSignature } from '../../security/signatures.js';
 import type { LeadEvent } from '../../shared/leads.js';
+import { senderByPhoneNumberId } from '../../config/senders.js';
 import { Rejection } from '../rejections.js';
 import type { ProviderRequest } from './types.js';
 import { header, readJson, validate } from './types.js';
@@ -71,13 +72,35 @@ export function authenticateWhatsApp(request: ProviderRequest): void {
   if (!check.ok) throw new Rejection(check.reason, 'the request signature could not be verified');
 }
 
-export function parseWhatsAppWebhook(request: ProviderRequest): { statuses: WhatsAppStatusPayload[]; messages: WhatsAppInboundPayload[]; errors: WhatsAppErrorPayload[] } {
+/** A status or inbound message with the tenant's number it came for (its `metadata.phone_number_id`), by name. */
+export interface ForNumber<T> {
+  payload: T;
+  sender: string;
+}
+
+/**
+ * The `messages` changes of a delivery. Each names the business number it is for: one the tenant
+ * does not have (another account's, or one taken out of its configuration) is refused, as is a
+ * change that names none.
+ */
+export function parseWhatsAppWebhook(request: ProviderRequest): { statuses: ForNumber<WhatsAppStatusPayload>[]; messages: ForNumber<WhatsAppInboundPayload>[]; errors: WhatsAppErrorPayload[] } {
   const body = validate(whatsappWebhookSchema, readJson(request));
-  const values = body.entry.flatMap((entry) => entry.changes.filter((change) => change.field === 'messages').map((change) => change.value));
+  const values = body.entry.flatMap((entry, entryIndex) =>
+    entry.changes.flatMap((change, changeIndex) => {
+      if (change.field !== 'messages') return [];
+      const phoneNumberId = change.value.metadata?.phone_number_id;
+      if (phoneNumberId === undefined || phoneNumberId === '') {
+        throw new Rejection('invalid_payload', 'a messages change must name the business number (metadata.phone_number_id)', { fields: { [`entry.${entryIndex}.changes.${changeIndex}.value.metadata.phone_number_id`]: 'required' } });
+      }
+      const sender = senderByPhoneNumberId(request.tenant.whatsapp, phoneNumberId);
+      if (!sender) throw new Rejection('unknown_phone_number_id', "the webhook is for a WhatsApp number this tenant does not have (metadata.phone_number_id is neither whatsapp.phoneNumberId nor one of whatsapp.senders)");
+      return [{ value: change.value, sender: sender.name }];
+    }),
+  );
   return {
-    statuses: values.flatMap((value) => value.statuses ?? []),
-    messages: values.flatMap((value) => value.messages ?? []),
-    errors: values.flatMap((value) => value.errors ?? []),
+    statuses: values.flatMap(({ value, sender }) => (value.statuses ?? []).map((payload) => ({ payload, sender }))),
+    messages: values.flatMap(({ value, sender }) => (value.messages ?? []).map((payload) => ({ payload, sender }))),
+    errors: values.flatMap(({ value }) => value.errors ?? []),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { NativeConnection } from '@temporalio/worker';
 import type { Worker } from '@temporalio/worker';
 import type { AppConfig } from '../../config/load.js';
 import { tenantSchema } from '../../config/schema.js';
@@ -90,6 +91,13 @@ export async function startLeadWorld(
     inProcessWorkers?: boolean;
     /** Starts the Twilio Messaging sandbox and configures the tenant's `sms` (the SMS fallback itself is `policy.smsFallback`). */
     sms?: Partial<TwilioMessagingSandboxOptions>;
+    /** More of the tenant's `whatsapp` settings (`senders`, `messagesPerSecond`, …). */
+    whatsapp?: Record<string, unknown>;
+    /**
+     * Runs this many worker sets side by side (default 1), each with its own adapters: they share
+     * the numbers' throughput budgets through PostgreSQL only.
+     */
+    workerSets?: number;
   } = {},
 ): Promise<LeadWorld> {
   const env = options.timeSkipping === false ? await getDevServer() : await getTimeSkippingServer();
@@ -128,7 +136,7 @@ export async function startLeadWorld(
       operatorToken: `operator-${tenantId}`,
       ...(twilio ? { twilioAuthToken: twilioAccount.authToken } : {}),
     },
-    whatsapp: { baseUrl: whatsapp.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-test-token', verifyToken: 'verify-me' },
+    whatsapp: { baseUrl: whatsapp.url, phoneNumberId: 'PN1', wabaId: 'WABA1', token: 'wa-test-token', verifyToken: 'verify-me', ...options.whatsapp },
     ...(twilio ? { sms: { baseUrl: twilio.url, accountSid: twilioAccount.accountSid, messagingServiceSid: twilioAccount.messagingServiceSid } } : {}),
     leads: options.policy ?? {},
     // Calls from leads' numbers reach the lead soon after they end.
@@ -139,9 +147,20 @@ export async function startLeadWorld(
   const config: AppConfig = { ...base, api: { ...base.api, publicUrl: `http://127.0.0.1:${apiPort}` }, tenants: { [tenantId]: tenant } };
 
   const logger = createLogger({ name: 'switchboard-test', level: 'silent' });
-  const integrations = createIntegrations(config);
+  const workerSets = options.workerSets ?? 1;
+  // Several worker sets stand for several worker processes: their adapters share only the database.
+  const integrationSets = Array.from({ length: workerSets }, () => createIntegrations(config, workerSets > 1 ? { db } : {}));
   // Tests that kill a worker run it as a process of its own instead.
-  const workers: Worker[] = options.inProcessWorkers === false ? [] : await createWorkers({ config, connection: env.nativeConnection, db, logger, integrations, workflowBundle: await getWorkflowBundle() });
+  const workers: Worker[] = [];
+  // The SDK allows one worker per task queue and connection: each further set gets its own connection, like a process.
+  const extraConnections: NativeConnection[] = [];
+  if (options.inProcessWorkers !== false) {
+    for (const [index, integrations] of integrationSets.entries()) {
+      const connection = index === 0 ? env.nativeConnection : await NativeConnection.connect({ address: env.connection.options.address });
+      if (index > 0) extraConnections.push(connection);
+      workers.push(...(await createWorkers({ config, connection, db, logger, integrations, workflowBundle: await getWorkflowBundle() })));
+    }
+  }
   const running = workers.map((worker) => worker.run());
   const api = await startApi({ config, db, connection: env.connection, port: apiPort });
   const client = new Client({ connection: env.connection, namespace, dataConverter: temporalDataConverter(config.temporal.payloadEncryption) });
@@ -183,6 +202,7 @@ export async function startLeadWorld(
     stopped = true;
     for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
     await Promise.allSettled(running);
+    await Promise.allSettled(extraConnections.map((connection) => connection.close()));
   };
 
   return {
@@ -262,7 +282,7 @@ export async function startLeadWorld(
         await client.workflow.getHandle(workflowId).terminate('test world stopped').catch(() => undefined);
       }
       await stopWorkers();
-      integrations.close();
+      for (const integrations of integrationSets) integrations.close();
       await whatsapp.stop();
       await twilio?.stop();
     },

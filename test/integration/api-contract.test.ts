@@ -202,9 +202,9 @@ describe('API contract', function () {
     }
     type Strict = { additionalProperties?: boolean; required?: string[]; properties: Record<string, Strict & { const?: string }> };
     const branches = ((document.components.schemas.LeadAction as { oneOf?: Strict[] }).oneOf ?? []).map((branch): [string, Strict] => [branch.properties.action?.const ?? '', branch]);
-    assert.equal(branches.length, 7);
+    assert.equal(branches.length, 8);
     const required: Record<string, string[] | undefined> = Object.fromEntries(branches.map(([action, branch]) => [action, branch.required]));
-    assert.deepEqual(required, { pause: ['action'], resume: ['action'], skip_step: ['action', 'step'], send_now: ['action', 'step'], change_time_zone: ['action', 'timeZone'], cancel_flow: ['action', 'flow'], mark_booked: ['action', 'meeting'] });
+    assert.deepEqual(required, { pause: ['action'], resume: ['action'], skip_step: ['action', 'step'], send_now: ['action', 'step'], change_time_zone: ['action', 'timeZone'], cancel_flow: ['action', 'flow'], mark_booked: ['action', 'meeting'], reassign_sender: ['action', 'sender'] });
     for (const [action, branch] of branches) {
       assert.equal(branch.additionalProperties, false, `${action}: no other fields`);
       assert.ok(!('operator' in branch.properties), `${action}: the body names no operator`);

@@ -150,8 +150,9 @@ describe('ops CLI', function () {
       // The flow preview of the same lead: the follow-ups it has planned, nothing it already sent.
       const preview = await runCli(leads.config, ['lead-preview', '--tenant', leads.tenantId, '--lead', leadId, '--days', '10']);
       assert.equal(preview.code, 0, preview.output);
-      assert.match(preview.output, /^when \(lead\)\s+step\s+message\s+guards/m);
-      assert.match(preview.output, /follow_up:1\s+template follow_up \(en\)/);
+      assert.match(preview.output, /^when \(lead\)\s+step\s+message\s+from\s+guards/m);
+      // The lead already has its number from the welcome.
+      assert.match(preview.output, /follow_up:1\s+template follow_up \(en\)\s+default \(kept\)/);
       assert.doesNotMatch(preview.output, /welcome:message/);
       // A hypothetical lead who books a meeting, as JSON.
       const meetingAt = new Date(Date.now() + 3 * 24 * 3600_000).toISOString();

@@ -145,7 +145,7 @@ describe('lead messaging over the API (time-skipping)', function () {
     const wamid = world.sentTo(phone)[0]?.id;
     assert.ok(wamid);
     const statusWebhook = (status: string, timestamp: number) =>
-      JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'WABA1', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', statuses: [{ id: wamid, status, timestamp: String(Math.floor(timestamp / 1000)), recipient_id: phone.slice(1), biz_opaque_callback_data: `wa:${leadId}:welcome:message` }] } }] }] });
+      JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'WABA1', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '15555550100', phone_number_id: 'PN1' }, statuses: [{ id: wamid, status, timestamp: String(Math.floor(timestamp / 1000)), recipient_id: phone.slice(1), biz_opaque_callback_data: `wa:${leadId}:welcome:message` }] } }] }] });
     const post = (body: string, signatureValue = metaSignature('wa-app-secret', body)) =>
       fetch(`${world.api.baseUrl}/webhooks/${world.tenantId}/whatsapp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signatureValue }, body });
     const now = await world.now();

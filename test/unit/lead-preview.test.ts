@@ -21,6 +21,20 @@ describe('flow preview (planning code run forward)', () => {
     for (const send of preview.sends) assert.ok(Date.parse(send.at) >= window.from && Date.parse(send.at) <= window.until);
   });
 
+  it("names each send's channel and sender number: chosen by the rules at the first send, then kept", () => {
+    const senders = [{ name: 'iberia', countries: ['ES'] }, { name: 'enterprise', teams: ['enterprise'] }];
+    const spanish = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', country: 'ES' }, policy, fridayEvening), policy, 'Acme', window, { senders });
+    assert.deepEqual(spanish.sends.slice(0, 3).map((send) => [send.channel, send.sender]), [
+      ['whatsapp', { name: 'iberia', rule: 'country' }],
+      ['whatsapp', { name: 'iberia', rule: 'kept' }],
+      ['whatsapp', { name: 'iberia', rule: 'kept' }],
+    ]);
+    const team = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', country: 'ES', team: 'Enterprise' }, policy, fridayEvening), policy, 'Acme', window, { senders });
+    assert.deepEqual(team.sends[0]?.sender, { name: 'enterprise', rule: 'team' }, 'the team before the country');
+    const elsewhere = previewLead(hypotheticalLeadState('t', { timeZone: 'America/New_York', country: 'US' }, policy, fridayEvening), policy, 'Acme', window, { senders });
+    assert.deepEqual(elsewhere.sends[0]?.sender, { name: 'default', rule: 'default' });
+  });
+
   it('sends free text inside the 24 h window, and templates in a language they are registered in', () => {
     const preview = previewLead(hypotheticalLeadState('t', { timeZone: 'Europe/Madrid', language: 'es', lastInboundAt: fridayEvening - 3600_000 }, policy, fridayEvening), policy, 'Acme', window);
     assert.equal(preview.sends[0]?.message.type, 'template', 'Monday 09:00 is more than 24 h after the last message');

@@ -56,6 +56,7 @@ describe('lead update inputs (what each validator checks first)', () => {
     changeTimeZone: { timeZone: 'Europe/Berlin' },
     cancelFlow: { flow: 'rewarm' },
     markBooked: { meeting: { ...meeting, endsAt: '2030-01-07T15:30:00+01:00' } },
+    reassignSender: { sender: 'iberia', reason: 'the lead moved to Madrid' },
   };
 
   it('accepts the valid input of every update, and no input at all where nothing is required', () => {
@@ -82,6 +83,8 @@ describe('lead update inputs (what each validator checks first)', () => {
     assert.equal(problem('markBooked', {}), 'invalid markBooked input: meeting: required');
     assert.equal(problem('markBooked', { meeting: { id: 'm1' } }), 'invalid markBooked input: meeting.startsAt: required');
     assert.equal(problem('markBooked', { meeting: { id: 'm1', startsAt: 'tomorrow' } }), 'invalid markBooked input: meeting.startsAt: must be an ISO 8601 date-time with an offset, got "tomorrow"');
+    assert.equal(problem('reassignSender', {}), 'invalid reassignSender input: sender: required');
+    assert.equal(problem('reassignSender', { sender: '' }), 'invalid reassignSender input: sender: must be a string of 1 to 100 characters, got ""');
     assert.equal(problem('pause', { reason: 5 }), 'invalid pause input: reason: must be a string of at most 500 characters, got number 5');
     assert.equal(problem('pause', { operator: '' }), 'invalid pause input: operator: must be a string of 1 to 200 characters, got ""');
   });

@@ -89,6 +89,9 @@ function renderOutcomes(data) {
   outcomeTable('outcome-templates', 'Template', data.byTemplate, (row) => row.template ?? 'free text', (row) => row.template ?? '');
   outcomeTable('outcome-hours', 'Hour', data.byHour, (row) => `${String(row.hour).padStart(2, '0')}:00`, (row) => row.hour);
   outcomeTable('outcome-weekdays', 'Weekday', data.byWeekday, (row) => weekdayNames[row.weekday] ?? String(row.weekday), (row) => row.weekday);
+  outcomeTable('outcome-channels', 'Channel', data.byChannel, (row) => (row.channel === 'sms' ? 'SMS' : 'WhatsApp'), (row) => row.channel);
+  outcomeTable('outcome-senders', 'Sender number', data.bySender, (row) => row.sender ?? 'not recorded', (row) => row.sender ?? '');
+  outcomeTable('outcome-languages', 'Language', data.byLanguage, (row) => row.language ?? 'not recorded', (row) => row.language ?? '');
 }
 
 let loading = false;

@@ -58,6 +58,10 @@ function renderLead(view, workflowId) {
         ['Phone', profile.phone ?? null, 'phone'],
         ['E-mail', profile.email ?? undefined, 'email'],
         ['Language', profile.language ?? undefined, 'language'],
+        ['Country', profile.country ?? undefined, 'country'],
+        ['Team', profile.team ?? undefined, 'team'],
+        ['Owner', profile.owner ?? undefined, 'owner'],
+        ['Written from', h('span', { testid: 'lead-sender', data: { value: view.sender ?? '' }, text: view.sender ?? 'not chosen yet' }), 'sender'],
         ['Next action', view.paused ? 'paused' : local(view.nextActionAt), 'nextActionAt'],
         ['Last message from the lead', local(view.lastInboundAt), 'lastInboundAt'],
         ['Last message sent', local(view.lastSentAt), 'lastSentAt'],
@@ -147,15 +151,16 @@ function renderPreview(preview) {
       h('td', { className: 'num', text: local(send.at) }),
       h('td', { text: `${label(send.flow)} / ${send.step}` }),
       h('td', { text: messageText(send) }),
+      h('td', { testid: 'preview-channel', text: send.channel === 'sms' ? 'SMS' : send.sender ? `WhatsApp · ${send.sender.name}${send.sender.rule === 'kept' ? '' : ` (by ${send.sender.rule})`}` : 'WhatsApp' }),
       h('td', {}, send.guards.length > 0 ? h('ul', { className: 'chips' }, send.guards.map((guard) => h('li', { title: guard.detail, text: guardLabels[guard.guard] ?? guard.guard }))) : '—'),
       h('td', { text: send.cause }),
     ),
   );
   const skips = preview.skips.map((skip) =>
-    h('tr', { testid: 'preview-skip', data: { key: skip.key } }, h('td', { className: 'num', text: local(skip.at) }), h('td', { text: `${label(skip.flow)} / ${skip.step}` }), h('td', { text: `skipped: ${label(skip.reason)}` }), h('td', { text: '—' }), h('td', { text: skip.cause })),
+    h('tr', { testid: 'preview-skip', data: { key: skip.key } }, h('td', { className: 'num', text: local(skip.at) }), h('td', { text: `${label(skip.flow)} / ${skip.step}` }), h('td', { text: `skipped: ${label(skip.reason)}` }), h('td', { text: '—' }), h('td', { text: '—' }), h('td', { text: skip.cause })),
   );
   const rows = [...sends, ...skips];
-  byId('preview').replaceChildren(table(['When', 'Flow / step', 'Message', 'Moved or shaped by', 'Why'], rows.length > 0 ? rows : [emptyRow(5, preview.paused ? 'Paused: nothing will be sent until the lead is resumed.' : 'Nothing would be sent in the next 30 days.')], { testid: 'lead-preview' }));
+  byId('preview').replaceChildren(table(['When', 'Flow / step', 'Message', 'Channel · from', 'Moved or shaped by', 'Why'], rows.length > 0 ? rows : [emptyRow(6, preview.paused ? 'Paused: nothing will be sent until the lead is resumed.' : 'Nothing would be sent in the next 30 days.')], { testid: 'lead-preview' }));
   byId('preview-assumptions').textContent = `Assuming ${preview.assumptions.join('; ')}${preview.truncated ? '. More is planned after these 30 days.' : '.'}`;
 }
 
