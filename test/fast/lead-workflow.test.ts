@@ -65,6 +65,15 @@ describe('lead workflow, stubbed activities (fast)', function () {
   const created = (leadId: string, occurredAt: string): LeadEvent => ({ eventId: `${leadId}-created`, type: 'lead.created', occurredAt, profile: { name: 'Sam', phone } });
   const reply = (leadId: string, occurredAt: string): LeadEvent => ({ eventId: `${leadId}-reply`, type: 'whatsapp.reply', occurredAt, messageId: `wamid.in.${leadId}`, text: 'Tell me more' });
 
+  /**
+   * Closes the lead as the CRM would; its run ends once it is idle. (A run terminated with a
+   * workflow task in flight, a journal write say, leaves the test server's clock locked for later tests.)
+   */
+  async function close(handle: WorkflowHandle<typeof leadWorkflow>, leadId: string): Promise<LeadView> {
+    await handle.signal(leadEventsSignal, { events: [{ eventId: `${leadId}-lost`, type: 'lead.status_changed', occurredAt: iso(await env.currentTimeMs()), status: 'lost' }] });
+    return handle.result();
+  }
+
   /** Starts a lead in `timeZone` with `events`; the test's body runs while the worker does, and the lead is terminated after it. */
   async function withLead<T>(
     stubs: ReturnType<typeof stubActivities>,
@@ -84,14 +93,13 @@ describe('lead workflow, stubbed activities (fast)', function () {
       try {
         outcome = await body(handle, leadId);
       } catch (error) {
+        // Closed first where it still can be, so a failure does not lock the clock for the next tests.
+        const closed = close(handle, leadId).catch(() => undefined);
+        await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
         await handle.terminate('test failed').catch(() => undefined);
         throw error;
       }
-      // Closed by the CRM, the lead's run ends once it is idle. (A run terminated with a workflow
-      // task in flight, a journal write say, leaves the test server's clock locked for later tests.)
-      await handle.signal(leadEventsSignal, { events: [{ eventId: `${leadId}-lost`, type: 'lead.status_changed', occurredAt: iso(await env.currentTimeMs()), status: 'lost' }] });
-      const final = await handle.result();
-      assert.equal(final.stage, 'lost');
+      assert.equal((await close(handle, leadId)).stage, 'lost');
       return outcome;
     });
   }
@@ -176,6 +184,12 @@ describe('lead workflow, stubbed activities (fast)', function () {
       // 11:xx there: the window is open and the welcome long due.
       await env.sleep(8 * hour);
       assert.ok((await env.currentTimeMs()) > dueAt);
+      // Something that wakes the paused lead: its loop runs with the welcome due, and must not send it.
+      const updatedId = `${leadId}-updated`;
+      await handle.signal(leadEventsSignal, { events: [{ eventId: updatedId, type: 'lead.updated', occurredAt: iso(await env.currentTimeMs()), profile: { name: 'Samantha' } }] });
+      const woken = await stubs.journal.next((write) => write.timeline.some((entry) => entry.entryKey === `event:${updatedId}`), 'the update journaled');
+      assert.deepEqual(woken.state.doneSteps, []);
+      assert.equal(stubs.sends.calls.length, 0, 'no send while paused');
       const resumed = await handle.executeUpdate(resumeUpdate, { args: [{ operator: 'ops' }] });
       assert.equal(resumed.paused, false);
       assert.deepEqual(resumed.doneSteps, [], 'nothing was sent while paused');
