@@ -5,7 +5,7 @@
  * 50/s; Temporal and PostgreSQL frozen mid-run; a backlog drain) and lead scale in one run, and
  * writes `bench/results/<time>.json` plus the results table in BENCHMARKS.md.
  *
- *   npm run bench -- [--calls 500] [--leads 10000] [--rate <per second>] [--seed 7] [--skip-leads] [--profile]
+ *   npm run bench -- [--calls 500] [--leads 10000] [--rate <per second>] [--seed 7] [--skip-leads | --only-leads] [--profile]
  *                    [--open-loop-rates 25,50,100,200,400,800] [--open-loop-seconds 20] [--skip-open-loop | --only-open-loop]
  *   npm run bench -- --stack-config <switchboard.yaml> [--tenant bench] [...]   (a stack that is already running)
  *   npm run bench -- --print-tenant                                              (the tenant blocks that needs)
@@ -32,6 +32,7 @@ import { evaluateTargets, openLoopHeadline, renderReport, replaceResultsSection 
 import { openLoopIngest, openLoopTenantMissing } from './open-loop-scenarios.js';
 import { burstIngest, burstRequests, insertCeiling, leadScale, noopHttpCeiling, signalWithStartCeiling } from './scenarios.js';
 import { BenchSetupError, attachToRunningStack, printableBenchTenant, startBenchStack } from './stack.js';
+import { timerCeiling } from './timer-ceiling/ceiling.js';
 import type { BenchStack } from './stack.js';
 
 const { values: args } = parseArgs({
@@ -50,6 +51,8 @@ const { values: args } = parseArgs({
     'open-loop-seconds': { type: 'string', default: '20' },
     'skip-open-loop': { type: 'boolean', default: false },
     'only-open-loop': { type: 'boolean', default: false },
+    // Lead scale and its timer ceiling only (no burst, no open loop): about 15 minutes at 10,000 leads.
+    'only-leads': { type: 'boolean', default: false },
     // Runs the open-loop generator inside the bench process instead of its own (to compare the two).
     'open-loop-in-process': { type: 'boolean', default: false },
   },
@@ -58,6 +61,10 @@ const { values: args } = parseArgs({
 if (args['print-tenant']) {
   process.stdout.write(`# Add to the running stack's config, restart it, then: npm run bench -- --stack-config <that file>\n${printableBenchTenant(args.tenant)}`);
   process.exit(0);
+}
+if (args['only-leads'] && (args['only-open-loop'] || args['skip-leads'])) {
+  process.stderr.write('bench: --only-leads excludes --only-open-loop and --skip-leads\n');
+  process.exit(64);
 }
 if (args['skip-open-loop'] && args['only-open-loop']) {
   process.stderr.write('bench: --skip-open-loop and --only-open-loop exclude each other\n');
@@ -82,7 +89,7 @@ const leads = positiveInt('leads', args.leads);
 const seed = positiveInt('seed', args.seed);
 const openLoopRates = [...new Set(args['open-loop-rates'].split(',').map((rate) => positiveInt('open-loop-rates', rate.trim())))].sort((a, b) => a - b);
 const openLoopSeconds = positiveInt('open-loop-seconds', args['open-loop-seconds']);
-const openLoopMode = args['skip-open-loop'] ? 'skipped' : args['only-open-loop'] ? 'only' : 'with the rest';
+const openLoopMode = args['skip-open-loop'] || args['only-leads'] ? 'skipped' : args['only-open-loop'] ? 'only' : 'with the rest';
 // temporal-dev.yaml's own settings: the messaging rate by default, and the Temporal CLI version.
 const devDefaults = loadConfig({});
 const rate = args.rate === undefined ? devDefaults.temporal.messagingRatePerSecond : positiveInt('rate', args.rate);
@@ -123,7 +130,7 @@ async function main(): Promise<void> {
     log(`stack ready: API ${stack.apiUrl}, Temporal ${stack.temporalAddress}`);
     if (openLoopMode !== 'skipped' && !stack.ingestTenant) throw new BenchSetupError(openLoopTenantMissing(stack.tenantId));
 
-    const burst = openLoopMode === 'only' ? undefined : await burstIngest(stack, { calls, seed, log });
+    const burst = openLoopMode === 'only' || args['only-leads'] ? undefined : await burstIngest(stack, { calls, seed, log });
     if (burst) log(`burst (closed loop): ack p99 ${burst.ack.p99} ms, ${burst.eventsPerSecond} events/s, verification ${burst.verification.passed ? 'passed' : 'FAILED'}`);
 
     // The same operation count and concurrency as the burst, with or without it.
@@ -137,7 +144,9 @@ async function main(): Promise<void> {
 
     const openLoop = openLoopMode === 'skipped' ? undefined : await openLoopIngest(stack, { rates: openLoopRates, seconds: openLoopSeconds, seed, generatorInOwnProcess: !args['open-loop-in-process'], log });
 
-    const leadResult = openLoopMode === 'only' || args['skip-leads'] ? undefined : await leadScale(stack, { leads, log });
+    // The ceiling first, while the worker is idle: timers alone, as many as leads, due in one instant.
+    const timers = openLoopMode === 'only' || args['skip-leads'] ? undefined : await timerCeiling(stack, { workflows: leads, log });
+    const leadResult = timers ? { ...(await leadScale(stack, { leads, log })), timerCeiling: timers } : undefined;
     if (leadResult) log(`leads: ${leadResult.sent}/${leadResult.leads} reminders in ${leadResult.drainSeconds} s, max ${leadResult.maxPerSecond}/s, worker RSS ${leadResult.workerPeakRssMb} MB`);
 
     report = {

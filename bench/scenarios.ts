@@ -17,6 +17,7 @@ import { createHttpClient, runConcurrently, summarize } from './load.js';
 import type { HttpRequest, LatencySummary } from './load.js';
 import { watchWorkerQueues } from './worker-metrics.js';
 import type { QueueWaits } from './worker-metrics.js';
+import type { TimerCeilingResult } from './timer-ceiling/ceiling.js';
 
 export interface BurstResult {
   calls: number;
@@ -327,6 +328,8 @@ export interface LeadScaleResult {
   continueAsNew: { threshold: number; historyLengthBeforeContinueAsNew: number | null };
   duplicates: number;
   passed: boolean;
+  /** Timer-only workflows, as many, due in one instant: what this host's dev server and one worker fire per second. */
+  timerCeiling?: TimerCeilingResult;
 }
 
 function rssMb(pid: number | undefined): number {
