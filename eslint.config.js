@@ -4,6 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
+const testImports = { group: ['**/test/*', '**/test/**'], message: 'Only tests import the test harness; shared helpers belong in the layer that owns them.' };
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.data/', 'coverage/', 'test-results/'] },
@@ -23,6 +24,12 @@ export default tseslint.config(
     },
   },
   {
+    // Nothing outside test/ leans on the test harness: bench/, chaos/ and the product stand alone.
+    files: ['**/*.ts'],
+    ignores: ['test/**', 'workflows/**'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [testImports] }] },
+  },
+  {
     // Workflow code runs in Temporal's deterministic sandbox: no I/O, no Node built-ins,
     // and activity implementations may only be imported as types.
     files: ['workflows/**/*.ts'],
@@ -37,6 +44,7 @@ export default tseslint.config(
               allowTypeImports: true,
               message: 'Workflows may import only types from activities and infrastructure.',
             },
+            testImports,
           ],
         },
       ],

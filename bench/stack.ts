@@ -22,8 +22,7 @@ import { switchboardSigningSecret } from '../security/secrets.js';
 import { startTenantSandboxes } from '../sandboxes/tenant.js';
 import type { TicketingSandbox } from '../sandboxes/ticketing.js';
 import type { WhatsAppSandbox } from '../sandboxes/whatsapp.js';
-import { waitUntil } from '../stack/processes.js';
-import { freePort } from '../test/harness/resources.js';
+import { freePort, waitUntil } from '../stack/processes.js';
 
 /** A setup the bench cannot run against, with what to do about it (printed without a stack trace). */
 export class BenchSetupError extends Error {

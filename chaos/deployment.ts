@@ -31,11 +31,10 @@ import type { WhatsAppSandbox } from '../sandboxes/whatsapp.js';
 import { temporalDataConverter } from '../security/payload-codec.js';
 import { currentSecret, switchboardSigningSecret } from '../security/secrets.js';
 import { prepareDatabase } from '../stack/lifecycle.js';
-import { processPriorities, waitUntil } from '../stack/processes.js';
+import { freePort, processPriorities, waitUntil } from '../stack/processes.js';
 import { ensureTemporalCli } from '../stack/provision.js';
 import { startDevServer } from '../stack/temporal-dev-server.js';
 import type { RunningDevServer } from '../stack/temporal-dev-server.js';
-import { freePort } from '../test/harness/resources.js';
 import { supervise } from './supervisor.js';
 import type { Supervised } from './supervisor.js';
 

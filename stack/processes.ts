@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export function isProcessAlive(pid: number): boolean {
@@ -205,4 +205,16 @@ export function setNiceness(child: ManagedProcess, niceness: number): void {
     }
   }
   if (niceness > 0) lowerAutogroup(pid, niceness);
+}
+
+/** A TCP port free on 127.0.0.1 right now (the OS picks it; another process may still take it first). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

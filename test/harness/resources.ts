@@ -1,5 +1,7 @@
-import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
+
+// The dev stack and the bench pick ports the same way (stack/processes.ts).
+export { freePort } from '../../stack/processes.js';
 
 type Teardown = () => Promise<void>;
 const teardowns: Teardown[] = [];
@@ -18,17 +20,6 @@ export async function runTeardowns(): Promise<void> {
 export function once<T>(factory: () => Promise<T>): () => Promise<T> {
   let value: Promise<T> | undefined;
   return () => (value ??= factory());
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Ids that never collide between tests, files or runs. */
