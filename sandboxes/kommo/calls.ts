@@ -1,12 +1,11 @@
 // Call logging (developers.kommo.com/reference/calls): each call is noted on the card Kommo picks.
 import type { Express } from 'express';
-import { isRecord } from '../http.js';
-import { apiJson, badRequest } from './errors.js';
-import type { ValidationError } from './errors.js';
+import { apiJson } from './errors.js';
 import { isActive, matchesPhone, phoneKey } from './store.js';
 import type { KommoStore } from './store.js';
 import type { KommoLead } from './types.js';
-import { batchOf, Checker, requestIdOf } from './validation.js';
+import { parseBatch } from './validation.js';
+import type { Checker } from './validation.js';
 
 const singularOf = { contacts: 'contact', leads: 'lead', companies: 'company' } as const;
 
@@ -74,21 +73,11 @@ function placeCall(store: KommoStore, call: ValidCall): Added | undefined {
 
 export function callRoutes(app: Express, store: KommoStore): void {
   app.post('/api/v4/calls', apiJson(), (req, res) => {
-    const batch = batchOf(req, res);
-    if (!batch) return;
-    const invalid: ValidationError[] = [];
-    const calls = batch.map((item, index) => {
-      const requestId = requestIdOf(item, index);
-      if (!isRecord(item)) {
-        invalid.push({ request_id: requestId, errors: [{ code: 'InvalidType', path: '', detail: 'A call should be an object.' }] });
-        return undefined;
-      }
-      const check = new Checker(item);
+    const calls = parseBatch(req, res, 'A call', (item, requestId, check) => {
       const call = parseCall(item, requestId, check);
-      if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
       return call;
     });
-    if (invalid.length > 0) return badRequest(res, invalid);
+    if (!calls) return;
 
     const added: Added[] = [];
     const errors: { request_id: string; status: 'entity_not_found' }[] = [];

@@ -1,10 +1,9 @@
 // Notes added straight to an entity (how a call is noted on an entity its phone does not match).
 import type { Express } from 'express';
 import { isRecord } from '../http.js';
-import { apiJson, badRequest, notFound } from './errors.js';
-import type { ValidationError } from './errors.js';
+import { apiJson, notFound } from './errors.js';
 import type { KommoStore } from './store.js';
-import { batchOf, Checker, isInt, requestIdOf } from './validation.js';
+import { isInt, parseBatch } from './validation.js';
 
 type EntityType = 'contacts' | 'leads' | 'companies';
 
@@ -18,16 +17,7 @@ export function noteRoutes(app: Express, store: KommoStore): void {
   app.post('/api/v4/:entityType/notes', apiJson(), (req, res) => {
     const entityType = req.params.entityType;
     if (entityType !== 'contacts' && entityType !== 'leads' && entityType !== 'companies') return notFound(res);
-    const batch = batchOf(req, res);
-    if (!batch) return;
-    const invalid: ValidationError[] = [];
-    const parsed = batch.map((item, index) => {
-      const requestId = requestIdOf(item, index);
-      if (!isRecord(item)) {
-        invalid.push({ request_id: requestId, errors: [{ code: 'InvalidType', path: '', detail: 'A note should be an object.' }] });
-        return undefined;
-      }
-      const check = new Checker(item);
+    const parsed = parseBatch(req, res, 'A note', (item, requestId, check) => {
       const note = {
         requestId,
         entityId: check.int('entity_id', true, 1),
@@ -37,10 +27,9 @@ export function noteRoutes(app: Express, store: KommoStore): void {
       if (note.entityId !== undefined && !entityExists(store, entityType, note.entityId)) {
         check.errors.push({ code: 'InvalidType', path: 'entity_id', detail: 'Entity not found.' });
       }
-      if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
       return note;
     });
-    if (invalid.length > 0) return badRequest(res, invalid);
+    if (!parsed) return;
     const created = parsed.flatMap((note) => {
       if (!note || note.entityId === undefined || note.noteType === undefined) return [];
       const params = note.params;

@@ -1,11 +1,11 @@
 // Tasks: a batch create and a list filtered by the entity they are set on.
 import type { Express } from 'express';
-import { isRecord, queryValues } from '../http.js';
-import { apiJson, badRequest } from './errors.js';
-import type { ValidationError } from './errors.js';
+import { queryValues } from '../http.js';
+import { apiJson } from './errors.js';
 import type { KommoStore } from './store.js';
 import type { KommoTask } from './types.js';
-import { batchOf, Checker, requestIdOf } from './validation.js';
+import { parseBatch } from './validation.js';
+import type { Checker } from './validation.js';
 
 function parseTask(item: Record<string, unknown>, requestId: string, check: Checker) {
   const task = {
@@ -28,21 +28,11 @@ function parseTask(item: Record<string, unknown>, requestId: string, check: Chec
 
 export function taskRoutes(app: Express, store: KommoStore): void {
   app.post('/api/v4/tasks', apiJson(), (req, res) => {
-    const batch = batchOf(req, res);
-    if (!batch) return;
-    const invalid: ValidationError[] = [];
-    const parsed = batch.map((item, index) => {
-      const requestId = requestIdOf(item, index);
-      if (!isRecord(item)) {
-        invalid.push({ request_id: requestId, errors: [{ code: 'InvalidType', path: '', detail: 'A task should be an object.' }] });
-        return undefined;
-      }
-      const check = new Checker(item);
+    const parsed = parseBatch(req, res, 'A task', (item, requestId, check) => {
       const task = parseTask(item, requestId, check);
-      if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
       return task;
     });
-    if (invalid.length > 0) return badRequest(res, invalid);
+    if (!parsed) return;
 
     const created = parsed.map((task) => {
       if (!task || task.text === undefined || task.completeTill === undefined) throw new Error('unreachable: validated');

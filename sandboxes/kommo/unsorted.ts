@@ -1,9 +1,8 @@
 // Incoming leads (kommo.com/developers/content/api_v4/incoming-leads): SIP calls wait in their own
 // stage until a manager accepts them.
 import type { Express } from 'express';
-import { isRecord, queryValues } from '../http.js';
+import { queryValues } from '../http.js';
 import { apiJson, badRequest, notFound } from './errors.js';
-import type { ValidationError } from './errors.js';
 import { sendPage } from './paging.js';
 import { phonesOf } from './store.js';
 import type { KommoStore } from './store.js';
@@ -11,7 +10,7 @@ import { KOMMO_STATUS } from './types.js';
 import type { KommoUnsorted } from './types.js';
 import { callerKeys, parseUnsorted } from './unsorted-parse.js';
 import type { ParsedUnsorted } from './unsorted-parse.js';
-import { batchOf, Checker, requestIdOf } from './validation.js';
+import { parseBatch } from './validation.js';
 
 function pendingCallerKeys(store: KommoStore, entry: KommoUnsorted): string[] {
   return callerKeys(
@@ -60,26 +59,13 @@ function createUnsorted(store: KommoStore, entry: ParsedUnsorted | undefined) {
 
 export function unsortedRoutes(app: Express, store: KommoStore): void {
   app.post('/api/v4/leads/unsorted/sip', apiJson(), (req, res) => {
-    const batch = batchOf(req, res);
-    if (!batch) return;
-    const invalid: ValidationError[] = [];
     const seen = {
       uniqs: new Set(store.unsorted.map((u) => u.metadata.uniq)),
       callers: new Set(store.unsorted.flatMap((entry) => pendingCallerKeys(store, entry))),
     };
-    const entries = batch.map((item, index) => {
-      const requestId = requestIdOf(item, index);
-      if (!isRecord(item)) {
-        invalid.push({ request_id: requestId, errors: [{ code: 'InvalidType', path: '', detail: 'An unsorted lead should be an object.' }] });
-        return undefined;
-      }
-      const check = new Checker(item);
-      const entry = parseUnsorted(item, requestId, check, seen);
-      if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
-      return entry;
-    });
     // All or nothing: a rejected batch must not leave half-created leads behind.
-    if (invalid.length > 0) return badRequest(res, invalid);
+    const entries = parseBatch(req, res, 'An unsorted lead', (item, requestId, check) => parseUnsorted(item, requestId, check, seen));
+    if (!entries) return;
     const created = entries.map((entry) => createUnsorted(store, entry));
     res.json({ _embedded: { unsorted: created } });
   });

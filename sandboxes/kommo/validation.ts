@@ -2,7 +2,7 @@
 import type { Request, Response } from 'express';
 import { isRecord } from '../http.js';
 import { badRequest } from './errors.js';
-import type { FieldError } from './errors.js';
+import type { FieldError, ValidationError } from './errors.js';
 
 export const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
 
@@ -64,6 +64,32 @@ export function batchOf(req: Request, res: Response): unknown[] | undefined {
     { request_id: '0', errors: [{ code: 'InvalidType', path: '', detail: 'The request body should be a non-empty array.' }] },
   ]);
   return undefined;
+}
+
+/**
+ * A batch endpoint's items, each read by `parse` with its request id and a Checker; or, when any
+ * item is not an object or has field errors, the 400 naming every one (Kommo refuses the batch whole).
+ */
+export function parseBatch<T>(req: Request, res: Response, noun: string, parse: (item: Record<string, unknown>, requestId: string, check: Checker) => T): T[] | undefined {
+  const batch = batchOf(req, res);
+  if (!batch) return undefined;
+  const invalid: ValidationError[] = [];
+  const parsed = batch.map((item, index) => {
+    const requestId = requestIdOf(item, index);
+    if (!isRecord(item)) {
+      invalid.push({ request_id: requestId, errors: [{ code: 'InvalidType', path: '', detail: `${noun} should be an object.` }] });
+      return undefined;
+    }
+    const check = new Checker(item);
+    const value = parse(item, requestId, check);
+    if (check.errors.length > 0) invalid.push({ request_id: requestId, errors: check.errors });
+    return value;
+  });
+  if (invalid.length > 0) {
+    badRequest(res, invalid);
+    return undefined;
+  }
+  return parsed.filter((value): value is T => value !== undefined);
 }
 
 export function requestIdOf(item: unknown, index: number): string {
