@@ -2,6 +2,8 @@ import type { AppConfig } from '../config/load.js';
 import type { CallEvent, CallProvider } from '../shared/calls.js';
 import { callIdOf, callWorkflowId } from '../shared/calls.js';
 import type { CallEventBatch, CallWorkflowInput } from '../workflows/call.js';
+// The definitions themselves, not their names spelled again: a rename cannot leave the hand-off behind.
+import { callEventsSignal, callWorkflow } from '../workflows/call.js';
 import type { WorkflowDelivery } from './handoff.js';
 
 /** The signalWithStart that routes a call's events to its workflow, whoever sends them. */
@@ -14,11 +16,11 @@ export function callDelivery(config: AppConfig, tenantId: string, provider: Call
   return {
     tenantId,
     source,
-    workflowType: 'callWorkflow',
+    workflowType: callWorkflow.name,
     workflowId: callWorkflowId(tenantId, callId),
     taskQueue: config.temporal.taskQueues.calls,
     args: [input],
-    signalName: 'callEvents',
+    signalName: callEventsSignal.name,
     events: events satisfies CallEventBatch['events'],
     searchAttributes: { tenant: tenantId, callProvider: provider, callStatus: 'ringing', ...(direction ? { callDirection: direction } : {}) },
     staticSummary: `${direction ? `${direction[0]?.toUpperCase()}${direction.slice(1)} call` : 'Call'} via ${provider} · ${tenant.displayName}`,

@@ -2,6 +2,8 @@ import type { AppConfig } from '../config/load.js';
 import type { LeadEvent } from '../shared/leads.js';
 import { leadWorkflowId } from '../shared/leads.js';
 import type { LeadEventBatch, LeadWorkflowInput } from '../workflows/lead.js';
+// The definitions themselves, not their names spelled again: a rename cannot leave the hand-off behind.
+import { leadEventsSignal, leadWorkflow } from '../workflows/lead.js';
 import type { WorkflowDelivery } from './handoff.js';
 import { senderRoutes } from '../config/senders.js';
 
@@ -21,11 +23,11 @@ export function leadDelivery(config: AppConfig, tenantId: string, leadId: string
   return {
     tenantId,
     source,
-    workflowType: 'leadWorkflow',
+    workflowType: leadWorkflow.name,
     workflowId: leadWorkflowId(tenantId, leadId),
     taskQueue: config.temporal.taskQueues.leads,
     args: [input],
-    signalName: 'leadEvents',
+    signalName: leadEventsSignal.name,
     events: events satisfies LeadEventBatch['events'],
     searchAttributes: { tenant: tenantId, leadStage: 'new' },
     staticSummary: `Lead ${leadId} · ${tenant.displayName}`,
