@@ -366,11 +366,12 @@ export async function leadWorkflow(input: LeadWorkflowInput): Promise<LeadView> 
     const { message, language } = planStepMessage(state, policy, input.company, step, decision.asTemplate);
     const languageDetail = { language: language.language, languageMatch: language.match, ...(language.requested !== undefined ? { requestedLanguage: language.requested } : {}) };
     // The first message chooses the lead's number; later ones keep it (one conversation thread).
-    if (state.sender === undefined) {
+    let sender = state.sender;
+    if (sender === undefined) {
       const choice = chooseSender(state.profile, input.senders);
       assignSender(state, choice, changes, `first message (${choice.rule === 'default' ? 'no rule matched' : `by ${choice.rule}`})`);
+      sender = choice.sender;
     }
-    const sender = state.sender ?? chooseSender(state.profile, input.senders).sender;
     try {
       const sent = await messaging.sendWhatsApp.executeWithOptions({ summary: `WhatsApp ${step.key}${decision.asTemplate ? ' (template)' : ''}` }, [
         { tenantId, leadId, effectKey: `wa:${leadId}:${step.key}`, to: phone, message, language: language.language, sender },
